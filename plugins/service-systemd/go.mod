@@ -1,0 +1,7 @@
+module github.com/lago-go/lago/plugins/service-systemd
+
+go 1.26.0
+
+replace github.com/lago-go/lago/proto => ../../proto
+
+replace github.com/lago-go/lago/sdk => ../../sdk
