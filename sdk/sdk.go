@@ -17,6 +17,7 @@ import (
 	commandv1 "github.com/lago-go/lago/proto/lago/command/v1"
 	hostv1 "github.com/lago-go/lago/proto/lago/host/v1"
 	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
+	"github.com/lago-go/lago/sdk/plugininfo"
 )
 
 // APIVersion is the go-plugin protocol version; it equals the major version
@@ -25,12 +26,12 @@ const APIVersion = 1
 
 // Component kinds.
 const (
-	KindProvider = "provider"
-	KindVMType   = "vmtype"
-	KindService  = "service"
-	KindBuilder  = "builder"
-	KindOutput   = "output"
-	KindCommand  = "command"
+	KindProvider = plugininfo.KindProvider
+	KindVMType   = plugininfo.KindVMType
+	KindService  = plugininfo.KindService
+	KindBuilder  = plugininfo.KindBuilder
+	KindOutput   = plugininfo.KindOutput
+	KindCommand  = plugininfo.KindCommand
 )
 
 // ErrNotImplemented is returned by the Unimplemented embeds; it crosses the
