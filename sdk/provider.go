@@ -434,4 +434,3 @@ func (UnimplementedProvider) ListOwned(context.Context) ([]*providerv1.OwnedReso
 func (UnimplementedProvider) RemoveOwned(context.Context, *providerv1.EnvRef, []*providerv1.OwnedResource) error {
 	return ErrNotImplemented
 }
-
