@@ -1,0 +1,210 @@
+package env
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
+)
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// destroyInstances lists the provider instances that may own objects of
+// e. For a prefix whose specs are complete those are the ones the specs
+// name; a half-made prefix may hold objects on any configured instance,
+// so then all of them are asked.
+func (m *Manager) destroyInstances(e *Environment) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, s := range m.providersOf(e) {
+		add(s)
+	}
+	if !e.Complete || !e.Initialized {
+		add(m.opts.DefaultProvider)
+		for _, s := range m.opts.ProviderInstances {
+			add(s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Destroy removes the prefix at path completely: every provider object
+// it owns (running VMs included), its subnet leases, and the folder (a
+// symlink is unlinked, its target left alone). It works on half-made
+// prefixes, such as one left by an init killed at any moment. When a
+// provider fails, the prefix is kept, so destroy can be run again.
+func (m *Manager) Destroy(ctx context.Context, path string) error {
+	e, err := loadLenient(path)
+	if err != nil {
+		return err
+	}
+	if err := m.teardown(ctx, e); err != nil {
+		return fmt.Errorf("destroy prefix %s: %w", e.Path, err)
+	}
+	if err := removePath(path); err != nil {
+		return fmt.Errorf("destroy prefix %s: %w", e.Path, err)
+	}
+	return nil
+}
+
+// teardown removes what e owns outside its folder: provider objects, then
+// leases.
+func (m *Manager) teardown(ctx context.Context, e *Environment) error {
+	if e.UUID != "" {
+		// Without a uuid nothing can have been created or leased: init
+		// writes the uuid before it leases or asks a provider anything.
+		instances := m.destroyInstances(e)
+		err := parallel(ctx, len(instances), 0, func(ctx context.Context, i int) error {
+			p, err := m.provider(ctx, instances[i])
+			if err != nil {
+				return err
+			}
+			if err := p.RemoveOwned(ctx, e.Ref(), nil); err != nil {
+				return fmt.Errorf("remove objects on provider %q: %w", instances[i], err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if m.deps.Leaser != nil {
+		if err := m.deps.Leaser.ReleaseAll(e.UUIDPath()); err != nil {
+			return fmt.Errorf("release subnet leases: %w", err)
+		}
+	}
+	return nil
+}
+
+// removePath unlinks a symlink, or removes a folder tree.
+func removePath(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("remove link %s: %w", path, err)
+		}
+		return nil
+	}
+	if err := os.RemoveAll(path); err != nil {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+// Orphan is a provider object whose owner prefix is gone.
+type Orphan struct {
+	// Instance is the provider instance holding it.
+	Instance string
+	Kind     string
+	Name     string
+	// OwnerPrefix and OwnerUUID are the owner the object is tagged with.
+	OwnerPrefix string
+	OwnerUUID   string
+	State       string
+}
+
+// Orphans lists, on every configured provider instance, the objects whose
+// owner prefix no longer exists (its uuid file is missing or holds another
+// uuid), such as leaks of a crash or of a prefix removed by hand.
+func (m *Manager) Orphans(ctx context.Context) ([]Orphan, error) {
+	var instances []string
+	seen := map[string]bool{}
+	for _, s := range append([]string{m.opts.DefaultProvider}, m.opts.ProviderInstances...) {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			instances = append(instances, s)
+		}
+	}
+	sort.Strings(instances)
+	var out []Orphan
+	for _, inst := range instances {
+		p, err := m.provider(ctx, inst)
+		if err != nil {
+			return nil, err
+		}
+		owned, err := p.ListOwned(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list objects on provider %q: %w", inst, err)
+		}
+		for _, r := range owned {
+			if ownerAlive(r.OwnerPrefix, r.OwnerUuid) {
+				continue
+			}
+			out = append(out, Orphan{Instance: inst, Kind: r.Kind, Name: r.Name,
+				OwnerPrefix: r.OwnerPrefix, OwnerUUID: r.OwnerUuid, State: r.State})
+		}
+	}
+	return out, nil
+}
+
+// ownerAlive reports whether the prefix at path still holds uuid.
+func ownerAlive(path, uuid string) bool {
+	if path == "" || uuid == "" {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(path, fileUUID))
+	if err != nil {
+		return false
+	}
+	return strings.TrimSpace(string(b)) == uuid
+}
+
+// RemoveOrphans removes the given orphans (from Orphans), grouped by
+// provider instance and owner.
+func (m *Manager) RemoveOrphans(ctx context.Context, orphans []Orphan) error {
+	type group struct{ inst, prefix, uuid string }
+	groups := map[group][]Orphan{}
+	var order []group
+	for _, o := range orphans {
+		g := group{o.Instance, o.OwnerPrefix, o.OwnerUUID}
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], o)
+	}
+	var errs []error
+	for _, g := range order {
+		if ownerAlive(g.prefix, g.uuid) {
+			// The owner came back (or the list was stale): never remove
+			// a live prefix's objects.
+			continue
+		}
+		p, err := m.provider(ctx, g.inst)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var res []*providerv1.OwnedResource
+		for _, o := range groups[g] {
+			res = append(res, &providerv1.OwnedResource{Kind: o.Kind, Name: o.Name, OwnerPrefix: o.OwnerPrefix, OwnerUuid: o.OwnerUUID, State: o.State})
+		}
+		if err := p.RemoveOwned(ctx, &providerv1.EnvRef{PrefixPath: g.prefix, Uuid: g.uuid}, res); err != nil {
+			errs = append(errs, fmt.Errorf("remove orphans of %s on provider %q: %w", g.prefix, g.inst, err))
+		}
+	}
+	return errors.Join(errs...)
+}

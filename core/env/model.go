@@ -1,0 +1,453 @@
+package env
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
+
+	"github.com/lago-go/lago/core/spec"
+)
+
+// Files and folders of a prefix that env reads or writes.
+const (
+	fileInitialized = "initialized"
+	fileUUID        = "uuid"
+	fileKey         = "id_rsa"
+	dirVirt         = "virt"
+	dirLogs         = "logs"
+	dirImages       = "images"
+	fileEnv         = "env"
+)
+
+// Environment is a prefix loaded from disk.
+type Environment struct {
+	// Path is the prefix folder, absolute and with symlinks resolved.
+	Path string
+	UUID string
+	// Initialized is false for a half-made prefix.
+	Initialized bool
+	// Complete is false when virt/env or a spec it names is missing or
+	// unreadable (a half-made prefix).
+	Complete bool
+	Nets     []*spec.Net
+	VMs      []*spec.VM
+}
+
+// Ref is the EnvRef providers tag their objects with.
+func (e *Environment) Ref() *providerv1.EnvRef {
+	return &providerv1.EnvRef{PrefixPath: e.Path, Uuid: e.UUID}
+}
+
+// VM returns the VM named name, or nil.
+func (e *Environment) VM(name string) *spec.VM {
+	for _, v := range e.VMs {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
+
+// Net returns the net named name, or nil.
+func (e *Environment) Net(name string) *spec.Net {
+	for _, n := range e.Nets {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// SerialLogPath is where a VM's serial console is logged.
+func (e *Environment) SerialLogPath(vm string) string {
+	return filepath.Join(e.Path, dirLogs, vm+".serial.log")
+}
+
+// KeyPath is the prefix's private ssh key.
+func (e *Environment) KeyPath() string { return filepath.Join(e.Path, fileKey) }
+
+// UUIDPath is the file leases are tied to.
+func (e *Environment) UUIDPath() string { return filepath.Join(e.Path, fileUUID) }
+
+// vmProvider is the provider instance a VM runs on.
+func (m *Manager) vmProvider(vm *spec.VM) string {
+	if vm.VMProvider != "" {
+		return vm.VMProvider
+	}
+	return m.opts.DefaultProvider
+}
+
+// netProviders are the provider instances a net must exist on: those of
+// the VMs with a NIC on it, or the default one for a net no VM uses.
+func (m *Manager) netProviders(e *Environment, net string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, vm := range e.VMs {
+		for _, nic := range vm.NICs {
+			if nic.Net == net && !seen[m.vmProvider(vm)] {
+				seen[m.vmProvider(vm)] = true
+				out = append(out, m.vmProvider(vm))
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = []string{m.opts.DefaultProvider}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// providersOf lists every provider instance the environment uses.
+func (m *Manager) providersOf(e *Environment) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(p string) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	for _, vm := range e.VMs {
+		add(m.vmProvider(vm))
+	}
+	for _, n := range e.Nets {
+		for _, p := range m.netProviders(e, n.Name) {
+			add(p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Load reads the prefix at path. A missing or uninitialized prefix is a
+// user error.
+func (m *Manager) Load(path string) (*Environment, error) {
+	e, err := loadLenient(path)
+	if err != nil {
+		return nil, err
+	}
+	if !e.Initialized {
+		return nil, userErrorf("prefix %s is not initialized (run lago init, or lago destroy to remove it)", e.Path)
+	}
+	if !e.Complete {
+		return nil, fmt.Errorf("load prefix %s: specs are incomplete; destroy and init it again", e.Path)
+	}
+	return e, nil
+}
+
+// loadLenient reads whatever a prefix holds, for Destroy of half-made
+// prefixes: missing specs leave Complete false instead of failing.
+func loadLenient(path string) (*Environment, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("resolve prefix path %s: %w", path, err)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	st, err := os.Stat(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, userErrorf("prefix %s does not exist", abs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stat prefix %s: %w", abs, err)
+	}
+	if !st.IsDir() {
+		return nil, userErrorf("prefix %s is not a folder", abs)
+	}
+	e := &Environment{Path: abs, Complete: true}
+	if b, err := os.ReadFile(filepath.Join(abs, fileUUID)); err == nil {
+		e.UUID = strings.TrimSpace(string(b))
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read uuid of prefix %s: %w", abs, err)
+	}
+	if _, err := os.Stat(filepath.Join(abs, fileInitialized)); err == nil {
+		e.Initialized = true
+	}
+	var names spec.Env
+	if err := readJSON(filepath.Join(abs, dirVirt, fileEnv), &names); err != nil {
+		e.Complete = false
+		return e, nil
+	}
+	for _, n := range names.Nets {
+		var net spec.Net
+		if err := readJSON(filepath.Join(abs, dirVirt, "net-"+n), &net); err != nil {
+			e.Complete = false
+			continue
+		}
+		if net.Name == "" {
+			net.Name = n
+		}
+		e.Nets = append(e.Nets, &net)
+	}
+	for _, n := range names.VMs {
+		var vm spec.VM
+		if err := readJSON(filepath.Join(abs, dirVirt, "vm-"+n), &vm); err != nil {
+			e.Complete = false
+			continue
+		}
+		if vm.Name == "" {
+			vm.Name = n
+		}
+		e.VMs = append(e.VMs, &vm)
+	}
+	return e, nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %s: %w", path, err)
+	}
+	return nil
+}
+
+// selectVMs returns the named VMs (all when names is empty), each given
+// by its full name or a unique suffix of it.
+func selectVMs(e *Environment, names []string) ([]*spec.VM, error) {
+	if len(names) == 0 {
+		return append([]*spec.VM(nil), e.VMs...), nil
+	}
+	var out []*spec.VM
+	seen := map[string]bool{}
+	for _, n := range names {
+		vm, err := findVM(e, n)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[vm.Name] {
+			seen[vm.Name] = true
+			out = append(out, vm)
+		}
+	}
+	return out, nil
+}
+
+// findVM resolves a VM by exact name or unique name suffix, as the
+// original's shell verb does.
+func findVM(e *Environment, name string) (*spec.VM, error) {
+	if vm := e.VM(name); vm != nil {
+		return vm, nil
+	}
+	var matches []string
+	var found *spec.VM
+	for _, vm := range e.VMs {
+		if strings.HasSuffix(vm.Name, name) {
+			matches = append(matches, vm.Name)
+			found = vm
+		}
+	}
+	switch len(matches) {
+	case 1:
+		return found, nil
+	case 0:
+		return nil, userErrorf("no vm named %q in prefix %s", name, e.Path)
+	default:
+		return nil, userErrorf("vm name %q is ambiguous: %s", name, strings.Join(matches, ", "))
+	}
+}
+
+// toProviderNet converts a net spec to what providers take.
+func toProviderNet(e *Environment, n *spec.Net) *providerv1.Network {
+	pn := &providerv1.Network{
+		Name:          n.Name,
+		Type:          n.Type,
+		Gateway:       n.Gw,
+		Management:    n.Management,
+		DnsDomainName: n.DNSDomainName,
+		Mtu:           int32(n.MTU),
+	}
+	if pn.Type == "" {
+		pn.Type = spec.NetNAT
+	}
+	if p, ok := n.Prefix(); ok {
+		pn.PrefixLength = int32(p.Bits())
+		if n.DHCP != nil {
+			pn.DhcpStart = octet(p, n.DHCP.Start)
+			pn.DhcpEnd = octet(p, n.DHCP.End)
+		}
+	}
+	for _, vm := range e.VMs {
+		eth := 0
+		for i, nic := range vm.NICs {
+			if nic.Net != n.Name {
+				continue
+			}
+			if nic.IP != "" {
+				name := fmt.Sprintf("%s-eth%d", vm.Name, i)
+				if i == vm.MgmtNIC() || (vm.MgmtNet == "" && eth == 0) {
+					name = vm.Name
+				}
+				mac := nic.MAC
+				if mac == "" {
+					mac = spec.MACFromIP(nic.IP)
+				}
+				pn.Hosts = append(pn.Hosts, &providerv1.DhcpHost{Name: name, Mac: mac, Ip: nic.IP})
+			}
+			eth++
+		}
+	}
+	if n.Management {
+		names := make([]string, 0, len(n.DNSRecords))
+		for h := range n.DNSRecords {
+			names = append(names, h)
+		}
+		sort.Strings(names)
+		for _, h := range names {
+			pn.DnsRecords = append(pn.DnsRecords, &providerv1.DnsRecord{Hostname: h, Ip: n.DNSRecords[h]})
+		}
+	}
+	return pn
+}
+
+// octet returns the address of p whose last octet is last ("" if invalid).
+func octet(p netip.Prefix, last int) string {
+	if last <= 0 || last > 255 {
+		return ""
+	}
+	a := p.Masked().Addr().As4()
+	a[3] = byte(last)
+	return netip.AddrFrom4(a).String()
+}
+
+// toProviderVM converts a VM spec to what providers take: paths are made
+// absolute (providers may not know $LAGO_PREFIX_PATH) and the serial log
+// goes to <prefix>/logs/<vm>.serial.log.
+func toProviderVM(e *Environment, vm *spec.VM) (*providerv1.VM, error) {
+	raw, err := json.Marshal(vm)
+	if err != nil {
+		return nil, fmt.Errorf("encode spec of vm %s: %w", vm.Name, err)
+	}
+	pv := &providerv1.VM{
+		Name:          vm.Name,
+		MemoryMib:     int64(vm.Memory),
+		Vcpu:          int32(vm.VCPU),
+		CpuModel:      vm.CPUModel,
+		VmType:        vm.VMType,
+		SerialLogPath: e.SerialLogPath(vm.Name),
+		SpecJson:      raw,
+	}
+	if pv.Vcpu == 0 {
+		pv.Vcpu = spec.DefaultVCPU
+	}
+	for _, c := range vm.Numa {
+		pv.Numa = append(pv.Numa, &providerv1.NumaCell{Id: int32(c.ID), Cpus: c.CPUs, MemoryMib: int64(c.Memory)})
+	}
+	for _, nic := range vm.NICs {
+		mac := nic.MAC
+		if mac == "" {
+			mac = spec.MACFromIP(nic.IP)
+		}
+		pv.Nics = append(pv.Nics, &providerv1.Nic{Net: nic.Net, Ip: nic.IP, Mac: mac, Mtu: int32(nic.MTU)})
+	}
+	for i, d := range vm.Disks {
+		pd := &providerv1.Disk{
+			Name:      d.Name,
+			Dev:       d.Dev,
+			Type:      d.Type,
+			Format:    d.Format,
+			Path:      spec.ExpandPrefixPath(d.Path, e.Path),
+			MakeACopy: d.MakeACopy,
+		}
+		if pd.Name == "" {
+			pd.Name = d.Dev
+		}
+		if pd.Name == "" {
+			pd.Name = fmt.Sprintf("disk%d", i)
+		}
+		if d.Size != "" {
+			n, err := spec.ParseSize(d.Size)
+			if err != nil {
+				return nil, fmt.Errorf("vm %s disk %s: %w", vm.Name, pd.Name, err)
+			}
+			pd.SizeBytes = n
+		}
+		pv.Disks = append(pv.Disks, pd)
+	}
+	if len(vm.Metadata) > 0 {
+		pv.Metadata = map[string]string{}
+		for k, v := range vm.Metadata {
+			switch x := v.(type) {
+			case string:
+				pv.Metadata[k] = x
+			default:
+				b, err := json.Marshal(x)
+				if err == nil {
+					pv.Metadata[k] = string(b)
+				}
+			}
+		}
+	}
+	return pv, nil
+}
+
+// withProvider pairs an object with the provider it lives on.
+type boundVM struct {
+	spec     *spec.VM
+	pv       *providerv1.VM
+	instance string
+}
+
+type boundNet struct {
+	spec     *spec.Net
+	pn       *providerv1.Network
+	instance string
+}
+
+func (b boundNet) key() string { return b.instance + "/" + b.spec.Name }
+
+// bindVMs converts VMs and pairs them with their providers.
+func (m *Manager) bindVMs(e *Environment, vms []*spec.VM) ([]boundVM, error) {
+	out := make([]boundVM, 0, len(vms))
+	for _, vm := range vms {
+		pv, err := toProviderVM(e, vm)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, boundVM{spec: vm, pv: pv, instance: m.vmProvider(vm)})
+	}
+	return out, nil
+}
+
+// bindNets pairs each net with each provider it must exist on; names
+// limits the nets (nil for all).
+func (m *Manager) bindNets(e *Environment, names map[string]bool) []boundNet {
+	var out []boundNet
+	for _, n := range e.Nets {
+		if names != nil && !names[n.Name] {
+			continue
+		}
+		for _, inst := range m.netProviders(e, n.Name) {
+			out = append(out, boundNet{spec: n, pn: toProviderNet(e, n), instance: inst})
+		}
+	}
+	return out
+}
+
+// resolveAll resolves every instance once.
+func (m *Manager) resolveAll(ctx context.Context, instances []string) (map[string]providerHandle, error) {
+	out := map[string]providerHandle{}
+	for _, inst := range instances {
+		if _, ok := out[inst]; ok {
+			continue
+		}
+		p, err := m.provider(ctx, inst)
+		if err != nil {
+			return nil, err
+		}
+		out[inst] = providerHandle{p}
+	}
+	return out, nil
+}

@@ -1,0 +1,40 @@
+package env
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Shell runs argv on the VM (an interactive shell when argv is empty) and
+// returns the remote exit code. vm may be a unique suffix of a VM name.
+// err is set only when the command could not be run at all.
+func (m *Manager) Shell(ctx context.Context, prefix, vm string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	e, err := m.Load(prefix)
+	if err != nil {
+		return 0, err
+	}
+	t, err := m.Target(e, vm)
+	if err != nil {
+		return 0, err
+	}
+	if m.deps.SSH == nil {
+		return 0, errors.New("shell: no ssh client configured")
+	}
+	code, err := m.deps.SSH.Run(ctx, t, argv, stdin, stdout, stderr)
+	if err != nil {
+		return code, fmt.Errorf("shell on vm %s: %w", t.VM, err)
+	}
+	return code, nil
+}
+
+// Target resolves a VM by name or unique suffix and says how to reach it
+// over ssh, for verbs such as copy-to-vm and deploy.
+func (m *Manager) Target(e *Environment, vm string) (SSHTarget, error) {
+	v, err := findVM(e, vm)
+	if err != nil {
+		return SSHTarget{}, err
+	}
+	return m.sshTarget(e, v)
+}

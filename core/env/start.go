@@ -1,0 +1,283 @@
+package env
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lago-go/lago/core/spec"
+)
+
+// VM and net states that mean "not running".
+const (
+	stateRunning = "running"
+	stateDown    = "down"
+	stateShutOff = "shut off"
+	stateUp      = "up"
+)
+
+// isOff reports whether a VM state means the VM uses no resources.
+func isOff(state string) bool { return state == stateDown || state == stateShutOff }
+
+// StartOptions tune Start.
+type StartOptions struct {
+	// NoWait returns once the VMs are started, without waiting for ssh.
+	NoWait bool
+	// Timeout is the one overall deadline for every started VM to answer
+	// ssh; 0 means Options.StartTimeout.
+	Timeout time.Duration
+	// Parallelism bounds concurrent StartVM calls; 0 means
+	// Options.StartParallelism (whose 0 means all at once).
+	Parallelism int
+}
+
+// netOn is a net on one provider instance.
+type netOn struct{ net, instance string }
+
+// usedNets lists the (net, provider) pairs the given VMs have NICs on, in
+// a stable order.
+func (m *Manager) usedNets(vms []*spec.VM) []netOn {
+	seen := map[netOn]bool{}
+	var out []netOn
+	for _, vm := range vms {
+		for _, nic := range vm.NICs {
+			k := netOn{nic.Net, m.vmProvider(vm)}
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].instance != out[j].instance {
+			return out[i].instance < out[j].instance
+		}
+		return out[i].net < out[j].net
+	})
+	return out
+}
+
+// startRun records what one Start call started, for rollback.
+type startRun struct {
+	m     *Manager
+	e     *Environment
+	provs map[string]providerHandle
+	mu    sync.Mutex
+	nets  []netOn
+	vms   []boundVM
+}
+
+func (r *startRun) addNet(n netOn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nets = append(r.nets, n)
+}
+
+func (r *startRun) addVM(v boundVM) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.vms = append(r.vms, v)
+}
+
+// rollback stops the VMs, then the nets, this run started, on a context
+// that survives the caller's cancellation.
+func (r *startRun) rollback(ctx context.Context) error {
+	cctx, cancel := detached(ctx)
+	defer cancel()
+	r.mu.Lock()
+	vms := append([]boundVM(nil), r.vms...)
+	nets := append([]netOn(nil), r.nets...)
+	r.mu.Unlock()
+	errVM := parallel(cctx, len(vms), 0, func(ctx context.Context, i int) error {
+		if err := r.provs[vms[i].instance].StopVM(ctx, r.e.Ref(), vms[i].pv); err != nil {
+			return fmt.Errorf("stop vm %s: %w", vms[i].spec.Name, err)
+		}
+		return nil
+	})
+	errNet := parallel(cctx, len(nets), 0, func(ctx context.Context, i int) error {
+		n := r.e.Net(nets[i].net)
+		if err := r.provs[nets[i].instance].StopNetwork(ctx, r.e.Ref(), toProviderNet(r.e, n)); err != nil {
+			return fmt.Errorf("stop network %s: %w", n.Name, err)
+		}
+		return nil
+	})
+	return errors.Join(errVM, errNet)
+}
+
+// Start starts the named VMs of the prefix (all when vms is empty): first
+// the networks they use (in parallel), then the VMs (in parallel, bounded),
+// then waits until each answers ssh, all within one overall timeout.
+// Running VMs and up networks are left alone. When any step fails or ctx
+// ends, what this call started is stopped again.
+func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o StartOptions) error {
+	e, err := m.Load(prefix)
+	if err != nil {
+		return err
+	}
+	sel, err := selectVMs(e, vms)
+	if err != nil {
+		return err
+	}
+	bound, err := m.bindVMs(e, sel)
+	if err != nil {
+		return err
+	}
+	nets := m.usedNets(sel)
+	var instances []string
+	for _, b := range bound {
+		instances = append(instances, b.instance)
+	}
+	provs, err := m.resolveAll(ctx, instances)
+	if err != nil {
+		return err
+	}
+	run := &startRun{m: m, e: e, provs: provs}
+	fail := func(err error) error {
+		if rbErr := run.rollback(ctx); rbErr != nil {
+			return errors.Join(err, fmt.Errorf("roll back start of prefix %s: %w", e.Path, rbErr))
+		}
+		return err
+	}
+
+	// Networks first: a VM's NICs need them.
+	err = parallel(ctx, len(nets), 0, func(ctx context.Context, i int) error {
+		n := nets[i]
+		if e.Net(n.net) == nil {
+			return fmt.Errorf("start network %s: not in the prefix's specs", n.net)
+		}
+		pn := toProviderNet(e, e.Net(n.net))
+		p := provs[n.instance]
+		if st, err := p.NetworkState(ctx, e.Ref(), pn); err == nil && st == stateUp {
+			return nil
+		}
+		if err := p.StartNetwork(ctx, e.Ref(), pn); err != nil {
+			return fmt.Errorf("start network %s: %w", n.net, err)
+		}
+		run.addNet(n)
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+
+	par := o.Parallelism
+	if par == 0 {
+		par = m.opts.StartParallelism
+	}
+	err = parallel(ctx, len(bound), par, func(ctx context.Context, i int) error {
+		b := bound[i]
+		p := provs[b.instance]
+		if st, err := p.VMState(ctx, e.Ref(), b.pv); err == nil && st == stateRunning {
+			return nil
+		}
+		if err := os.MkdirAll(filepath.Join(e.Path, dirLogs), 0o755); err != nil {
+			return fmt.Errorf("start vm %s: create log folder: %w", b.spec.Name, err)
+		}
+		if err := p.StartVM(ctx, e.Ref(), b.pv); err != nil {
+			return fmt.Errorf("start vm %s: %w", b.spec.Name, err)
+		}
+		run.addVM(b)
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if o.NoWait {
+		return nil
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = m.opts.StartTimeout
+	}
+	if err := m.waitSSH(ctx, e, bound, timeout); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// waitSSH waits, within one overall timeout, until every VM answers ssh.
+// A VM that does not is named with the tail of its serial console.
+func (m *Manager) waitSSH(ctx context.Context, e *Environment, vms []boundVM, timeout time.Duration) error {
+	if len(vms) == 0 {
+		return nil
+	}
+	if m.deps.SSH == nil {
+		return errors.New("wait for ssh: no ssh client configured")
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return parallel(wctx, len(vms), 0, func(wctx context.Context, i int) error {
+		vm := vms[i].spec
+		t, err := m.sshTarget(e, vm)
+		if err != nil {
+			return err
+		}
+		err = m.deps.SSH.WaitReady(wctx, t)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("wait for ssh on vm %s: %w", vm.Name, ctx.Err())
+		}
+		msg := fmt.Sprintf("vm %s did not answer ssh on %s within %s", vm.Name, t.Host, timeout)
+		if wctx.Err() == nil {
+			msg = fmt.Sprintf("vm %s: ssh on %s failed", vm.Name, t.Host)
+		}
+		return fmt.Errorf("%s: %w%s", msg, err, serialTail(e.SerialLogPath(vm.Name)))
+	})
+}
+
+// serialTail formats the last lines of a serial console log for an error
+// message, or says why there are none.
+func serialTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("\n(no serial console log: %v)", err)
+	}
+	b = bytes.TrimRight(b, "\r\n")
+	lines := strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
+	if len(lines) > serialTailLines {
+		lines = lines[len(lines)-serialTailLines:]
+	}
+	if len(lines) == 1 && lines[0] == "" {
+		return fmt.Sprintf("\n(serial console log %s is empty)", path)
+	}
+	return fmt.Sprintf("\nlast lines of the serial console (%s):\n    %s", path, strings.Join(lines, "\n    "))
+}
+
+// sshTarget says how to reach a VM: its management NIC's IP, the prefix's
+// key, then the VM's ssh or root password, then the configured one.
+func (m *Manager) sshTarget(e *Environment, vm *spec.VM) (SSHTarget, error) {
+	i := vm.MgmtNIC()
+	if i < 0 && len(vm.NICs) > 0 && vm.MgmtNet == "" {
+		i = 0
+	}
+	if i < 0 || vm.NICs[i].IP == "" {
+		return SSHTarget{}, userErrorf("vm %s has no management NIC with an IP address", vm.Name)
+	}
+	t := SSHTarget{
+		VM:       vm.Name,
+		Host:     vm.NICs[i].IP,
+		Port:     22,
+		User:     vm.SSHUser,
+		KeyFile:  e.KeyPath(),
+		Password: vm.SSHPassword,
+	}
+	if t.User == "" {
+		t.User = m.opts.SSHUser
+	}
+	if t.Password == "" {
+		t.Password = vm.RootPassword
+	}
+	if t.Password == "" {
+		t.Password = m.opts.SSHPassword
+	}
+	return t, nil
+}
