@@ -135,10 +135,14 @@ type Disk struct {
 	TemplateRepo string `json:"template_repo,omitempty"`
 	// TemplateType is "lago" (a repository template) or "qcow2" (Path is
 	// the image to overlay), as in the original.
-	TemplateType string      `json:"template_type,omitempty"`
-	URL          string      `json:"url,omitempty"`
-	MakeACopy    bool        `json:"make_a_copy,omitempty"`
-	Build        []BuildStep `json:"build,omitempty"`
+	TemplateType string `json:"template_type,omitempty"`
+	URL          string `json:"url,omitempty"`
+	MakeACopy    bool   `json:"make_a_copy,omitempty"`
+	// SourcePath is the user's image a disk is made from when Path is the
+	// prefix's own image: the backing image of a template disk of
+	// template_type qcow2, or the file copied for make_a_copy.
+	SourcePath string      `json:"source_path,omitempty"`
+	Build      []BuildStep `json:"build,omitempty"`
 	// Metadata is the template's metadata (distro, root-password, ...)
 	// once the disk is made.
 	Metadata map[string]any `json:"metadata,omitempty"`
