@@ -67,6 +67,7 @@ cat >"$work/dom.xml" <<EOF
       <mac address='$mac'/>
       <model type='virtio'/>
     </interface>
+    <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
     <serial type='file'><source path='$work/console.log'/><target port='0'/></serial>
   </devices>
 </domain>

@@ -173,13 +173,14 @@ for lib in /lib/x86_64-linux-gnu/libnss_files.so.2 /lib/x86_64-linux-gnu/libnss_
 	if [ -e "$lib" ]; then install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"; fi
 done
 
-# Modules: networking, ACPI power button, input events for acpid.
+# Modules: networking, virtio-rng (with an <rng> device the crng is ready
+# before dropbear instead of seconds later), ACPI power button, evdev for acpid.
 mkdir -p "$root/lib/modules/$kver"
 : >"$root/etc/modules-boot"
 while read -r m; do
 	install -D -m 0644 "$moddir/$m" "$root/lib/modules/$kver/$m"
 	echo "/lib/modules/$kver/$m" >>"$root/etc/modules-boot"
-done < <(modlist virtio_pci virtio_blk virtio_net button evdev)
+done < <(modlist virtio_pci virtio_blk virtio_net virtio-rng button evdev)
 for f in "$moddir"/modules.*; do
 	case "$f" in *.bin) ;; *) cp "$f" "$root/lib/modules/$kver/" ;; esac
 done
