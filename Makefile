@@ -11,7 +11,7 @@ PLUGINS := provider-libvirt service-systemd service-sysvinit output-json builder
 MODULES := proto sdk core cmd/lago $(addprefix plugins/,$(PLUGINS))
 LDFLAGS := -s -w -X github.com/lago-go/lago/core/version.Version=$(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build plugins test test-short e2e bench proto proto-check lint install clean tools
+.PHONY: all build plugins test e2e bench proto proto-check lint install clean tools check
 
 all: build
 
@@ -53,6 +53,9 @@ lint:
 # test runs every module's unit and in-process plugin tests with the race detector.
 test: build
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+
+# check is the README's test command and what CI runs.
+check: proto-check lint test e2e
 
 e2e: build
 	./test/e2e/run.sh
