@@ -1,0 +1,411 @@
+// Package ssh is how the core talks to guests: running commands and scripts,
+// interactive shells, copying files and waiting for a booting VM to accept
+// logins. It uses golang.org/x/crypto/ssh, so no ssh binary, sshpass or
+// expect is needed on the host, and argv never passes through a host shell.
+//
+// Host keys are trusted on first use: Target.KnownHostsPath names a
+// known_hosts file (the core keeps one per prefix, so destroying the prefix
+// forgets its VMs); an unknown host's key is appended to it, and a key that
+// differs from the recorded one fails the connection with a
+// *HostKeyChangedError instead of being silently accepted as the original
+// Lago did. An empty KnownHostsPath accepts any key and records nothing.
+package ssh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	xssh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Default timeouts. A TCP connect to a booting guest that does not answer ARP
+// yet stalls for the whole timeout, so connects are short and retried.
+const (
+	DefaultDialTimeout      = 2 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultUser             = "root"
+	DefaultPort             = "22"
+	probeDialTimeout        = 200 * time.Millisecond
+	probeHandshakeTimeout   = 5 * time.Second
+)
+
+// ErrAuth is wrapped by errors of a server that refused every offered
+// credential (key and password).
+var ErrAuth = errors.New("ssh authentication failed")
+
+// Target says where and how to log in to a guest.
+type Target struct {
+	// Addr is "host" or "host:port"; the port defaults to 22.
+	Addr string
+	// User defaults to root.
+	User string
+	// Password is tried after the key (password and keyboard-interactive).
+	Password string
+	// KeyPath is a private key file (OpenSSH or PEM), tried first.
+	KeyPath string
+	// KnownHostsPath is the trust-on-first-use known_hosts file; empty
+	// accepts any host key.
+	KnownHostsPath string
+	// DialTimeout bounds one TCP connect; zero means DefaultDialTimeout.
+	DialTimeout time.Duration
+	// HandshakeTimeout bounds the ssh handshake and authentication; zero
+	// means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+}
+
+func (t Target) addr() string {
+	if _, _, err := net.SplitHostPort(t.Addr); err == nil {
+		return t.Addr
+	}
+	return net.JoinHostPort(strings.Trim(t.Addr, "[]"), DefaultPort)
+}
+
+func (t Target) user() string {
+	if t.User == "" {
+		return DefaultUser
+	}
+	return t.User
+}
+
+// HostKeyChangedError is returned when a host presents a key other than the
+// one recorded in the known_hosts file: either the VM was re-created with new
+// keys, or someone is in the middle.
+type HostKeyChangedError struct {
+	Host           string
+	KnownHostsPath string
+	Fingerprint    string   // of the presented key
+	Known          []string // "file:line" of the recorded keys
+}
+
+func (e *HostKeyChangedError) Error() string {
+	return fmt.Sprintf("ssh host key of %s changed (now %s, recorded at %s): the VM was re-created or the connection is intercepted; remove its lines from %s to trust the new key",
+		e.Host, e.Fingerprint, strings.Join(e.Known, ", "), e.KnownHostsPath)
+}
+
+// Client is an authenticated connection to one guest. It is safe for
+// concurrent use: every Run opens its own session.
+type Client struct {
+	target Target
+	conn   *xssh.Client
+}
+
+// Dial connects and authenticates once, honouring ctx for the whole attempt.
+func Dial(ctx context.Context, t Target) (*Client, error) {
+	dt := t.DialTimeout
+	if dt <= 0 {
+		dt = DefaultDialTimeout
+	}
+	ht := t.HandshakeTimeout
+	if ht <= 0 {
+		ht = DefaultHandshakeTimeout
+	}
+	return dial(ctx, t, dt, ht)
+}
+
+func dial(ctx context.Context, t Target, dialTimeout, handshakeTimeout time.Duration) (*Client, error) {
+	cfg, err := clientConfig(t)
+	if err != nil {
+		return nil, err
+	}
+	addr := t.addr()
+	d := net.Dialer{Timeout: dialTimeout}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	// The handshake has no context of its own: a deadline bounds it and a
+	// cancelled ctx closes the socket under it.
+	_ = raw.SetDeadline(time.Now().Add(handshakeTimeout))
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	c, chans, reqs, err := xssh.NewClientConn(raw, addr, cfg)
+	if !stop() {
+		if err == nil {
+			c.Close()
+		}
+		raw.Close()
+		return nil, fmt.Errorf("ssh to %s: %w", addr, ctx.Err())
+	}
+	if err != nil {
+		raw.Close()
+		var hk *HostKeyChangedError
+		if errors.As(err, &hk) {
+			return nil, hk
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, fmt.Errorf("ssh to %s as %s: %w: %v", addr, t.user(), ErrAuth, err)
+		}
+		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
+	}
+	_ = raw.SetDeadline(time.Time{})
+	return &Client{target: t, conn: xssh.NewClient(c, chans, reqs)}, nil
+}
+
+func clientConfig(t Target) (*xssh.ClientConfig, error) {
+	var auth []xssh.AuthMethod
+	if t.KeyPath != "" {
+		pem, err := os.ReadFile(t.KeyPath)
+		if err != nil {
+			return nil, fmt.Errorf("read ssh key: %w", err)
+		}
+		signer, err := xssh.ParsePrivateKey(pem)
+		if err != nil {
+			return nil, fmt.Errorf("parse ssh key %s: %w", t.KeyPath, err)
+		}
+		auth = append(auth, xssh.PublicKeys(signer))
+	}
+	if t.Password != "" {
+		pw := t.Password
+		auth = append(auth, xssh.Password(pw),
+			xssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
+				answers := make([]string, len(questions))
+				for i := range answers {
+					answers[i] = pw
+				}
+				return answers, nil
+			}))
+	}
+	if len(auth) == 0 {
+		return nil, fmt.Errorf("ssh to %s: no key and no password given", t.Addr)
+	}
+	cfg := &xssh.ClientConfig{User: t.user(), Auth: auth}
+	if t.KnownHostsPath == "" {
+		cfg.HostKeyCallback = xssh.InsecureIgnoreHostKey() //nolint:gosec // documented opt-out
+		return cfg, nil
+	}
+	cb, algos, err := tofu(t.KnownHostsPath, t.addr())
+	if err != nil {
+		return nil, err
+	}
+	cfg.HostKeyCallback = cb
+	cfg.HostKeyAlgorithms = algos
+	return cfg, nil
+}
+
+// knownHostsMu serialises appends to known_hosts files within the process;
+// VMs of one prefix are dialled in parallel and share one file.
+var knownHostsMu sync.Mutex
+
+// tofu returns a host key callback that records unknown hosts in path, and
+// the host key algorithms to ask for when the host is already known (so a
+// server that also has a key of another type is not mistaken for a changed
+// one).
+func tofu(path, addr string) (xssh.HostKeyCallback, []string, error) {
+	knownHostsMu.Lock()
+	defer knownHostsMu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create known_hosts folder: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open known_hosts: %w", err)
+	}
+	f.Close()
+	check, err := knownhosts.New(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read known_hosts %s: %w", path, err)
+	}
+	known := knownKeys(check, addr)
+	var algos []string
+	for _, k := range known {
+		algos = append(algos, algorithmsFor(k.Key.Type())...)
+	}
+	cb := func(hostname string, remote net.Addr, key xssh.PublicKey) error {
+		err := check(hostname, remote, key)
+		if err == nil {
+			return nil
+		}
+		var ke *knownhosts.KeyError
+		if !errors.As(err, &ke) {
+			return fmt.Errorf("check host key of %s: %w", hostname, err)
+		}
+		if len(ke.Want) > 0 {
+			hk := &HostKeyChangedError{Host: hostname, KnownHostsPath: path, Fingerprint: xssh.FingerprintSHA256(key)}
+			for _, w := range ke.Want {
+				hk.Known = append(hk.Known, w.Filename+":"+strconv.Itoa(w.Line))
+			}
+			return hk
+		}
+		return appendKnownHost(path, hostname, key)
+	}
+	return cb, algos, nil
+}
+
+// knownKeys lists the recorded keys of addr by probing the checker with a key
+// that cannot match.
+func knownKeys(check xssh.HostKeyCallback, addr string) []knownhosts.KnownKey {
+	tcp, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		tcp = &net.TCPAddr{IP: net.IPv4zero}
+	}
+	err = check(addr, tcp, probeKey{})
+	var ke *knownhosts.KeyError
+	if errors.As(err, &ke) {
+		return ke.Want
+	}
+	return nil
+}
+
+// probeKey is a public key no known_hosts line can hold.
+type probeKey struct{}
+
+func (probeKey) Type() string                         { return "lago-probe" }
+func (probeKey) Marshal() []byte                      { return []byte("lago-probe") }
+func (probeKey) Verify([]byte, *xssh.Signature) error { return errors.New("probe key") }
+
+func algorithmsFor(keyType string) []string {
+	if keyType == xssh.KeyAlgoRSA {
+		return []string{xssh.KeyAlgoRSASHA512, xssh.KeyAlgoRSASHA256, xssh.KeyAlgoRSA}
+	}
+	return []string{keyType}
+}
+
+func appendKnownHost(path, hostname string, key xssh.PublicKey) error {
+	knownHostsMu.Lock()
+	defer knownHostsMu.Unlock()
+	// Another connection may have recorded the host since the file was read.
+	if check, err := knownhosts.New(path); err == nil {
+		if err := check(hostname, &net.TCPAddr{IP: net.IPv4zero}, key); err == nil {
+			return nil
+		}
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("record host key: %w", err)
+	}
+	line := knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key) + "\n"
+	if _, err := f.WriteString(line); err != nil {
+		f.Close()
+		return fmt.Errorf("record host key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("record host key: %w", err)
+	}
+	return nil
+}
+
+// Close ends the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Target returns what the client was dialled with.
+func (c *Client) Target() Target { return c.target }
+
+// Run runs argv on the guest (quoted with ShellQuote for the remote shell)
+// and returns its exit code. err is non-nil only when the command could not
+// run or its status was lost (connection dropped, ctx cancelled); a command
+// that ran and failed is exitCode != 0 with a nil err. stdin, stdout and
+// stderr may be nil.
+func (c *Client) Run(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if len(argv) == 0 {
+		return -1, errors.New("run: empty command")
+	}
+	return c.RunCommand(ctx, ShellQuote(argv), stdin, stdout, stderr)
+}
+
+// RunCommand runs a command line as the guest's shell parses it. Prefer Run
+// unless the caller wrote the shell syntax itself.
+func (c *Client) RunCommand(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	return c.run(ctx, cmd, stdin, stdout, stderr)
+}
+
+// RunScript feeds script to `bash -s` on the guest, as Lago's deploy does,
+// passing args as the script's positional parameters.
+func (c *Client) RunScript(ctx context.Context, script io.Reader, args []string, stdout, stderr io.Writer) (int, error) {
+	argv := append([]string{"bash", "-s", "--"}, args...)
+	return c.Run(ctx, argv, script, stdout, stderr)
+}
+
+// ptyRequest asks for a terminal on the session before it starts.
+type ptyRequest struct {
+	term          string
+	width, height int
+	modes         xssh.TerminalModes
+}
+
+func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return -1, err
+	}
+	s, err := c.conn.NewSession()
+	if err != nil {
+		return -1, fmt.Errorf("open ssh session: %w", err)
+	}
+	defer s.Close()
+	s.Stdout = stdout
+	s.Stderr = stderr
+	// x/crypto's Wait also waits for Session.Stdin to reach EOF, which an
+	// interactive stdin never does; a pipe fed by our own goroutine lets the
+	// command's exit end Run.
+	if stdin != nil {
+		in, err := s.StdinPipe()
+		if err != nil {
+			return -1, fmt.Errorf("stdin pipe: %w", err)
+		}
+		go func() {
+			_, _ = io.Copy(in, stdin)
+			in.Close()
+		}()
+	}
+	if cmd == "" {
+		err = s.Shell()
+	} else {
+		err = s.Start(cmd)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("start remote command: %w", err)
+	}
+	return waitSession(ctx, s)
+}
+
+// waitSession waits for the remote command and turns its end into an exit
+// code; a cancelled ctx kills it.
+func waitSession(ctx context.Context, s *xssh.Session) (int, error) {
+	var err error
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = s.Signal(xssh.SIGKILL)
+		s.Close()
+		return -1, fmt.Errorf("remote command interrupted: %w", ctx.Err())
+	}
+	if err == nil {
+		return 0, nil
+	}
+	var ee *xssh.ExitError
+	if errors.As(err, &ee) {
+		if ee.Signal() != "" && ee.ExitStatus() == 0 {
+			return 128 + signalNumber(ee.Signal()), nil
+		}
+		return ee.ExitStatus(), nil
+	}
+	return -1, fmt.Errorf("remote command: %w", err)
+}
+
+func signalNumber(name string) int {
+	switch name {
+	case "HUP":
+		return 1
+	case "INT":
+		return 2
+	case "QUIT":
+		return 3
+	case "KILL":
+		return 9
+	case "PIPE":
+		return 13
+	case "TERM":
+		return 15
+	}
+	return 1
+}
