@@ -4,20 +4,19 @@ import (
 	"context"
 	"net/netip"
 
+	"github.com/lago-go/lago/core/lease"
 	"github.com/lago-go/lago/core/spec"
 )
 
-// Leaser is what env needs from the subnet lease store (core/lease).
-// Leases are tied to the prefix's uuid file: a lease whose uuid file is
-// gone is stale, so a prefix removed by hand frees its subnets.
+// Leaser is what env needs from the subnet lease store; *lease.Store
+// implements it. Leases are tied to the prefix's uuid file: a lease whose
+// uuid file is gone is stale, so a prefix removed by hand frees its
+// subnets.
 type Leaser interface {
-	// Acquire leases want for the prefix whose uuid file is uuidPath, or
-	// the lowest free subnet when want is the zero Prefix; skip reports
-	// subnets in use on a hypervisor host, which are never leased.
-	Acquire(uuidPath string, want netip.Prefix, skip func(netip.Prefix) bool) (netip.Prefix, error)
-	// ReleaseAll drops every lease held by uuidPath. Releasing nothing is
-	// not an error.
-	ReleaseAll(uuidPath string) error
+	// AcquireN leases one subnet per request, all or nothing.
+	AcquireN(ctx context.Context, uuidPath, uuid string, reqs []lease.Request) ([]lease.Lease, error)
+	// ReleaseAll drops every lease held by uuidPath.
+	ReleaseAll(ctx context.Context, uuidPath string) ([]netip.Prefix, error)
 }
 
 // Image is a template image in the store (outside any prefix).
@@ -28,7 +27,7 @@ type Image struct {
 	Key      string
 	Hash     string
 	Format   string
-	Metadata map[string]any
+	Metadata map[string]string
 }
 
 // Templates fetches template images into the shared store.
@@ -39,23 +38,6 @@ type Templates interface {
 // TemplateRef names a template as a disk spec does.
 type TemplateRef struct {
 	Repo, Name, Version string
-}
-
-// InitFile is a parsed and validated init file: specs before allocation
-// (no subnets, IPs or disk paths yet).
-type InitFile struct {
-	Nets []*spec.Net
-	VMs  []*spec.VM
-}
-
-// InitFileLoader parses and allocates init files (core/initfile).
-type InitFileLoader interface {
-	// Parse reads and validates the init file at path with vars set
-	// (LAGO_PREFIX_PATH, ...), with no side effects.
-	Parse(path string, vars map[string]string) (*InitFile, error)
-	// Allocate gives every NIC its IP and MAC and every net its gateway
-	// from the leased subnets (net name -> subnet; bridge nets get none).
-	Allocate(f *InitFile, subnets map[string]netip.Prefix) error
 }
 
 // Builder runs one build step on a disk (the virt-customize builder).

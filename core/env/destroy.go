@@ -24,7 +24,7 @@ func removeIfExists(path string) error {
 // e. For a prefix whose specs are complete those are the ones the specs
 // name; a half-made prefix may hold objects on any configured instance,
 // so then all of them are asked.
-func (m *Manager) destroyInstances(e *Environment) []string {
+func (m *Manager) destroyInstances(e *Environment, extra []string) []string {
 	seen := map[string]bool{}
 	var out []string
 	add := func(s string) {
@@ -34,6 +34,9 @@ func (m *Manager) destroyInstances(e *Environment) []string {
 		}
 	}
 	for _, s := range m.providersOf(e) {
+		add(s)
+	}
+	for _, s := range extra {
 		add(s)
 	}
 	if !e.Complete || !e.Initialized {
@@ -65,13 +68,14 @@ func (m *Manager) Destroy(ctx context.Context, path string) error {
 	return nil
 }
 
-// teardown removes what e owns outside its folder: provider objects, then
-// leases.
-func (m *Manager) teardown(ctx context.Context, e *Environment) error {
+// teardown removes what e owns outside its folder: provider objects (on
+// the instances e's specs name, the extra ones, and for a half-made prefix
+// every configured one), then leases.
+func (m *Manager) teardown(ctx context.Context, e *Environment, extra ...string) error {
 	if e.UUID != "" {
 		// Without a uuid nothing can have been created or leased: init
 		// writes the uuid before it leases or asks a provider anything.
-		instances := m.destroyInstances(e)
+		instances := m.destroyInstances(e, extra)
 		err := parallel(ctx, len(instances), 0, func(ctx context.Context, i int) error {
 			p, err := m.provider(ctx, instances[i])
 			if err != nil {
@@ -87,7 +91,7 @@ func (m *Manager) teardown(ctx context.Context, e *Environment) error {
 		}
 	}
 	if m.deps.Leaser != nil {
-		if err := m.deps.Leaser.ReleaseAll(e.UUIDPath()); err != nil {
+		if _, err := m.deps.Leaser.ReleaseAll(ctx, e.UUIDPath()); err != nil {
 			return fmt.Errorf("release subnet leases: %w", err)
 		}
 	}

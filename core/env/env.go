@@ -129,7 +129,6 @@ type Deps struct {
 	Providers ProviderResolver
 	Leaser    Leaser
 	Templates Templates
-	InitFiles InitFileLoader
 	Builder   Builder
 	Bootstrap Bootstrapper
 	SSH       SSH
@@ -140,6 +139,8 @@ type Deps struct {
 type Manager struct {
 	opts Options
 	deps Deps
+	// afterStep is a test hook (see testHook).
+	afterStep testHook
 }
 
 // New returns a Manager.

@@ -361,6 +361,15 @@ func toProviderVM(e *Environment, vm *spec.VM) (*providerv1.VM, error) {
 			Path:      spec.ExpandPrefixPath(d.Path, e.Path),
 			MakeACopy: d.MakeACopy,
 		}
+		switch {
+		case d.SourcePath != "":
+			pd.SourcePath = spec.ExpandPrefixPath(d.SourcePath, e.Path)
+		case d.Type == spec.DiskFile || d.Type == spec.DiskISO:
+			pd.SourcePath = pd.Path
+		}
+		if d.Type == spec.DiskTemplate && d.TemplateType == "qcow2" {
+			pd.TemplatePath, pd.TemplateFormat = pd.SourcePath, "qcow2"
+		}
 		if pd.Name == "" {
 			pd.Name = d.Dev
 		}

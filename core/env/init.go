@@ -1,0 +1,564 @@
+package env
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
+
+	"github.com/lago-go/lago/core/errs"
+	"github.com/lago-go/lago/core/initfile"
+	"github.com/lago-go/lago/core/lease"
+	"github.com/lago-go/lago/core/spec"
+)
+
+// InitOptions are the arguments of `lago init`.
+type InitOptions struct {
+	// Workdir is the workdir to create or add to (default $PWD/.lago).
+	Workdir string
+	// PrefixName is the prefix to create in it ("" or "current" mean
+	// "default").
+	PrefixName string
+	// InitFile is the init file (default $PWD/LagoInitFile).
+	InitFile string
+	// SetCurrent points `current` at the new prefix even when the workdir
+	// already has a current one.
+	SetCurrent    bool
+	SkipBootstrap bool
+	SkipBuild     bool
+}
+
+// InitResult says what Init made.
+type InitResult struct {
+	Prefix string
+	UUID   string
+	// Subnets maps each nat net to its leased subnet.
+	Subnets map[string]netip.Prefix
+	// Skipped lists free subnets passed over because a hypervisor host
+	// uses them, with who uses them; the CLI tells the user.
+	Skipped []lease.Skipped
+}
+
+// SkippedMessage describes the skipped subnets in one line ("" if none).
+func (r *InitResult) SkippedMessage() string {
+	if r == nil || len(r.Skipped) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(r.Skipped))
+	for _, s := range r.Skipped {
+		parts = append(parts, fmt.Sprintf("%s (%s)", s.Subnet, s.Reason))
+	}
+	return "skipped subnets in use on the host: " + strings.Join(parts, ", ")
+}
+
+// Init steps, in order; a kill after any of them leaves a prefix that
+// Destroy removes completely.
+const (
+	stepParsed    = iota + 1 // init file parsed and validated: no side effects
+	stepTemplates            // templates in the shared store (outside the prefix)
+	stepPrefix               // prefix folder with uuid and keys, no `initialized`
+	stepLeased               // subnets leased
+	stepSpecs                // specs written
+	stepDisks                // disks prepared by the providers
+	stepBuilt                // build steps and bootstrap done
+	stepDone                 // `initialized` written, current set
+)
+
+// Init creates a prefix from an init file, all or nothing: when any step
+// fails or ctx ends, every provider object, lease and file it made is
+// removed again, and the original error returned. Steps with side effects
+// outside the prefix come as late as possible (templates go to a shared
+// cache that is fine to keep), and the prefix's uuid exists before anything
+// is leased or created, so that a kill -9 at any moment leaves a prefix
+// that Destroy removes completely.
+func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) {
+	paths, err := initPaths(o)
+	if err != nil {
+		return nil, err
+	}
+	// 1. Parse and validate: no side effects.
+	cfg, err := initfile.Load(paths.initFile, initfile.Options{PrefixPath: paths.prefix, WorkdirPath: paths.workdir})
+	if err != nil {
+		return nil, errs.User(fmt.Errorf("init file: %w", err))
+	}
+	if _, err := os.Lstat(paths.prefix); err == nil {
+		if _, err := os.Stat(filepath.Join(paths.prefix, fileInitialized)); err == nil {
+			return nil, userErrorf("prefix %s is already initialized", paths.prefix)
+		}
+		return nil, userErrorf("prefix %s exists but is not initialized (a failed or running init?): remove it with lago destroy", paths.prefix)
+	}
+	instances := m.initInstances(cfg)
+	provs, err := m.resolveAll(ctx, instances)
+	if err != nil {
+		return nil, errs.User(err)
+	}
+	if m.deps.Leaser == nil {
+		return nil, errors.New("init: no lease store configured")
+	}
+	if err := m.hook(stepParsed); err != nil {
+		return nil, err
+	}
+
+	// 2. Templates into the shared store.
+	images, err := m.fetchTemplates(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.hook(stepTemplates); err != nil {
+		return nil, err
+	}
+
+	// 3. The prefix folder, uuid first.
+	createdWorkdir := false
+	if _, err := os.Stat(paths.workdir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(paths.workdir, 0o755); err != nil {
+			return nil, fmt.Errorf("create workdir %s: %w", paths.workdir, err)
+		}
+		createdWorkdir = true
+	}
+	res := &InitResult{Prefix: paths.prefix, Subnets: map[string]netip.Prefix{}}
+	uuid, err := createPrefix(paths.prefix)
+	if err != nil {
+		if errs.IsUser(err) {
+			// Someone else's prefix: not ours to remove.
+			return nil, err
+		}
+		return nil, m.undoInit(ctx, paths, createdWorkdir, instances, err)
+	}
+	res.UUID = uuid
+	fail := func(err error) (*InitResult, error) {
+		return nil, m.undoInit(ctx, paths, createdWorkdir, instances, err)
+	}
+	if err := m.hook(stepPrefix); err != nil {
+		return nil, err
+	}
+
+	// 4. Lease subnets, skipping those the providers' hosts use.
+	gateways, err := m.leaseSubnets(ctx, cfg, paths.prefix, uuid, provs, res)
+	if err != nil {
+		return fail(err)
+	}
+	if err := m.hook(stepLeased); err != nil {
+		return nil, err
+	}
+
+	// 5. Allocate and write the specs.
+	nets, vms, err := cfg.Allocate(gateways)
+	if err != nil {
+		return fail(errs.User(fmt.Errorf("init file %s: %w", paths.initFile, err)))
+	}
+	for i := range vms {
+		applyTemplateMetadata(&vms[i], images)
+	}
+	if err := writeSpecs(paths.prefix, nets, vms); err != nil {
+		return fail(err)
+	}
+	e, err := loadLenient(paths.prefix)
+	if err != nil {
+		return fail(err)
+	}
+	if err := m.validate(ctx, e, provs); err != nil {
+		return fail(err)
+	}
+	if err := m.hook(stepSpecs); err != nil {
+		return nil, err
+	}
+
+	// 6. Disks, in parallel.
+	bound, err := m.bindVMs(e, e.VMs)
+	if err != nil {
+		return fail(err)
+	}
+	for _, b := range bound {
+		addTemplates(b, images)
+	}
+	err = parallel(ctx, len(bound), m.opts.DiskParallelism, func(ctx context.Context, i int) error {
+		b := bound[i]
+		if _, err := provs[b.instance].PrepareDisks(ctx, e.Ref(), b.pv); err != nil {
+			return fmt.Errorf("prepare disks of vm %s: %w", b.spec.Name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if err := m.hook(stepDisks); err != nil {
+		return nil, err
+	}
+
+	// 7. Build steps, then bootstrap.
+	if err := m.buildAndBootstrap(ctx, e, bound, o); err != nil {
+		return fail(err)
+	}
+	if err := m.hook(stepBuilt); err != nil {
+		return nil, err
+	}
+
+	// 8. Mark it initialized, last.
+	if err := writeFileAtomic(filepath.Join(paths.prefix, fileInitialized), nil, 0o644); err != nil {
+		return fail(err)
+	}
+	cur, _ := CurrentPrefix(paths.workdir)
+	if o.SetCurrent || cur == "" || !dirExists(filepath.Join(paths.workdir, cur)) {
+		if err := SetCurrent(paths.workdir, filepath.Base(paths.prefix)); err != nil {
+			return fail(err)
+		}
+	}
+	if err := m.hook(stepDone); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// testHook, when set (by tests), runs after each init step; an error
+// makes Init return at once without cleaning up, as a kill -9 would.
+type testHook func(step int) error
+
+func (m *Manager) hook(step int) error {
+	if m.afterStep == nil {
+		return nil
+	}
+	return m.afterStep(step)
+}
+
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+type initPathSet struct{ workdir, prefix, initFile string }
+
+func initPaths(o InitOptions) (initPathSet, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return initPathSet{}, fmt.Errorf("init: %w", err)
+	}
+	p := initPathSet{workdir: o.Workdir, initFile: o.InitFile}
+	if p.workdir == "" {
+		p.workdir = filepath.Join(cwd, ".lago")
+	}
+	if p.initFile == "" {
+		p.initFile = filepath.Join(cwd, "LagoInitFile")
+	}
+	if p.workdir, err = filepath.Abs(p.workdir); err != nil {
+		return p, fmt.Errorf("init: %w", err)
+	}
+	if p.initFile, err = filepath.Abs(p.initFile); err != nil {
+		return p, fmt.Errorf("init: %w", err)
+	}
+	name := o.PrefixName
+	if name == "" || name == CurrentLink {
+		name = DefaultPrefixName
+	}
+	if filepath.Base(name) != name || strings.HasPrefix(name, ".") {
+		return p, userErrorf("bad prefix name %q", name)
+	}
+	p.prefix = filepath.Join(p.workdir, name)
+	return p, nil
+}
+
+// initInstances lists the provider instances the init file's VMs use.
+func (m *Manager) initInstances(cfg *initfile.Config) []string {
+	seen := map[string]bool{}
+	var out []string
+	for i := range cfg.VMs {
+		p := m.vmProvider(&cfg.VMs[i])
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{m.opts.DefaultProvider}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// undoInit removes what a failed Init made, on a context that survives
+// ctx's cancellation, and returns the original error (with any cleanup
+// failure joined).
+func (m *Manager) undoInit(ctx context.Context, paths initPathSet, createdWorkdir bool, instances []string, cause error) error {
+	cctx, cancel := detached(ctx)
+	defer cancel()
+	var cleanup []error
+	if e, err := loadLenient(paths.prefix); err == nil {
+		// Ask the instances the init file named as well as any the specs
+		// name; a missing spec must not hide a provider.
+		if err := m.teardown(cctx, e, instances...); err != nil {
+			cleanup = append(cleanup, err)
+		} else if err := removePath(paths.prefix); err != nil {
+			cleanup = append(cleanup, err)
+		}
+	} else if !errs.IsUser(err) {
+		cleanup = append(cleanup, err)
+	}
+	if createdWorkdir {
+		if names, err := ListPrefixes(paths.workdir); err == nil && len(names) == 0 {
+			if err := removePath(paths.workdir); err != nil {
+				cleanup = append(cleanup, err)
+			}
+		}
+	}
+	err := fmt.Errorf("init prefix %s: %w", paths.prefix, cause)
+	if len(cleanup) > 0 {
+		return errors.Join(err, fmt.Errorf("clean up after failed init (run lago destroy): %w", errors.Join(cleanup...)))
+	}
+	return err
+}
+
+// imageKey identifies a template as a disk names it.
+func imageKey(d *spec.Disk) TemplateRef {
+	return TemplateRef{Repo: d.TemplateRepo, Name: d.TemplateName, Version: d.TemplateVersion}
+}
+
+// isStoreTemplate reports whether a disk's image comes from the template
+// store (rather than a qcow2 file of the user's).
+func isStoreTemplate(d *spec.Disk) bool {
+	return d.Type == spec.DiskTemplate && d.TemplateName != "" && (d.TemplateType == "" || d.TemplateType == "lago")
+}
+
+// fetchTemplates gets every template the init file uses into the store,
+// each once.
+func (m *Manager) fetchTemplates(ctx context.Context, cfg *initfile.Config) (map[TemplateRef]Image, error) {
+	images := map[TemplateRef]Image{}
+	for vi := range cfg.VMs {
+		for di := range cfg.VMs[vi].Disks {
+			d := &cfg.VMs[vi].Disks[di]
+			if !isStoreTemplate(d) {
+				continue
+			}
+			k := imageKey(d)
+			if _, ok := images[k]; ok {
+				continue
+			}
+			if m.deps.Templates == nil {
+				return nil, errors.New("init: no template store configured")
+			}
+			img, err := m.deps.Templates.Get(ctx, k)
+			if err != nil {
+				return nil, fmt.Errorf("get template %s of vm %s disk %s: %w", k.Name, cfg.VMs[vi].Name, d.Name, err)
+			}
+			images[k] = img
+		}
+	}
+	return images, nil
+}
+
+// applyTemplateMetadata copies the template's metadata into the VM spec
+// (the first disk's distro shows in status).
+func applyTemplateMetadata(vm *spec.VM, images map[TemplateRef]Image) {
+	for di := range vm.Disks {
+		d := &vm.Disks[di]
+		if !isStoreTemplate(d) {
+			continue
+		}
+		img, ok := images[imageKey(d)]
+		if !ok {
+			continue
+		}
+		if len(img.Metadata) > 0 {
+			d.Metadata = map[string]any{}
+			for k, v := range img.Metadata {
+				d.Metadata[k] = v
+			}
+		}
+		if di == 0 && vm.Distro == "" {
+			vm.Distro = img.Metadata["distro"]
+		}
+	}
+}
+
+// addTemplates fills in the store image of each template disk.
+func addTemplates(b boundVM, images map[TemplateRef]Image) {
+	for di := range b.spec.Disks {
+		d := &b.spec.Disks[di]
+		if !isStoreTemplate(d) || di >= len(b.pv.Disks) {
+			continue
+		}
+		img := images[imageKey(d)]
+		pd := b.pv.Disks[di]
+		pd.TemplatePath, pd.TemplateFormat, pd.TemplateKey, pd.TemplateHash = img.Path, img.Format, img.Key, img.Hash
+	}
+}
+
+// leaseSubnets leases one subnet per nat net, all at once, never one a
+// provider's host already uses.
+func (m *Manager) leaseSubnets(ctx context.Context, cfg *initfile.Config, prefix, uuid string, provs map[string]providerHandle, res *InitResult) (map[string]string, error) {
+	reqs := cfg.SubnetRequests()
+	if len(reqs) == 0 {
+		return map[string]string{}, nil
+	}
+	var mu sync.Mutex
+	var used []*providerv1.UsedSubnet
+	names := make([]string, 0, len(provs))
+	for n := range provs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	err := parallel(ctx, len(names), 0, func(ctx context.Context, i int) error {
+		u, err := provs[names[i]].UsedSubnets(ctx)
+		if errors.Is(err, errNotImplemented) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list subnets used on provider %q: %w", names[i], err)
+		}
+		mu.Lock()
+		used = append(used, u...)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	skip := func(p netip.Prefix) (string, bool) {
+		for _, u := range used {
+			q, err := netip.ParsePrefix(u.GetCidr())
+			if err != nil {
+				if a, aerr := netip.ParseAddr(u.GetCidr()); aerr == nil {
+					q = netip.PrefixFrom(a, a.BitLen())
+				} else {
+					continue
+				}
+			}
+			if q.Overlaps(p) {
+				return u.GetReason(), true
+			}
+		}
+		return "", false
+	}
+	lreqs := make([]lease.Request, len(reqs))
+	for i, r := range reqs {
+		lreqs[i].Skip = skip
+		if r.Gw != "" {
+			a, err := netip.ParseAddr(r.Gw)
+			if err != nil {
+				return nil, userErrorf("net %s: bad gw %q", r.Net, r.Gw)
+			}
+			lreqs[i].Gateway = a
+		}
+	}
+	leases, err := m.deps.Leaser.AcquireN(ctx, filepath.Join(prefix, fileUUID), uuid, lreqs)
+	if err != nil {
+		if errors.Is(err, lease.ErrFull) || errors.Is(err, lease.ErrTaken) || errors.Is(err, lease.ErrOutOfRange) {
+			err = errs.User(err)
+		}
+		return nil, fmt.Errorf("lease subnets: %w", err)
+	}
+	gws := map[string]string{}
+	seen := map[netip.Prefix]bool{}
+	for i, l := range leases {
+		gws[reqs[i].Net] = l.Gateway.String()
+		res.Subnets[reqs[i].Net] = l.Subnet
+		for _, s := range l.Skipped {
+			if !seen[s.Subnet] {
+				seen[s.Subnet] = true
+				res.Skipped = append(res.Skipped, s)
+			}
+		}
+	}
+	return gws, nil
+}
+
+// validate asks each provider about the specs it will run.
+func (m *Manager) validate(ctx context.Context, e *Environment, provs map[string]providerHandle) error {
+	for inst, p := range provs {
+		var vms []*providerv1.VM
+		netNames := map[string]bool{}
+		for _, vm := range e.VMs {
+			if m.vmProvider(vm) != inst {
+				continue
+			}
+			pv, err := toProviderVM(e, vm)
+			if err != nil {
+				return err
+			}
+			vms = append(vms, pv)
+			for _, n := range vm.NICs {
+				netNames[n.Net] = true
+			}
+		}
+		var nets []*providerv1.Network
+		for _, n := range e.Nets {
+			if netNames[n.Name] {
+				nets = append(nets, toProviderNet(e, n))
+			}
+		}
+		err := p.ValidateSpec(ctx, e.Ref(), nets, vms)
+		if errors.Is(err, errNotImplemented) {
+			continue
+		}
+		if err != nil {
+			return errs.User(fmt.Errorf("provider %q rejects the environment: %w", inst, err))
+		}
+	}
+	return nil
+}
+
+// buildAndBootstrap runs each VM's build steps, then bootstraps its first
+// disk, VMs in parallel (bounded), each VM's steps in order.
+func (m *Manager) buildAndBootstrap(ctx context.Context, e *Environment, bound []boundVM, o InitOptions) error {
+	pub, err := os.ReadFile(e.KeyPath() + ".pub")
+	if err != nil {
+		return fmt.Errorf("read prefix public key: %w", err)
+	}
+	return parallel(ctx, len(bound), m.opts.DiskParallelism, func(ctx context.Context, i int) error {
+		b := bound[i]
+		if !o.SkipBuild {
+			for di, d := range b.spec.Disks {
+				for si, step := range d.Build {
+					if m.deps.Builder == nil {
+						return fmt.Errorf("build vm %s disk %s: no builder configured", b.spec.Name, d.Name)
+					}
+					err := m.deps.Builder.Build(ctx, BuildRequest{
+						VM: b.spec.Name, DiskPath: b.pv.Disks[di].Path, DiskFormat: b.pv.Disks[di].Format,
+						Step: step, PublicKey: strings.TrimSpace(string(pub)),
+					})
+					if err != nil {
+						return fmt.Errorf("build vm %s disk %s step %d (%s): %w", b.spec.Name, d.Name, si+1, step.Builder, err)
+					}
+				}
+			}
+		}
+		if o.SkipBootstrap || !b.spec.DoBootstrap() || len(b.spec.Disks) == 0 {
+			return nil
+		}
+		first := b.spec.Disks[0]
+		if first.Type == spec.DiskEmpty || first.Type == spec.DiskISO {
+			return nil
+		}
+		if m.deps.Bootstrap == nil {
+			return fmt.Errorf("bootstrap vm %s: no bootstrapper configured", b.spec.Name)
+		}
+		req := BootstrapRequest{
+			VM: b.spec.Name, DiskPath: b.pv.Disks[0].Path, DiskFormat: b.pv.Disks[0].Format,
+			Hostname: b.spec.Name, RootPassword: m.rootPassword(b.spec), PublicKeyPath: e.KeyPath() + ".pub",
+		}
+		if err := m.deps.Bootstrap.Bootstrap(ctx, req); err != nil {
+			return fmt.Errorf("bootstrap vm %s: %w", b.spec.Name, err)
+		}
+		return nil
+	})
+}
+
+// rootPassword is the VM's root password: its spec's, else its template's,
+// else the configured default.
+func (m *Manager) rootPassword(vm *spec.VM) string {
+	if vm.RootPassword != "" {
+		return vm.RootPassword
+	}
+	if len(vm.Disks) > 0 {
+		if p, ok := vm.Disks[0].Metadata["root-password"].(string); ok && p != "" {
+			return p
+		}
+	}
+	return m.opts.DefaultRootPassword
+}

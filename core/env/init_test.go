@@ -1,0 +1,558 @@
+package env
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lago-go/lago/core/env/envtest"
+	"github.com/lago-go/lago/core/errs"
+	"github.com/lago-go/lago/core/lease"
+	"github.com/lago-go/lago/core/spec"
+	"github.com/lago-go/lago/sdk"
+
+	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
+)
+
+const testInitFile = `
+domains:
+  vm0:
+    memory: 512
+    nics:
+      - net: n0
+    disks:
+      - template_name: tiny
+        type: template
+        name: root
+        dev: vda
+        format: qcow2
+        build:
+          - virt-customize:
+              ssh-inject: ''
+              touch: /root/built
+  vm1:
+    memory: 512
+    root-password: secret
+    nics:
+      - net: n0
+      - net: n1
+    disks:
+      - template_name: tiny
+        type: template
+        name: root
+        dev: vda
+        format: qcow2
+nets:
+  n0:
+    type: nat
+    management: true
+    dhcp:
+      start: 100
+      end: 254
+  n1:
+    type: nat
+`
+
+// fakeTemplates serves images from a folder; names in fail fail.
+type fakeTemplates struct {
+	dir  string
+	mu   sync.Mutex
+	gets []string
+	fail map[string]error
+}
+
+func (f *fakeTemplates) Get(ctx context.Context, ref TemplateRef) (Image, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets = append(f.gets, ref.Name)
+	if err := f.fail[ref.Name]; err != nil {
+		return Image{}, err
+	}
+	p := filepath.Join(f.dir, "repo:"+ref.Name+":v1")
+	if err := os.WriteFile(p, []byte("QFI\xfbimage"), 0o644); err != nil {
+		return Image{}, err
+	}
+	return Image{Path: p, Key: "repo:" + ref.Name + ":v1", Hash: "abc", Format: "qcow2",
+		Metadata: map[string]string{"distro": "tinylinux", "root-password": "fromtemplate"}}, nil
+}
+
+type fakeBuilder struct {
+	mu   sync.Mutex
+	reqs []BuildRequest
+	err  error
+}
+
+func (b *fakeBuilder) Build(ctx context.Context, req BuildRequest) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reqs = append(b.reqs, req)
+	return b.err
+}
+
+type fakeBootstrap struct {
+	mu   sync.Mutex
+	reqs []BootstrapRequest
+	err  error
+}
+
+func (b *fakeBootstrap) Bootstrap(ctx context.Context, req BootstrapRequest) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reqs = append(b.reqs, req)
+	return b.err
+}
+
+// initFixture has a real lease store, a real init file parser and fakes
+// for the rest; "local" and "remote" are two provider instances.
+type initFixture struct {
+	t        *testing.T
+	dir      string
+	workdir  string
+	initFile string
+	leases   *lease.Store
+	prov     *envtest.Provider
+	remote   *envtest.Provider
+	tmpl     *fakeTemplates
+	builder  *fakeBuilder
+	boot     *fakeBootstrap
+	m        *Manager
+}
+
+func newInitFixture(t *testing.T) *initFixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &initFixture{
+		t: t, dir: dir, workdir: filepath.Join(dir, "work", ".lago"), initFile: filepath.Join(dir, "LagoInitFile"),
+		leases: &lease.Store{Dir: filepath.Join(dir, "leases")},
+		prov:   envtest.NewProvider(), remote: envtest.NewProvider(),
+		tmpl:    &fakeTemplates{dir: filepath.Join(dir, "store"), fail: map[string]error{}},
+		builder: &fakeBuilder{}, boot: &fakeBootstrap{},
+	}
+	mustMkdir(t, f.tmpl.dir)
+	mustWrite(t, f.initFile, testInitFile)
+	f.m = New(Options{DefaultProvider: "local", ProviderInstances: []string{"local", "remote"}}, Deps{
+		Providers: func(ctx context.Context, name string) (sdk.Provider, error) {
+			switch name {
+			case "local":
+				return f.prov, nil
+			case "remote":
+				return f.remote, nil
+			}
+			return nil, fmt.Errorf("no provider instance %q", name)
+		},
+		Leaser:    f.leases,
+		Templates: f.tmpl,
+		Builder:   f.builder,
+		Bootstrap: f.boot,
+		SSH:       newFakeSSH(),
+	})
+	return f
+}
+
+func (f *initFixture) opts() InitOptions {
+	return InitOptions{Workdir: f.workdir, InitFile: f.initFile}
+}
+
+func (f *initFixture) prefix() string { return filepath.Join(f.workdir, DefaultPrefixName) }
+
+// assertNothingLeft checks that no prefix, workdir, lease or provider
+// object is left.
+func (f *initFixture) assertNothingLeft() {
+	t := f.t
+	t.Helper()
+	if _, err := os.Lstat(f.prefix()); !os.IsNotExist(err) {
+		t.Errorf("prefix %s still exists (%v)", f.prefix(), err)
+	}
+	if _, err := os.Lstat(f.workdir); !os.IsNotExist(err) {
+		t.Errorf("workdir %s still exists (%v)", f.workdir, err)
+	}
+	entries, err := f.leases.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("%d leases left: %+v", len(entries), entries)
+	}
+	if o := f.prov.Owned(""); len(o) != 0 {
+		t.Errorf("provider objects left: %v", o)
+	}
+}
+
+func TestInitSuccess(t *testing.T) {
+	f := newInitFixture(t)
+	f.prov.SetUsedSubnets("192.168.200.0/24")
+	res, err := f.m.Init(context.Background(), f.opts())
+	if err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	p := f.prefix()
+	for _, name := range []string{fileInitialized, fileUUID, fileKey, fileKey + ".pub", "metadata", "virt/env", "virt/vm-vm0", "virt/vm-vm1", "virt/net-n0", "virt/net-n1"} {
+		if _, err := os.Stat(filepath.Join(p, name)); err != nil {
+			t.Errorf("prefix lacks %s: %v", name, err)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(p, fileKey)); err == nil && st.Mode().Perm() != 0o600 {
+		t.Errorf("private key mode %v, want 0600", st.Mode().Perm())
+	}
+	uuid, _ := os.ReadFile(filepath.Join(p, fileUUID))
+	if len(uuid) != 32 || res.UUID != string(uuid) {
+		t.Errorf("uuid %q (result %q), want 32 hex chars without newline", uuid, res.UUID)
+	}
+	if cur, _ := CurrentPrefix(f.workdir); cur != DefaultPrefixName {
+		t.Errorf("current = %q, want default", cur)
+	}
+	// 192.168.200.0/24 is used on the host: skipped and reported.
+	if res.Subnets["n0"].String() != "192.168.201.0/24" || res.Subnets["n1"].String() != "192.168.202.0/24" {
+		t.Errorf("subnets = %v", res.Subnets)
+	}
+	if msg := res.SkippedMessage(); !strings.Contains(msg, "192.168.200.0/24") || !strings.Contains(msg, "fake 192.168.200.0/24") {
+		t.Errorf("skipped message %q", msg)
+	}
+	entries, _ := f.leases.List(context.Background())
+	if len(entries) != 2 || !entries[0].Live {
+		t.Errorf("leases = %+v, want 2 live", entries)
+	}
+	// Disks: absolute paths, template from the store.
+	var prepared []string
+	for _, c := range f.prov.Calls() {
+		if c.Method == "PrepareDisks" {
+			prepared = append(prepared, c.Object)
+		}
+	}
+	if len(prepared) != 2 {
+		t.Errorf("PrepareDisks calls = %v", prepared)
+	}
+	e, err := f.m.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm0 := e.VM("vm0")
+	if vm0 == nil || vm0.Distro != "tinylinux" || vm0.NICs[0].IP != "192.168.201.2" {
+		t.Fatalf("vm0 spec = %+v", vm0)
+	}
+	if !strings.HasPrefix(vm0.Disks[0].Path, spec.PrefixPathVar) {
+		t.Errorf("stored disk path %q is not relative to $LAGO_PREFIX_PATH", vm0.Disks[0].Path)
+	}
+	// Build ran on vm0 with the prefix key; bootstrap on both.
+	if len(f.builder.reqs) != 1 || f.builder.reqs[0].VM != "vm0" || !strings.HasPrefix(f.builder.reqs[0].PublicKey, "ssh-rsa ") ||
+		f.builder.reqs[0].DiskPath != filepath.Join(p, "images", "vm0_root.qcow2") {
+		t.Errorf("build requests = %+v", f.builder.reqs)
+	}
+	if got := strings.Join(f.builder.reqs[0].Step.Args(), " "); got != "--ssh-inject --touch /root/built" {
+		t.Errorf("build args = %q", got)
+	}
+	if len(f.boot.reqs) != 2 {
+		t.Fatalf("bootstrap requests = %+v", f.boot.reqs)
+	}
+	for _, r := range f.boot.reqs {
+		want := map[string]string{"vm0": "fromtemplate", "vm1": "secret"}[r.VM]
+		if r.RootPassword != want || r.Hostname != r.VM || r.PublicKeyPath != filepath.Join(p, "id_rsa.pub") || !filepath.IsAbs(r.DiskPath) {
+			t.Errorf("bootstrap request %+v, want root password %q", r, want)
+		}
+	}
+	// A second init of the same prefix is refused and changes nothing.
+	if _, err := f.m.Init(context.Background(), f.opts()); !errs.IsUser(err) {
+		t.Errorf("second Init error = %v, want a user error", err)
+	}
+	if _, err := os.Stat(filepath.Join(p, fileInitialized)); err != nil {
+		t.Errorf("second Init damaged the prefix: %v", err)
+	}
+}
+
+func TestInitSkipFlags(t *testing.T) {
+	f := newInitFixture(t)
+	o := f.opts()
+	o.SkipBuild, o.SkipBootstrap = true, true
+	if _, err := f.m.Init(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.builder.reqs)+len(f.boot.reqs) != 0 {
+		t.Errorf("builder/bootstrap ran despite skip flags: %v %v", f.builder.reqs, f.boot.reqs)
+	}
+}
+
+func TestInitPassesAbsolutePathsToProvider(t *testing.T) {
+	f := newInitFixture(t)
+	var got []string
+	rec := &recordingProvider{Provider: f.prov, onPrepare: func(name, serial string, disks []string) {
+		got = append(got, serial)
+		got = append(got, disks...)
+	}}
+	f.m.deps.Providers = func(ctx context.Context, name string) (sdk.Provider, error) { return rec, nil }
+	if _, err := f.m.Init(context.Background(), f.opts()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Fatalf("paths = %v", got)
+	}
+	for _, p := range got {
+		if !filepath.IsAbs(p) || strings.Contains(p, "$") || !strings.HasPrefix(p, f.prefix()) {
+			t.Errorf("provider got path %q, want an absolute path in the prefix", p)
+		}
+	}
+}
+
+func TestInitFailureLeavesNothing(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(f *initFixture)
+		ctx      func(f *initFixture) (context.Context, context.CancelFunc)
+		wantUser bool
+		want     string
+	}{
+		{name: "bad init file", wantUser: true, want: "LagoInitFile", setup: func(f *initFixture) {
+			mustWrite(f.t, f.initFile, "domains:\n  vm0:\n    nics: [{net: nope}]\n")
+		}},
+		{name: "unknown provider", wantUser: true, want: "nowhere", setup: func(f *initFixture) {
+			mustWrite(f.t, f.initFile, strings.Replace(testInitFile, "  vm1:\n", "  vm1:\n    vm-provider: nowhere\n", 1))
+		}},
+		{name: "template fails", want: "template tiny", setup: func(f *initFixture) {
+			f.tmpl.fail["tiny"] = fmt.Errorf("hash mismatch: %w", errBoom)
+		}},
+		{name: "lease store full", wantUser: true, want: "lease subnets", setup: func(f *initFixture) {
+			f.prov.SetUsedSubnets("192.168.0.0/16")
+		}},
+		{name: "used subnets fail", want: "list subnets used", setup: func(f *initFixture) {
+			f.prov.FailOn["UsedSubnets"] = errBoom
+		}},
+		{name: "provider rejects spec", wantUser: true, want: "rejects", setup: func(f *initFixture) {
+			f.prov.FailOn["ValidateSpec"] = errBoom
+		}},
+		{name: "prepare disks fails", want: "prepare disks of vm vm1", setup: func(f *initFixture) {
+			f.prov.FailOn["PrepareDisks vm1"] = errBoom
+		}},
+		{name: "build fails", want: "build vm vm0 disk root step 1 (virt-customize)", setup: func(f *initFixture) {
+			f.builder.err = errBoom
+		}},
+		{name: "bootstrap fails", want: "bootstrap vm", setup: func(f *initFixture) {
+			f.boot.err = errBoom
+		}},
+		{name: "cancelled while preparing disks", want: "context canceled", setup: func(f *initFixture) {
+			f.prov.Delay["PrepareDisks vm1"] = time.Hour
+		}, ctx: func(f *initFixture) (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				for f.prov.Count("PrepareDisks", "vm1") == 0 {
+					time.Sleep(2 * time.Millisecond)
+				}
+				cancel()
+			}()
+			return ctx, cancel
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newInitFixture(t)
+			tt.setup(f)
+			ctx, cancel := context.Background(), func() {}
+			if tt.ctx != nil {
+				ctx, cancel = tt.ctx(f)
+			}
+			defer cancel()
+			_, err := f.m.Init(ctx, f.opts())
+			if err == nil {
+				t.Fatal("Init succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+			if errs.IsUser(err) != tt.wantUser {
+				t.Errorf("IsUser(%v) = %v, want %v", err, errs.IsUser(err), tt.wantUser)
+			}
+			f.assertNothingLeft()
+		})
+	}
+}
+
+func TestInitFailureKeepsOtherPrefixes(t *testing.T) {
+	f := newInitFixture(t)
+	if _, err := f.m.Init(context.Background(), f.opts()); err != nil {
+		t.Fatal(err)
+	}
+	f.prov.FailOn["PrepareDisks vm0"] = errBoom
+	o := f.opts()
+	o.PrefixName = "second"
+	if _, err := f.m.Init(context.Background(), o); !errors.Is(err, errBoom) {
+		t.Fatalf("Init error = %v, want boom", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.workdir, "second")); !os.IsNotExist(err) {
+		t.Errorf("failed prefix still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.prefix(), fileInitialized)); err != nil {
+		t.Errorf("the first prefix was damaged: %v", err)
+	}
+	entries, _ := f.leases.List(context.Background())
+	if len(entries) != 2 {
+		t.Errorf("%d leases, want the first prefix's 2", len(entries))
+	}
+	if cur, _ := CurrentPrefix(f.workdir); cur != DefaultPrefixName {
+		t.Errorf("current = %q", cur)
+	}
+}
+
+var errKilled = errors.New("killed")
+
+// TestDestroyHalfMadePrefix simulates a kill -9 after each init step and
+// checks that Destroy removes everything that was made.
+func TestDestroyHalfMadePrefix(t *testing.T) {
+	steps := []struct {
+		step int
+		name string
+	}{
+		{stepPrefix, "after prefix folder"},
+		{stepLeased, "after leasing"},
+		{stepSpecs, "after specs"},
+		{stepDisks, "after disks"},
+		{stepBuilt, "after build and bootstrap"},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			f := newInitFixture(t)
+			f.m.afterStep = func(step int) error {
+				if step == s.step {
+					return errKilled
+				}
+				return nil
+			}
+			if _, err := f.m.Init(context.Background(), f.opts()); !errors.Is(err, errKilled) {
+				t.Fatalf("Init error = %v, want the simulated kill", err)
+			}
+			if _, err := os.Stat(f.prefix()); err != nil {
+				t.Fatalf("the killed init left no prefix: %v", err)
+			}
+			if err := f.m.Destroy(context.Background(), f.prefix()); err != nil {
+				t.Fatalf("Destroy: %v", err)
+			}
+			if _, err := os.Lstat(f.prefix()); !os.IsNotExist(err) {
+				t.Errorf("prefix still there: %v", err)
+			}
+			entries, _ := f.leases.List(context.Background())
+			if len(entries) != 0 {
+				t.Errorf("leases left: %+v", entries)
+			}
+			if o := f.prov.Owned(""); len(o) != 0 {
+				t.Errorf("provider objects left: %v", o)
+			}
+			if f.prov.Count("RemoveOwned", "") == 0 {
+				t.Error("RemoveOwned not called on the default provider")
+			}
+			if s.step < stepSpecs && f.remote.Count("RemoveOwned", "") == 0 {
+				t.Error("specs missing, but RemoveOwned not called on every configured provider")
+			}
+		})
+	}
+}
+
+func TestDestroyRunningPrefixAndWorkdir(t *testing.T) {
+	f := newInitFixture(t)
+	ctx := context.Background()
+	if _, err := f.m.Init(ctx, f.opts()); err != nil {
+		t.Fatal(err)
+	}
+	o := f.opts()
+	o.PrefixName = "other"
+	if _, err := f.m.Init(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Start(ctx, f.prefix(), nil, StartOptions{NoWait: true}); err != nil {
+		t.Fatal(err)
+	}
+	uuid, _ := os.ReadFile(filepath.Join(f.prefix(), fileUUID))
+	if err := f.m.DestroyInWorkdir(ctx, f.workdir, CurrentLink); err != nil {
+		t.Fatal(err)
+	}
+	if o := f.prov.Owned(string(uuid)); len(o) != 0 {
+		t.Errorf("objects of the destroyed prefix left: %v", o)
+	}
+	if cur, _ := CurrentPrefix(f.workdir); cur != "other" {
+		t.Errorf("current = %q after destroying default, want other", cur)
+	}
+	names, _ := ListPrefixes(f.workdir)
+	if len(names) != 1 || names[0] != "other" {
+		t.Errorf("prefixes = %v", names)
+	}
+	entries, _ := f.leases.List(ctx)
+	if len(entries) != 2 {
+		t.Errorf("%d leases, want other's 2", len(entries))
+	}
+	if err := f.m.DestroyAll(ctx, f.workdir); err != nil {
+		t.Fatal(err)
+	}
+	f.assertNothingLeft()
+}
+
+func TestDestroySymlinkedWorkdirLosesOnlyTheLink(t *testing.T) {
+	f := newInitFixture(t)
+	ctx := context.Background()
+	real := filepath.Join(f.dir, "real")
+	mustMkdir(t, real)
+	mustMkdir(t, filepath.Dir(f.workdir))
+	if err := os.Symlink(real, f.workdir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.Init(ctx, f.opts()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.DestroyInWorkdir(ctx, f.workdir, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(f.workdir); !os.IsNotExist(err) {
+		t.Errorf("workdir link still there: %v", err)
+	}
+	if _, err := os.Stat(real); err != nil {
+		t.Errorf("the link's target was removed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(real, DefaultPrefixName)); !os.IsNotExist(err) {
+		t.Errorf("the prefix inside the target is still there: %v", err)
+	}
+}
+
+func TestSetCurrentAndList(t *testing.T) {
+	f := newInitFixture(t)
+	ctx := context.Background()
+	for _, n := range []string{"a", "b"} {
+		o := f.opts()
+		o.PrefixName = n
+		o.SetCurrent = n == "b"
+		if _, err := f.m.Init(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cur, _ := CurrentPrefix(f.workdir); cur != "b" {
+		t.Errorf("current = %q, want b (set-current)", cur)
+	}
+	if err := SetCurrent(f.workdir, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := CurrentPrefix(f.workdir); cur != "a" {
+		t.Errorf("current = %q, want a", cur)
+	}
+	if err := SetCurrent(f.workdir, "zzz"); !errs.IsUser(err) {
+		t.Errorf("SetCurrent to a missing prefix: %v", err)
+	}
+	names, err := ListPrefixes(f.workdir)
+	if err != nil || strings.Join(names, ",") != "a,b" {
+		t.Errorf("ListPrefixes = %v, %v", names, err)
+	}
+}
+
+// recordingProvider reports the paths PrepareDisks gets.
+type recordingProvider struct {
+	*envtest.Provider
+	onPrepare func(vm, serial string, disks []string)
+}
+
+func (r *recordingProvider) PrepareDisks(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM) ([]*providerv1.PreparedDisk, error) {
+	var disks []string
+	for _, d := range vm.GetDisks() {
+		disks = append(disks, d.GetPath())
+	}
+	r.onPrepare(vm.GetName(), vm.GetSerialLogPath(), disks)
+	return r.Provider.PrepareDisks(ctx, env, vm)
+}
