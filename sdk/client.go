@@ -90,10 +90,13 @@ func (b *clientBase) rpcErr(ctx context.Context, method string, err error) error
 		switch st.Code() {
 		case codes.Unimplemented:
 			return fmt.Errorf("%s %s: %w", b.component, method, ErrNotImplemented)
-		case codes.Canceled, codes.DeadlineExceeded:
-			if cerr := ctx.Err(); cerr != nil {
-				return fmt.Errorf("%s %s: %w", b.component, method, cerr)
-			}
+		case codes.Canceled:
+			// Only the caller's context produces these: the server maps
+			// context errors to status only when its (propagated) context
+			// ended. gRPC may notice a deadline a moment before ctx.Err().
+			return fmt.Errorf("%s %s: %w", b.component, method, context.Canceled)
+		case codes.DeadlineExceeded:
+			return fmt.Errorf("%s %s: %w", b.component, method, context.DeadlineExceeded)
 		case codes.Unknown:
 			var d Diagnostics
 			for _, det := range st.Details() {

@@ -1,105 +1,291 @@
 // Package pluginhost finds lago plugin binaries on disk, caches their
 // describe output, starts them lazily over go-plugin and always reaps them.
 //
-// API CONTRACT (stub written first so the CLI can be built against it; the
-// bodies are filled in by the plugin-host work).
+// Discovery and the describe cache live in the light package
+// pluginhost/discovery (no gRPC, no go-plugin); this package adds the
+// process and RPC side.
 package pluginhost
 
 import (
 	"context"
 	"errors"
-	"time"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/lago-go/lago/core/pluginhost/discovery"
 	"github.com/lago-go/lago/sdk"
 )
 
 // Info is one plugin binary found during discovery.
-type Info struct {
-	Name    string    `json:"name"` // without the lago-plugin- prefix
-	Path    string    `json:"path"`
-	Version string    `json:"version"`
-	Size    int64     `json:"size"`
-	ModTime time.Time `json:"mtime"`
-	// Components from the binary's describe output.
-	Components []sdk.ComponentInfo `json:"components"`
-	// Shadowed is set when an earlier folder holds a plugin of the same name.
-	Shadowed   bool   `json:"shadowed,omitempty"`
-	ShadowedBy string `json:"shadowed_by,omitempty"`
-	// Refused is set for world-writable binaries, pin mismatches and binaries
-	// whose describe failed; Reason says why.
-	Refused bool   `json:"refused,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-}
+type Info = discovery.Info
 
 // Options configure a Manager.
 type Options struct {
 	// SearchPath overrides the discovery folders (DefaultSearchPath).
 	SearchPath []string
-	// Pins maps a plugin name to the sha256 (hex) its binary must have.
+	// Pins maps a plugin name to the sha256 (hex) its binary must have;
+	// checked at discovery and again by go-plugin when the binary starts.
 	Pins map[string]string
-	// CacheFile stores describe results keyed by path, size and mtime.
+	// CacheFile stores describe results keyed by path, size and mtime
+	// (default discovery.DefaultCacheFile(); "-" disables the cache).
 	CacheFile string
-	Logger    hclog.Logger
+	// Logger receives discovery warnings and the plugins' own log lines,
+	// named after each plugin. Nil discards them.
+	Logger hclog.Logger
 	// Host is served to plugins that call back into the core; may be nil.
 	Host sdk.Host
+	// OnWarning receives warnings plugins return with their answers; nil
+	// logs them to Logger.
+	OnWarning func(plugin string, d sdk.Diagnostic)
 }
 
 // ErrNotFound is returned (wrapped) when no plugin serves a component.
 var ErrNotFound = errors.New("plugin component not found")
 
+// ErrClosed is returned when a plugin is needed after Close.
+var ErrClosed = errors.New("plugin manager closed")
+
 // DefaultSearchPath returns the discovery folders in order: each folder of
 // $LAGO_PLUGIN_PATH, <dir of exe>/../libexec/lago/plugins,
 // $XDG_DATA_HOME/lago/plugins, /usr/local/libexec/lago/plugins,
 // /usr/libexec/lago/plugins.
-func DefaultSearchPath(exe string) []string { panic("TODO") }
+func DefaultSearchPath(exe string) []string { return discovery.DefaultSearchPath(exe) }
 
-// Manager discovers plugins and owns the processes it starts.
-type Manager struct{ opts Options }
+// Manager discovers plugins and owns the processes it starts. It is safe
+// for concurrent use.
+type Manager struct {
+	opts Options
+
+	discoverOnce sync.Once
+	infos        []Info
+	discoverErr  error
+
+	mu      sync.Mutex
+	closed  bool
+	procs   map[string]*process // by plugin name
+	clients map[string]any      // configured component clients by kind/name/config
+}
 
 // New returns a Manager; nothing is scanned or started until needed.
-func New(opts Options) *Manager { return &Manager{opts: opts} }
+func New(opts Options) *Manager {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.SearchPath == nil {
+		exe, _ := os.Executable()
+		opts.SearchPath = DefaultSearchPath(exe)
+	}
+	switch opts.CacheFile {
+	case "":
+		opts.CacheFile = discovery.DefaultCacheFile()
+	case "-":
+		opts.CacheFile = ""
+	}
+	return &Manager{opts: opts, procs: map[string]*process{}, clients: map[string]any{}}
+}
 
 // Discover lists every plugin binary, including shadowed and refused ones,
-// starting no plugin process when the describe cache is fresh.
-func (m *Manager) Discover() ([]Info, error) { return nil, errors.New("TODO") }
+// starting no plugin process when the describe cache is fresh. Plugins
+// named in LAGO_REATTACH_PLUGINS but absent from disk are described over
+// their running connection. The result is computed once per Manager.
+func (m *Manager) Discover() ([]Info, error) {
+	m.discoverOnce.Do(func() {
+		m.infos, m.discoverErr = discovery.Discover(discovery.Options{
+			SearchPath: m.opts.SearchPath,
+			Pins:       m.opts.Pins,
+			CacheFile:  m.opts.CacheFile,
+			Logger:     m.opts.Logger,
+		})
+		if m.discoverErr == nil {
+			m.infos, m.discoverErr = m.addReattached(m.infos)
+		}
+	})
+	return m.infos, m.discoverErr
+}
 
-// Components lists the usable components of the given kind ("" for all).
+// Components lists the usable components of the given kind ("" for all),
+// sorted by kind and name.
 func (m *Manager) Components(kind string) ([]sdk.ComponentInfo, error) {
-	return nil, errors.New("TODO")
+	infos, err := m.Discover()
+	if err != nil {
+		return nil, err
+	}
+	var out []sdk.ComponentInfo
+	for _, in := range infos {
+		if !in.Usable() {
+			continue
+		}
+		for _, c := range in.Components {
+			if kind == "" || c.Kind == kind {
+				out = append(out, c)
+			}
+		}
+	}
+	discovery.SortComponents(out)
+	return out, nil
+}
+
+// find returns the plugin serving the component kind/name; with verb set it
+// looks for the command component declaring verb instead.
+func (m *Manager) find(kind, name, verb string) (Info, sdk.ComponentInfo, error) {
+	infos, err := m.Discover()
+	if err != nil {
+		return Info{}, sdk.ComponentInfo{}, err
+	}
+	var refused []string
+	for _, in := range infos {
+		if in.Shadowed {
+			continue
+		}
+		for _, c := range in.Components {
+			if c.Kind != kind {
+				continue
+			}
+			match := c.Name == name
+			if verb != "" {
+				match = false
+				for _, cs := range c.Commands {
+					if cs.Name == verb {
+						match = true
+					}
+				}
+			}
+			if match {
+				return in, c, nil
+			}
+		}
+		if in.Refused {
+			refused = append(refused, fmt.Sprintf("%s (%s)", in.Path, in.Reason))
+		}
+	}
+	what := fmt.Sprintf("%s component %q", kind, name)
+	if verb != "" {
+		what = fmt.Sprintf("command %q", verb)
+	}
+	if len(refused) > 0 {
+		sort.Strings(refused)
+		return Info{}, sdk.ComponentInfo{}, fmt.Errorf("%s: %w; refused plugins: %v", what, ErrNotFound, refused)
+	}
+	return Info{}, sdk.ComponentInfo{}, fmt.Errorf("%s: %w", what, ErrNotFound)
+}
+
+// component starts (once) the plugin serving kind/name, configures the
+// component (once per config) and returns the make result.
+func (m *Manager) component(ctx context.Context, kind, name, verb string, config map[string]string, mk func(*sdk.PluginClient, string, ...sdk.ClientOption) any) (any, error) {
+	info, comp, err := m.find(kind, name, verb)
+	if err != nil {
+		return nil, err
+	}
+	key := kind + "\x00" + comp.Name + "\x00" + configKey(config)
+	m.mu.Lock()
+	if c, ok := m.clients[key]; ok {
+		m.mu.Unlock()
+		return c, nil
+	}
+	m.mu.Unlock()
+	p, err := m.process(info)
+	if err != nil {
+		return nil, err
+	}
+	opts := p.clientOptions(m.opts)
+	if err := p.client.Configure(ctx, comp.Name, config, m.opts.Host, opts...); err != nil {
+		return nil, fmt.Errorf("configure %s component %q of plugin %s: %w", kind, comp.Name, info.Name, err)
+	}
+	c := mk(p.client, comp.Name, opts...)
+	m.mu.Lock()
+	m.clients[key] = c
+	m.mu.Unlock()
+	return c, nil
+}
+
+func configKey(c map[string]string) string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var s string
+	for _, k := range keys {
+		s += fmt.Sprintf("%q=%q;", k, c[k])
+	}
+	return s
 }
 
 // Provider starts (once) the plugin serving the provider component name,
 // configures it with config and returns a client for it.
 func (m *Manager) Provider(ctx context.Context, name string, config map[string]string) (sdk.Provider, error) {
-	return nil, errors.New("TODO")
+	c, err := m.component(ctx, sdk.KindProvider, name, "", config, func(p *sdk.PluginClient, n string, o ...sdk.ClientOption) any { return p.Provider(n, o...) })
+	if err != nil {
+		return nil, err
+	}
+	return c.(sdk.Provider), nil
 }
 
 // Output returns the output format component name.
 func (m *Manager) Output(ctx context.Context, name string) (sdk.OutputFormat, error) {
-	return nil, errors.New("TODO")
+	c, err := m.component(ctx, sdk.KindOutput, name, "", nil, func(p *sdk.PluginClient, n string, o ...sdk.ClientOption) any { return p.Output(n, o...) })
+	if err != nil {
+		return nil, err
+	}
+	return c.(sdk.OutputFormat), nil
 }
 
 // VMType returns the vm type component name.
 func (m *Manager) VMType(ctx context.Context, name string, config map[string]string) (sdk.VMType, error) {
-	return nil, errors.New("TODO")
+	c, err := m.component(ctx, sdk.KindVMType, name, "", config, func(p *sdk.PluginClient, n string, o ...sdk.ClientOption) any { return p.VMType(n, o...) })
+	if err != nil {
+		return nil, err
+	}
+	return c.(sdk.VMType), nil
 }
 
 // Service returns the service manager component name.
 func (m *Manager) Service(ctx context.Context, name string, config map[string]string) (sdk.ServiceManager, error) {
-	return nil, errors.New("TODO")
+	c, err := m.component(ctx, sdk.KindService, name, "", config, func(p *sdk.PluginClient, n string, o ...sdk.ClientOption) any { return p.Service(n, o...) })
+	if err != nil {
+		return nil, err
+	}
+	return c.(sdk.ServiceManager), nil
 }
 
 // Builder returns the builder component name.
 func (m *Manager) Builder(ctx context.Context, name string, config map[string]string) (sdk.Builder, error) {
-	return nil, errors.New("TODO")
+	c, err := m.component(ctx, sdk.KindBuilder, name, "", config, func(p *sdk.PluginClient, n string, o ...sdk.ClientOption) any { return p.Builder(n, o...) })
+	if err != nil {
+		return nil, err
+	}
+	return c.(sdk.Builder), nil
 }
 
 // Command returns the command component that declares verb.
 func (m *Manager) Command(ctx context.Context, verb string) (sdk.Command, error) {
-	return nil, errors.New("TODO")
+	c, err := m.component(ctx, sdk.KindCommand, "", verb, nil, func(p *sdk.PluginClient, n string, o ...sdk.ClientOption) any { return p.Command(n, o...) })
+	if err != nil {
+		return nil, err
+	}
+	return c.(sdk.Command), nil
 }
 
-// Close kills every plugin process this Manager started. Safe to call twice.
-func (m *Manager) Close() {}
+// Close kills every plugin process this Manager started (in parallel) and
+// waits for them. Safe to call twice; later starts fail with ErrClosed.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
+	procs := m.procs
+	m.procs = map[string]*process{}
+	m.clients = map[string]any{}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.kill()
+		}()
+	}
+	wg.Wait()
+}

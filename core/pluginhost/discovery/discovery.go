@@ -1,0 +1,340 @@
+// Package discovery finds lago plugin binaries on disk and caches their
+// describe output. It is deliberately light: it imports neither gRPC nor
+// go-plugin nor protobuf, whose package initialisation would be paid by
+// every `lago --help`; listing plugins from a fresh cache starts no plugin
+// process at all.
+package discovery
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lago-go/lago/sdk/plugininfo"
+)
+
+// Prefix starts the file name of every plugin binary.
+const Prefix = "lago-plugin-"
+
+// DescribeTimeout bounds one `lago-plugin-x describe` run.
+var DescribeTimeout = 10 * time.Second
+
+// Info is one plugin binary found during discovery.
+type Info struct {
+	Name    string    `json:"name"` // without the lago-plugin- prefix
+	Path    string    `json:"path"`
+	Version string    `json:"version"`
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"mtime"`
+	// Components from the binary's describe output.
+	Components []plugininfo.ComponentInfo `json:"components"`
+	// Shadowed is set when an earlier folder holds a plugin of the same name.
+	Shadowed   bool   `json:"shadowed,omitempty"`
+	ShadowedBy string `json:"shadowed_by,omitempty"`
+	// Refused is set for world-writable binaries, pin mismatches and binaries
+	// whose describe failed; Reason says why.
+	Refused bool   `json:"refused,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	// SHA256 is the binary's hash, computed only when it is pinned.
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// Usable reports whether the plugin may be started.
+func (i Info) Usable() bool { return !i.Shadowed && !i.Refused }
+
+// Logger is the part of hclog.Logger discovery uses.
+type Logger interface {
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+}
+
+// Options configure Discover.
+type Options struct {
+	// SearchPath is the list of folders, first match wins.
+	SearchPath []string
+	// Pins maps a plugin name to the sha256 (hex) its binary must have.
+	Pins map[string]string
+	// CacheFile stores describe results; "" disables the cache.
+	CacheFile string
+	// Logger receives warnings (refused binaries) and shadowing notes; may be nil.
+	Logger Logger
+}
+
+// DefaultSearchPath returns the discovery folders in order: each folder of
+// $LAGO_PLUGIN_PATH, <dir of exe, symlinks resolved>/../libexec/lago/plugins,
+// $XDG_DATA_HOME/lago/plugins (default ~/.local/share),
+// /usr/local/libexec/lago/plugins, /usr/libexec/lago/plugins.
+func DefaultSearchPath(exe string) []string {
+	var dirs []string
+	for _, d := range filepath.SplitList(os.Getenv("LAGO_PLUGIN_PATH")) {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	if exe != "" {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "libexec", "lago", "plugins"))
+	}
+	data := os.Getenv("XDG_DATA_HOME")
+	if data == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			data = filepath.Join(home, ".local", "share")
+		}
+	}
+	if data != "" {
+		dirs = append(dirs, filepath.Join(data, "lago", "plugins"))
+	}
+	return append(dirs, "/usr/local/libexec/lago/plugins", "/usr/libexec/lago/plugins")
+}
+
+// DefaultCacheFile is $XDG_CACHE_HOME/lago/plugins.json (default ~/.cache).
+func DefaultCacheFile() string {
+	dir := os.Getenv("XDG_CACHE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(dir, "lago", "plugins.json")
+}
+
+// Discover lists every plugin binary of the search path, including shadowed
+// and refused ones, in search order. Only binaries missing from the cache
+// (or changed since) are run with `describe`.
+func Discover(opts Options) ([]Info, error) {
+	cache := loadCache(opts.CacheFile)
+	dirty := false
+	seen := map[string]string{} // name -> winning path
+	var out []Info
+	for _, dir := range opts.SearchPath {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue // a missing folder is normal
+		}
+		for _, e := range entries {
+			name, ok := strings.CutPrefix(e.Name(), Prefix)
+			if !ok || name == "" || strings.HasPrefix(name, ".") {
+				continue
+			}
+			path := filepath.Join(dir, e.Name())
+			st, err := os.Stat(path)
+			if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+				continue
+			}
+			info := Info{Name: name, Path: path, Size: st.Size(), ModTime: st.ModTime()}
+			if winner, ok := seen[name]; ok {
+				info.Shadowed, info.ShadowedBy = true, winner
+				logf(opts.Logger, false, "plugin shadowed", "plugin", name, "path", path, "used", winner)
+				out = append(out, info)
+				continue
+			}
+			seen[name] = path
+			if st.Mode().Perm()&0o002 != 0 {
+				info.Refused, info.Reason = true, "binary is world-writable; fix with chmod o-w "+path
+				logf(opts.Logger, true, "refusing world-writable plugin", "plugin", name, "path", path)
+				out = append(out, info)
+				continue
+			}
+			ent, hit := cache.lookup(path, st)
+			if pin := opts.Pins[name]; pin != "" {
+				if !hit || ent.SHA256 == "" {
+					sum, err := FileSHA256(path)
+					if err != nil {
+						info.Refused, info.Reason = true, "hash binary: "+err.Error()
+						out = append(out, info)
+						continue
+					}
+					ent.SHA256 = sum
+					if hit {
+						cache.put(path, st, ent)
+						dirty = true
+					}
+				}
+				info.SHA256 = ent.SHA256
+				if !strings.EqualFold(ent.SHA256, pin) {
+					info.Refused, info.Reason = true, fmt.Sprintf("sha256 %s does not match the pinned %s", ent.SHA256, pin)
+					logf(opts.Logger, true, "refusing plugin with unexpected hash", "plugin", name, "path", path, "sha256", ent.SHA256, "pinned", pin)
+					out = append(out, info)
+					continue
+				}
+			}
+			if !hit {
+				desc, err := Describe(path)
+				if err != nil {
+					info.Refused, info.Reason = true, err.Error()
+					logf(opts.Logger, true, "plugin describe failed", "plugin", name, "path", path, "error", err)
+					out = append(out, info)
+					continue
+				}
+				ent.Description = desc
+				cache.put(path, st, ent)
+				dirty = true
+			}
+			info.Version = ent.Description.Version
+			info.Components = ent.Description.Components
+			out = append(out, info)
+		}
+	}
+	if dirty {
+		if err := cache.save(opts.CacheFile); err != nil {
+			logf(opts.Logger, true, "cannot write plugin cache", "file", opts.CacheFile, "error", err)
+		}
+	}
+	return out, nil
+}
+
+// Describe runs `path describe` and parses its JSON.
+func Describe(path string) (plugininfo.Description, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), DescribeTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, "describe")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var d plugininfo.Description
+	if err != nil {
+		return d, fmt.Errorf("run %s describe: %w: %s", path, err, strings.TrimSpace(stderr.String()))
+	}
+	if err := json.Unmarshal(out, &d); err != nil {
+		return d, fmt.Errorf("parse describe output of %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// FileSHA256 returns the hex sha256 of the file at path.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func logf(l Logger, warn bool, msg string, args ...any) {
+	if l == nil {
+		return
+	}
+	if warn {
+		l.Warn(msg, args...)
+	} else {
+		l.Info(msg, args...)
+	}
+}
+
+// cacheVersion changes when the cache layout does; an old cache is ignored.
+const cacheVersion = 1
+
+type cacheEntry struct {
+	Size        int64                  `json:"size"`
+	ModTimeNano int64                  `json:"mtime_ns"`
+	SHA256      string                 `json:"sha256,omitempty"`
+	Description plugininfo.Description `json:"description"`
+}
+
+type cacheFile struct {
+	Version int                    `json:"version"`
+	Entries map[string]*cacheEntry `json:"entries"`
+}
+
+// loadCache reads the cache; a missing, unreadable or corrupt cache is an
+// empty one (it is only an optimisation).
+func loadCache(path string) *cacheFile {
+	c := &cacheFile{Version: cacheVersion, Entries: map[string]*cacheEntry{}}
+	if path == "" {
+		return c
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c
+	}
+	var onDisk cacheFile
+	if json.Unmarshal(b, &onDisk) != nil || onDisk.Version != cacheVersion || onDisk.Entries == nil {
+		return c
+	}
+	for k, v := range onDisk.Entries {
+		if v != nil {
+			c.Entries[k] = v
+		}
+	}
+	return c
+}
+
+func (c *cacheFile) lookup(path string, st os.FileInfo) (cacheEntry, bool) {
+	e, ok := c.Entries[path]
+	if !ok || e.Size != st.Size() || e.ModTimeNano != st.ModTime().UnixNano() {
+		return cacheEntry{}, false
+	}
+	return *e, true
+}
+
+func (c *cacheFile) put(path string, st os.FileInfo, e cacheEntry) {
+	e.Size, e.ModTimeNano = st.Size(), st.ModTime().UnixNano()
+	c.Entries[path] = &e
+}
+
+// save writes the cache atomically (temporary file and rename), so a
+// concurrent lago never reads half a file.
+func (c *cacheFile) save(path string) error {
+	if path == "" {
+		return nil
+	}
+	// Forget binaries that are gone, so the cache does not grow forever.
+	for p := range c.Entries {
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			delete(c.Entries, p)
+		}
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode plugin cache: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create plugin cache folder: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".plugins-*.json")
+	if err != nil {
+		return fmt.Errorf("create plugin cache: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write plugin cache: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write plugin cache: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replace plugin cache: %w", err)
+	}
+	return nil
+}
+
+// SortComponents orders component infos by kind then name, for stable
+// listings.
+func SortComponents(cs []plugininfo.ComponentInfo) {
+	sort.SliceStable(cs, func(i, j int) bool {
+		if cs[i].Kind != cs[j].Kind {
+			return cs[i].Kind < cs[j].Kind
+		}
+		return cs[i].Name < cs[j].Name
+	})
+}

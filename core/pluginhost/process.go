@@ -1,0 +1,306 @@
+package pluginhost
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/lago-go/lago/sdk"
+)
+
+// ReattachEnv names the environment variable holding a JSON object that
+// maps a plugin name (without lago-plugin-) to the reattach configuration
+// printed by a plugin started by hand with LAGO_PLUGIN_DEBUG=1:
+//
+//	$ LAGO_PLUGIN_DEBUG=1 libexec/lago/plugins/lago-plugin-output-json
+//	{"protocol":"grpc","protocol_version":1,"pid":4242,"addr":{"network":"unix","string":"/tmp/plugin123"},"test":true}
+//	$ LAGO_REATTACH_PLUGINS='{"output-json": {...}}' bin/lago -f json status
+//
+// lago then talks to that process instead of starting the binary, and
+// leaves it running when it exits.
+const ReattachEnv = "LAGO_REATTACH_PLUGINS"
+
+// StartTimeout bounds a plugin's start-up handshake.
+var StartTimeout = 20 * time.Second
+
+// process is one plugin binary's process (or reattached connection).
+type process struct {
+	name  string
+	path  string
+	ready chan struct{} // closed when start finished
+
+	plugin *plugin.Client
+	client *sdk.PluginClient
+	err    error
+	tail   *tailBuffer
+}
+
+// process returns the running process for info, starting it on first use.
+func (m *Manager) process(info Info) (*process, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("start plugin %s: %w", info.Name, ErrClosed)
+	}
+	p, ok := m.procs[info.Name]
+	if !ok {
+		p = &process{name: info.Name, path: info.Path, ready: make(chan struct{}), tail: newTailBuffer(20)}
+		m.procs[info.Name] = p
+		m.mu.Unlock()
+		p.err = p.start(m.opts, info, m.reattachConfig(info.Name))
+		close(p.ready)
+	} else {
+		m.mu.Unlock()
+		<-p.ready
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	return p, nil
+}
+
+// reattachConfig returns the reattach configuration for name from the
+// environment, or nil.
+func (m *Manager) reattachConfig(name string) *plugin.ReattachConfig {
+	all, err := parseReattach(os.Getenv(ReattachEnv))
+	if err != nil {
+		m.opts.Logger.Warn("ignoring "+ReattachEnv, "error", err)
+		return nil
+	}
+	ri, ok := all[name]
+	if !ok {
+		return nil
+	}
+	rc, err := ri.ToConfig()
+	if err != nil {
+		m.opts.Logger.Warn("ignoring "+ReattachEnv+" entry", "plugin", name, "error", err)
+		return nil
+	}
+	return rc
+}
+
+func parseReattach(s string) (map[string]sdk.ReattachInfo, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var all map[string]sdk.ReattachInfo
+	if err := json.Unmarshal([]byte(s), &all); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", ReattachEnv, err)
+	}
+	return all, nil
+}
+
+// addReattached adds the plugins of LAGO_REATTACH_PLUGINS that are not on
+// disk, described over their connection.
+func (m *Manager) addReattached(infos []Info) ([]Info, error) {
+	all, err := parseReattach(os.Getenv(ReattachEnv))
+	if err != nil {
+		m.opts.Logger.Warn("ignoring "+ReattachEnv, "error", err)
+		return infos, nil
+	}
+	for name := range all {
+		found := false
+		for _, in := range infos {
+			found = found || (in.Name == name && !in.Shadowed)
+		}
+		if found {
+			continue
+		}
+		info := Info{Name: name, Path: "reattached:" + name}
+		p, err := m.process(info)
+		if err != nil {
+			m.opts.Logger.Warn("cannot attach to plugin", "plugin", name, "error", err)
+			continue
+		}
+		ctx, cancel := contextWithTimeout(StartTimeout)
+		d, err := p.client.Describe(ctx)
+		cancel()
+		if err != nil {
+			m.opts.Logger.Warn("cannot describe attached plugin", "plugin", name, "error", err)
+			continue
+		}
+		info.Version, info.Components = d.Version, d.Components
+		infos = append(infos, info)
+	}
+	return infos, nil
+}
+
+// start launches (or attaches to) the plugin and dispenses its client.
+func (p *process) start(opts Options, info Info, reattach *plugin.ReattachConfig) error {
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig:  sdk.HandshakeConfig,
+		Plugins:          sdk.PluginSet(nil),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           opts.Logger,
+		Stderr:           p.tail,
+		// go-plugin redirects the plugin's os.Stdout/os.Stderr over gRPC;
+		// keep what arrives for error messages too.
+		SyncStdout:   p.tail,
+		SyncStderr:   p.tail,
+		StartTimeout: StartTimeout,
+	}
+	if reattach != nil {
+		cfg.Reattach = reattach
+	} else {
+		cmd := exec.Command(info.Path)
+		setProcAttr(cmd)
+		cfg.Cmd = cmd
+		if pin := opts.Pins[info.Name]; pin != "" {
+			sum, err := hex.DecodeString(pin)
+			if err != nil {
+				return fmt.Errorf("plugin %s: pinned sha256 %q: %w", info.Name, pin, err)
+			}
+			cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+		}
+	}
+	pc := plugin.NewClient(cfg)
+	p.plugin = pc
+	rpc, err := pc.Client()
+	if err != nil {
+		pc.Kill()
+		return p.wrap(fmt.Errorf("start: %w", err))
+	}
+	raw, err := rpc.Dispense(sdk.PluginSetKey)
+	if err != nil {
+		pc.Kill()
+		return p.wrap(fmt.Errorf("dispense: %w", err))
+	}
+	c, ok := raw.(*sdk.PluginClient)
+	if !ok {
+		pc.Kill()
+		return p.wrap(fmt.Errorf("dispense: unexpected client %T", raw))
+	}
+	p.client = c
+	return nil
+}
+
+// clientOptions decorate component clients with the plugin's identity.
+func (p *process) clientOptions(opts Options) []sdk.ClientOption {
+	warn := func(d sdk.Diagnostic) {
+		if opts.OnWarning != nil {
+			opts.OnWarning(p.name, d)
+			return
+		}
+		opts.Logger.Warn(d.Summary, "plugin", p.name, "detail", d.Detail, "attribute", d.Attribute)
+	}
+	return []sdk.ClientOption{sdk.WithWarningHandler(warn), sdk.WithTransportErrorWrapper(p.wrap)}
+}
+
+// kill stops the process and waits for it (go-plugin asks it to exit, then
+// kills it after a grace period).
+func (p *process) kill() {
+	<-p.ready
+	if p.plugin != nil {
+		p.plugin.Kill()
+	}
+}
+
+// wrap names the plugin in a transport error and adds the tail of its
+// stderr. When the process is dying, it waits a moment for it to exit so
+// the stderr tail includes its last words.
+func (p *process) wrap(err error) error {
+	exited := false
+	if p.plugin != nil {
+		deadline := time.Now().Add(500 * time.Millisecond)
+		for !p.plugin.Exited() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		exited = p.plugin.Exited()
+	}
+	return &PluginError{Plugin: p.name, Path: p.path, Exited: exited, StderrTail: p.tail.Lines(), Err: err}
+}
+
+// PluginError is a failure of the plugin process or its connection (not a
+// domain error, which arrives as sdk.Diagnostics).
+type PluginError struct {
+	Plugin     string
+	Path       string
+	Exited     bool
+	StderrTail []string
+	Err        error
+}
+
+func (e *PluginError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "plugin %s (%s)", e.Plugin, e.Path)
+	if e.Exited {
+		b.WriteString(" exited")
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	if len(e.StderrTail) > 0 {
+		b.WriteString("; last stderr lines:")
+		for _, l := range e.StderrTail {
+			b.WriteString("\n    " + l)
+		}
+	}
+	return b.String()
+}
+
+func (e *PluginError) Unwrap() error { return e.Err }
+
+// tailBuffer keeps the last lines written to it (the plugin's stderr), for
+// error messages. hclog JSON lines are shortened to "level: message".
+type tailBuffer struct {
+	mu      sync.Mutex
+	max     int
+	partial []byte
+	lines   []string
+}
+
+func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
+
+func (t *tailBuffer) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.partial = append(t.partial, b...)
+	for {
+		i := strings.IndexByte(string(t.partial), '\n')
+		if i < 0 {
+			break
+		}
+		t.add(string(t.partial[:i]))
+		t.partial = t.partial[i+1:]
+	}
+	if len(t.partial) > 4096 { // a line without end: keep it bounded
+		t.add(string(t.partial))
+		t.partial = nil
+	}
+	return len(b), nil
+}
+
+func (t *tailBuffer) add(line string) {
+	line = strings.TrimRight(line, "\r")
+	if line == "" {
+		return
+	}
+	var entry struct {
+		Level   string `json:"@level"`
+		Message string `json:"@message"`
+	}
+	if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &entry) == nil && entry.Message != "" {
+		line = entry.Level + ": " + entry.Message
+	}
+	t.lines = append(t.lines, line)
+	if len(t.lines) > t.max {
+		t.lines = t.lines[len(t.lines)-t.max:]
+	}
+}
+
+// Lines returns a copy of the kept lines, oldest first.
+func (t *tailBuffer) Lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := append([]string(nil), t.lines...)
+	if len(t.partial) > 0 {
+		out = append(out, string(t.partial))
+	}
+	return out
+}
