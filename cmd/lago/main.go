@@ -1,3 +1,106 @@
+// Command lago builds throw-away multi-VM environments from a declarative
+// init file. This package is the CLI: a thin layer over core that parses
+// the command line, loads the configuration, wires verbs to handlers and
+// maps errors and signals to exit codes.
 package main
 
-func main() {}
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/lago-go/lago/core/errs"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ()))
+}
+
+// run is main without the process: it returns the exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
+	return newApp(stdin, stdout, stderr, environ).main(args)
+}
+
+// signalExit returns after the first of SIGINT, SIGTERM or SIGHUP cancels
+// ctx; a second signal exits at once, for a user who does not want to wait
+// for cleanups.
+type signalState struct {
+	mu  sync.Mutex
+	sig syscall.Signal
+}
+
+func (s *signalState) get() syscall.Signal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sig
+}
+
+func (a *app) main(args []string) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var st signalState
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigc)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-sigc:
+				sig, _ := s.(syscall.Signal)
+				st.mu.Lock()
+				first := st.sig == 0
+				if first {
+					st.sig = sig
+				}
+				st.mu.Unlock()
+				if !first {
+					a.closeHost()
+					os.Exit(128 + int(sig))
+				}
+				cancel()
+			}
+		}
+	}()
+
+	err := a.execute(ctx, args)
+	a.closeHost()
+	if sig := st.get(); sig != 0 {
+		fmt.Fprintf(a.stderr, "lago: error: interrupted by %v\n", sig)
+		return 128 + int(sig)
+	}
+	code := a.exitCode(err)
+	if err != nil {
+		if ee, ok := err.(*errs.ExitError); !ok || ee.Message != "" {
+			fmt.Fprintf(a.stderr, "lago: error: %v\n", err)
+		}
+	}
+	return code
+}
+
+// execute normalises args, adds plugin verbs when needed and runs cobra.
+func (a *app) execute(ctx context.Context, args []string) error {
+	norm, path, err := normalizeArgs(a.root, args)
+	if err != nil {
+		return err
+	}
+	if needsPluginVerbs(path) {
+		a.addPluginVerbs()
+		if norm, _, err = normalizeArgs(a.root, args); err != nil {
+			return err
+		}
+	}
+	a.root.SetArgs(norm)
+	_, err = a.root.ExecuteContextC(ctx)
+	if err != nil && !a.started && a.hostErr != nil && len(path) > 0 && findSub(a.root, path[0]) == nil {
+		return errs.User(fmt.Errorf("%w (%v)", err, a.hostErr))
+	}
+	return err
+}

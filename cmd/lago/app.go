@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/lago-go/lago/core/config"
+	"github.com/lago-go/lago/core/errs"
+	"github.com/lago-go/lago/core/pluginhost"
+	"github.com/lago-go/lago/core/version"
+	"github.com/lago-go/lago/sdk"
+)
+
+// PluginHost is what the CLI needs from the plugin host
+// (*pluginhost.Manager); tests substitute a fake.
+type PluginHost interface {
+	Discover() ([]pluginhost.Info, error)
+	Components(kind string) ([]sdk.ComponentInfo, error)
+	Output(ctx context.Context, name string) (sdk.OutputFormat, error)
+	Command(ctx context.Context, verb string) (sdk.Command, error)
+	Close()
+}
+
+// app is one run of the CLI.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	environ        []string
+	getenv         func(string) string
+	// newHost creates the plugin host; replaced in tests.
+	newHost func(pluginhost.Options) PluginHost
+	// handlers is the verb table; tests may swap entries.
+	handlers map[string]Handler
+
+	root      *cobra.Command
+	flagKeys  map[*pflag.Flag]string // flag -> config key ID
+	extraKeys []config.Key
+	cfg       *config.Config
+	host      PluginHost
+	// hostErr is why plugin discovery for the command tree failed.
+	hostErr error
+	// started is set once cobra got past parsing and argument checks;
+	// errors before it are usage errors.
+	started bool
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer, environ []string) *app {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	a := &app{
+		stdin: stdin, stdout: stdout, stderr: stderr,
+		environ:  environ,
+		getenv:   func(k string) string { return env[k] },
+		handlers: handlers,
+		flagKeys: map[*pflag.Flag]string{},
+		newHost: func(o pluginhost.Options) PluginHost {
+			return pluginhost.New(o)
+		},
+	}
+	a.buildRoot()
+	return a
+}
+
+const rootLong = `lago builds throw-away multi-VM environments from a declarative init file.
+
+Global options go before the verb. Long options may be abbreviated to any
+unique prefix (--workdir for --workdir-path). Exit status: 0 on success, 2 for
+a problem with the input or environment, 1 for any other failure.`
+
+func (a *app) buildRoot() {
+	root := &cobra.Command{
+		Use:           "lago [global options] VERB [args]",
+		Short:         "Build throw-away multi-VM environments with libvirt and qemu",
+		Long:          rootLong,
+		Version:       version.Version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// Reached only without a verb: print help, exit 1.
+			cmd.SetOut(a.stdout)
+			_ = cmd.Help()
+			return errs.Exit(errs.ExitFailure)
+		},
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			a.started = true
+			return a.loadConfig(cmd)
+		},
+	}
+	root.SetVersionTemplate("lago {{.Version}}\n")
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return errs.User(err) })
+	root.CompletionOptions.HiddenDefaultCmd = false
+
+	pf := root.PersistentFlags()
+	for _, k := range config.SectionKeys(config.SectionLago) {
+		if k.Flag == "" {
+			continue
+		}
+		f := addKeyFlag(pf, k)
+		a.flagKeys[f] = k.ID()
+	}
+	root.AddGroup(&cobra.Group{ID: "env", Title: "Verbs:"})
+
+	for _, spec := range verbSpecs {
+		root.AddCommand(a.builtinCommand(spec))
+	}
+	root.SetHelpCommandGroupID("env")
+	root.SetCompletionCommandGroupID("env")
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	root.DisableFlagsInUseLine = true
+	root.SetUsageTemplate(strings.NewReplacer(
+		"Global Flags:", "Global options:", "Flags:", "Options:",
+		"Available Commands:", "Verbs:", "[command]", "VERB").Replace(root.UsageTemplate()))
+	a.root = root
+}
+
+// addKeyFlag declares the flag of config key k on fs.
+func addKeyFlag(fs *pflag.FlagSet, k config.Key) *pflag.Flag {
+	usage := k.Help
+	if len(k.Choices) > 0 {
+		usage += " {" + strings.Join(k.Choices, ",") + "}"
+	}
+	switch k.Type {
+	case config.TypeBool:
+		def, _ := config.ParseBool(k.Default)
+		fs.BoolP(k.Flag, k.Short, def, usage)
+	case config.TypeInt:
+		var def int
+		fmt.Sscan(k.Default, &def)
+		fs.IntP(k.Flag, k.Short, def, usage)
+	default:
+		fs.StringP(k.Flag, k.Short, k.Default, usage)
+	}
+	f := fs.Lookup(k.Flag)
+	if k.Hidden {
+		f.Hidden = true
+	}
+	return f
+}
+
+func (a *app) builtinCommand(spec verbSpec) *cobra.Command {
+	name := spec.Name
+	cmd := &cobra.Command{
+		Use:     strings.TrimSpace(name + " " + spec.Use),
+		Short:   spec.Short,
+		Long:    spec.Long,
+		Args:    spec.Args,
+		GroupID: "env",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runBuiltin(cmd, spec, args)
+		},
+	}
+	if spec.Long == "" {
+		cmd.Long = spec.Short + "."
+	}
+	if spec.ConfigKeys != "" {
+		for _, k := range config.SectionKeys(spec.ConfigKeys) {
+			if k.Flag != "" {
+				a.flagKeys[addKeyFlag(cmd.Flags(), k)] = k.ID()
+			}
+		}
+	}
+	if spec.Flags != nil {
+		spec.Flags(cmd.Flags())
+	}
+	if spec.NoInterspersed {
+		cmd.Flags().SetInterspersed(false)
+		cmd.Annotations = map[string]string{annotNoInterspersed: "true"}
+	}
+	if spec.ConfigKeys == "" && !spec.Meta {
+		// Every option of a verb may also be set in the verb's config
+		// section, as in the original ([destroy] yes = True).
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			k := config.Key{Section: name, Name: optKey(f.Name), Default: f.DefValue, Help: f.Usage, Flag: f.Name, Short: f.Shorthand}
+			switch f.Value.Type() {
+			case "bool":
+				k.Type = config.TypeBool
+			case "int":
+				k.Type = config.TypeInt
+			case "stringSlice", "stringArray":
+				k.Type = config.TypeList
+				k.Default = strings.Join(sliceValue(f), ",")
+			}
+			a.extraKeys = append(a.extraKeys, k)
+			a.flagKeys[f] = k.ID()
+		})
+	}
+	return cmd
+}
+
+const annotNoInterspersed = "lago/no-interspersed"
+
+func sliceValue(f *pflag.Flag) []string {
+	if sv, ok := f.Value.(pflag.SliceValue); ok {
+		return sv.GetSlice()
+	}
+	return nil
+}
+
+// flagString is the config form of a flag's value.
+func flagString(f *pflag.Flag) string {
+	if _, ok := f.Value.(pflag.SliceValue); ok {
+		return strings.Join(sliceValue(f), ",")
+	}
+	return f.Value.String()
+}
+
+// loadConfig loads the configuration with the flags the user gave to cmd.
+func (a *app) loadConfig(cmd *cobra.Command) error {
+	flags := map[string]config.FlagValue{}
+	visit := func(f *pflag.Flag) {
+		id, ok := a.flagKeys[f]
+		if !ok || !f.Changed {
+			return
+		}
+		flags[id] = config.FlagValue{Value: flagString(f), Flag: "--" + f.Name}
+	}
+	a.root.PersistentFlags().VisitAll(visit)
+	if cmd != a.root {
+		cmd.LocalFlags().VisitAll(visit)
+	}
+	cfg, err := config.Load(a.configOptions(flags))
+	if err != nil {
+		return err
+	}
+	a.cfg = cfg
+	return nil
+}
+
+func (a *app) configOptions(flags map[string]config.FlagValue) config.Options {
+	return config.Options{
+		Files:    config.DefaultFiles(a.getenv),
+		Required: config.RequiredFiles(a.getenv),
+		Environ:  a.environ,
+		Flags:    flags,
+		Extra:    a.extraKeys,
+	}
+}
+
+// runBuiltin checks the verb's required options and list arguments, then
+// calls its handler.
+func (a *app) runBuiltin(cmd *cobra.Command, spec verbSpec, args []string) error {
+	inv := a.invocation(cmd, spec.Name, args)
+	if spec.ListArgs != "" && len(args) > 0 {
+		f := cmd.Flags().Lookup(spec.ListArgs)
+		if !f.Changed {
+			return errs.Userf("lago %s: unexpected arguments %q (they may only follow --%s)", spec.Name, args, spec.ListArgs)
+		}
+		if err := f.Value.(pflag.SliceValue).Replace(append(sliceValue(f), args...)); err != nil {
+			return errs.User(fmt.Errorf("lago %s: --%s: %w", spec.Name, spec.ListArgs, err))
+		}
+		if err := a.loadConfig(cmd); err != nil {
+			return err
+		}
+		inv.Config = a.cfg
+		inv.Args = nil
+	}
+	for _, r := range spec.Required {
+		if inv.Opt(r) == "" {
+			return errs.Userf("lago %s: --%s is required", spec.Name, r)
+		}
+	}
+	h, ok := a.handlers[spec.Name]
+	if !ok {
+		h = notImplemented
+	}
+	return h(cmd.Context(), inv)
+}
+
+func (a *app) invocation(cmd *cobra.Command, verb string, args []string) *Invocation {
+	return &Invocation{
+		Verb: verb, Args: args, Flags: cmd.Flags(), Config: a.cfg, app: a,
+		Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr,
+	}
+}
+
+// pluginHost returns the plugin host, creating it on first use with the
+// plugin pins of the loaded configuration.
+func (a *app) pluginHost() PluginHost {
+	if a.host == nil {
+		var pins map[string]string
+		level := "info"
+		if a.cfg != nil {
+			pins = a.cfg.PluginPins
+			level = a.cfg.LogLevel
+		}
+		a.host = a.newHost(a.hostOptions(pins, level))
+	}
+	return a.host
+}
+
+func (a *app) hostOptions(pins map[string]string, level string) pluginhost.Options {
+	if level == "warning" {
+		level = "warn"
+	}
+	opts := pluginhost.Options{
+		Pins: pins,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name: "lago", Level: hclog.LevelFromString(level), Output: a.stderr,
+		}),
+	}
+	if exe, err := os.Executable(); err == nil {
+		opts.SearchPath = searchPath(exe)
+	}
+	cache := a.getenv("XDG_CACHE_HOME")
+	if cache == "" && a.getenv("HOME") != "" {
+		cache = filepath.Join(a.getenv("HOME"), ".cache")
+	}
+	if cache != "" {
+		opts.CacheFile = filepath.Join(cache, "lago", "plugins.json")
+	}
+	return opts
+}
+
+// searchPath asks the plugin host for its default folders. It must never
+// take the CLI down: help has to work even when plugin discovery does not.
+func searchPath(exe string) (path []string) {
+	defer func() {
+		if recover() != nil {
+			path = nil
+		}
+	}()
+	return pluginhost.DefaultSearchPath(exe)
+}
+
+func (a *app) closeHost() {
+	if a.host != nil {
+		a.host.Close()
+	}
+}
+
+// exitCode maps the error of a run to the exit status; usage errors
+// (before the verb ran) are Lago errors.
+func (a *app) exitCode(err error) int {
+	if err != nil && !a.started && !errs.IsUser(err) {
+		var ee *errs.ExitError
+		if !errors.As(err, &ee) {
+			return errs.ExitLago
+		}
+	}
+	return errs.ExitCode(err)
+}
+
+// builtinNames returns the names of the built-in verbs, sorted.
+func builtinNames() []string {
+	out := make([]string, 0, len(verbSpecs))
+	for _, s := range verbSpecs {
+		out = append(out, s.Name)
+	}
+	sort.Strings(out)
+	return out
+}
