@@ -1,0 +1,304 @@
+package template
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/lago-go/lago/core/lease/flock"
+)
+
+// DefaultStoreDir is where the original Lago keeps downloaded templates.
+const DefaultStoreDir = "/var/lib/lago/store"
+
+// Image formats reported in Image.Format.
+const (
+	FormatQcow2 = "qcow2"
+	FormatRaw   = "raw"
+)
+
+// qcow2Magic starts every qcow2 file.
+var qcow2Magic = []byte("QFI\xfb")
+
+// Store is the local template cache. Images keep the format they were
+// served in (the original converted them to raw): overlays name their
+// backing format explicitly, and qcow2 templates stay small.
+type Store struct {
+	Dir string
+	// LockTimeout bounds the wait for another process's download of the
+	// same template; 0 waits as long as ctx allows.
+	LockTimeout time.Duration
+	// Decompressor is DecompressAuto, DecompressExec or DecompressGo.
+	Decompressor string
+	// XZThreads is passed to `xz -T` when > 0.
+	XZThreads int
+	// NoSync skips fsync before publishing an image. Only for throw-away
+	// stores (tests): without it a crash can publish a truncated image.
+	NoSync bool
+}
+
+// Image is a template in the store.
+type Image struct {
+	Path     string            // the image file
+	Key      string            // "<repo>:<template>:<version>"
+	Hash     string            // sha1 hex of the image
+	Format   string            // FormatQcow2 or FormatRaw, from the file's magic
+	Metadata map[string]string // distro, root-password, ...; non-string values as JSON text
+}
+
+func (s *Store) path(key string) string { return filepath.Join(s.Dir, key) }
+
+// Get returns the named template version (the newest when version is ""),
+// downloading it into the store first when it is not there. Concurrent
+// callers, in this process or others, download it once: the download holds
+// an flock on "<key>.lock", and whoever waited on it finds the image there.
+// progress may be nil.
+func (s *Store) Get(ctx context.Context, repo *Repo, name, version string, progress Progress) (Image, error) {
+	r, err := repo.Resolve(name, version)
+	if err != nil {
+		return Image{}, err
+	}
+	key := r.Key()
+	if img, ok, err := s.Stored(key); ok || err != nil {
+		return img, err
+	}
+	if err := os.MkdirAll(s.Dir, 0o775); err != nil {
+		return Image{}, fmt.Errorf("create template store %s: %w", s.Dir, err)
+	}
+	lock, err := flock.Acquire(ctx, s.path(key)+".lock", 0o664, s.LockTimeout)
+	if err != nil {
+		return Image{}, fmt.Errorf("template %s: %w", key, err)
+	}
+	defer lock.Unlock()
+	// Someone may have finished it while we waited.
+	if img, ok, err := s.Stored(key); ok || err != nil {
+		return img, err
+	}
+	if progress == nil {
+		progress = nopProgress{}
+	}
+	if err := s.download(ctx, r, progress); err != nil {
+		return Image{}, err
+	}
+	img, ok, err := s.Stored(key)
+	if err == nil && !ok {
+		err = fmt.Errorf("template %s vanished from the store right after download", key)
+	}
+	return img, err
+}
+
+// Stored returns the image stored under key, if present.
+func (s *Store) Stored(key string) (Image, bool, error) {
+	p := s.path(key)
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Image{}, false, nil
+	}
+	if err != nil {
+		return Image{}, false, fmt.Errorf("open stored template: %w", err)
+	}
+	defer f.Close()
+	img := Image{Path: p, Key: key, Format: FormatRaw, Metadata: map[string]string{}}
+	head := make([]byte, len(qcow2Magic))
+	if n, _ := io.ReadFull(f, head); n == len(head) && bytes.Equal(head, qcow2Magic) {
+		img.Format = FormatQcow2
+	}
+	if h, err := os.ReadFile(p + ".hash"); err == nil {
+		img.Hash = strings.TrimSpace(string(h))
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return Image{}, false, fmt.Errorf("read stored template hash: %w", err)
+	}
+	if m, err := os.ReadFile(p + ".metadata"); err == nil {
+		if img.Metadata, err = parseMetadata(m); err != nil {
+			return Image{}, false, fmt.Errorf("stored template metadata %s.metadata: %w", p, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return Image{}, false, fmt.Errorf("read stored template metadata: %w", err)
+	}
+	return img, true, nil
+}
+
+func parseMetadata(data []byte) (map[string]string, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			out[k] = s
+		} else {
+			out[k] = string(v)
+		}
+	}
+	return out, nil
+}
+
+// parseHash accepts a bare sha1 or sha1sum's "<hash>  <file>" line.
+func parseHash(data []byte) (string, error) {
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return "", errors.New("empty hash file")
+	}
+	h := strings.ToLower(f[0])
+	if b, err := hex.DecodeString(h); err != nil || len(b) != sha1.Size {
+		return "", fmt.Errorf("hash file holds %q, not a sha1", f[0])
+	}
+	return h, nil
+}
+
+// download streams the image once through decompression, sha1 and the disk
+// into "<key>.tmp", and publishes it under its key only when the hash matches.
+// Anything else leaves no image in the store.
+func (s *Store) download(ctx context.Context, r Resolved, progress Progress) (err error) {
+	key, handle := r.Key(), r.Spec.Handle
+	src, err := r.Repo.source(r.Spec.Source)
+	if err != nil {
+		return err
+	}
+	hashData, err := src.companion(ctx, handle, ".hash")
+	if err != nil {
+		return fmt.Errorf("template %s: hash: %w", key, err)
+	}
+	want, err := parseHash(hashData)
+	if err != nil {
+		return fmt.Errorf("template %s: %w", key, err)
+	}
+	meta, err := src.companion(ctx, handle, ".metadata")
+	if errors.Is(err, errNotFound) {
+		meta, err = []byte("{}"), nil
+	}
+	if err != nil {
+		return fmt.Errorf("template %s: metadata: %w", key, err)
+	}
+	if _, err := parseMetadata(meta); err != nil {
+		return fmt.Errorf("template %s: metadata is not a JSON object: %w", key, err)
+	}
+
+	in, err := src.open(ctx, handle)
+	if err != nil {
+		return fmt.Errorf("template %s: %w", key, err)
+	}
+	defer in.Close()
+
+	dest := s.path(key)
+	tmp := dest + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("template %s: %w", key, err)
+	}
+	defer func() {
+		if err != nil {
+			out.Close()
+			os.Remove(tmp)
+		}
+	}()
+
+	progress.Begin(key, in.size)
+	defer func() { progress.End(err) }()
+	counted := &countingReader{r: in, progress: progress}
+	var body io.Reader = counted
+	if in.xz {
+		d, derr := xzReader(ctx, counted, s.Decompressor, s.XZThreads)
+		if derr != nil {
+			return fmt.Errorf("template %s: %w", key, derr)
+		}
+		defer func() {
+			// Close the network stream first: it unblocks xz's feeder.
+			in.Close()
+			if cerr := d.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("template %s: %w", key, cerr)
+			}
+		}()
+		body = d
+	}
+	h := sha1.New()
+	if _, err = copyParallel(ctx, out, h, body); err != nil {
+		return fmt.Errorf("template %s from %s: %w", key, in.from, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("template %s from %s: sha1 mismatch: the repository says %s, the download has %s", key, in.from, want, got)
+	}
+	if !s.NoSync {
+		if err = out.Sync(); err != nil {
+			return fmt.Errorf("template %s: %w", key, err)
+		}
+	}
+	if err = out.Close(); err != nil {
+		return fmt.Errorf("template %s: %w", key, err)
+	}
+	// Companions first: the image's own name is what says "stored".
+	if err = writeFileAtomic(dest+".metadata", meta, s.NoSync); err != nil {
+		return fmt.Errorf("template %s: %w", key, err)
+	}
+	if err = writeFileAtomic(dest+".hash", []byte(want), s.NoSync); err != nil {
+		return fmt.Errorf("template %s: %w", key, err)
+	}
+	if err = os.Rename(tmp, dest); err != nil {
+		return fmt.Errorf("template %s: publish: %w", key, err)
+	}
+	if !s.NoSync {
+		syncDir(s.Dir)
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte, noSync bool) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil && !noSync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// countingReader reports the bytes read from the source (compressed bytes
+// for an xz stream, which is what Content-Length counts).
+type countingReader struct {
+	r        io.Reader
+	n        atomic.Int64
+	progress Progress
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.progress.Advance(c.n.Add(int64(n)))
+	}
+	return n, err
+}
