@@ -9,7 +9,8 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 GOBIN_TOOLS := $(CURDIR)/.cache/tools
 PLUGINS := provider-libvirt service-systemd service-sysvinit output-json builder-virtcustomize command-example
 MODULES := proto sdk core cmd/lago $(addprefix plugins/,$(PLUGINS))
-LDFLAGS := -s -w -X github.com/lago-go/lago/core/version.Version=$(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/lago-go/lago/core/version.Version=$(VERSION) -X main.version=$(VERSION)
 
 .PHONY: all build plugins test e2e bench proto proto-check lint install clean tools check
 

@@ -1,3 +1,28 @@
+// Command lago-plugin-builder-virtcustomize is the "virt-customize" builder:
+// a disk's `build: [{virt-customize: {option: arg}}]` in the init file
+// becomes one `virt-customize -a <disk> --option arg ...` run, with the
+// tool's output streamed back to the core as progress lines.
 package main
 
-func main() {}
+import "github.com/lago-go/lago/sdk"
+
+var version = "dev"
+
+func main() {
+	sdk.Serve(sdk.Plugin{
+		Name:    "builder-virtcustomize",
+		Version: version,
+		Components: []sdk.Component{{
+			Info: sdk.ComponentInfo{
+				Name:        "virt-customize",
+				Kind:        sdk.KindBuilder,
+				Description: "customizes a disk image with libguestfs' virt-customize",
+				ConfigSchema: []sdk.ConfigField{
+					{Name: "virt_customize", Type: "string", Default: "virt-customize", Description: "the virt-customize program to run"},
+					{Name: "libguestfs_backend", Type: "string", Default: "direct", Description: "LIBGUESTFS_BACKEND for the run, unless already set in the environment"},
+				},
+			},
+			Impl: &builder{},
+		}},
+	})
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+
+	builderv1 "github.com/lago-go/lago/proto/lago/builder/v1"
+	"github.com/lago-go/lago/sdk"
+)
+
+// builder runs virt-customize. It is configured once per plugin process.
+type builder struct {
+	program string
+	backend string
+}
+
+// Configure reads the component's settings.
+func (b *builder) Configure(_ context.Context, cfg map[string]string, _ sdk.Host) error {
+	b.program = cfg["virt_customize"]
+	b.backend = cfg["libguestfs_backend"]
+	return nil
+}
+
+// optionName is what virt-customize option names look like; anything else
+// is refused so an init file cannot smuggle a non-option into argv.
+var optionName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// Argv returns virt-customize's arguments for req (without the program).
+func Argv(req *builderv1.BuildRequest) ([]string, error) {
+	if req.GetDiskPath() == "" {
+		return nil, fmt.Errorf("no disk to customize")
+	}
+	argv := []string{"-a", req.GetDiskPath()}
+	if f := req.GetDiskFormat(); f != "" {
+		argv = append(argv, "--format", f)
+	}
+	for i, o := range req.GetOptions() {
+		if !optionName.MatchString(o.GetName()) {
+			return nil, fmt.Errorf("option %d: %q is not a virt-customize option name", i+1, o.GetName())
+		}
+		argv = append(argv, "--"+o.GetName())
+		v := o.GetValue()
+		if o.GetName() == "ssh-inject" && v == "" {
+			// The original Lago injects the prefix's key for an empty value.
+			if req.GetSshPublicKey() == "" {
+				return nil, fmt.Errorf("ssh-inject without a value needs the prefix's public key")
+			}
+			v = "root:string:" + strings.TrimSpace(req.GetSshPublicKey())
+		}
+		if v != "" {
+			argv = append(argv, v)
+		}
+	}
+	return argv, nil
+}
+
+// Build runs virt-customize on the disk and streams its output to log.
+func (b *builder) Build(ctx context.Context, req *builderv1.BuildRequest, log func(string)) error {
+	argv, err := Argv(req)
+	if err != nil {
+		return sdk.Diagnostics{{Severity: sdk.SeverityError, Summary: "virt-customize on " + req.GetVm(), Detail: err.Error()}}
+	}
+	program := b.program
+	if program == "" {
+		program = "virt-customize"
+	}
+	cmd := exec.CommandContext(ctx, program, argv...)
+	cmd.Env = os.Environ()
+	if os.Getenv("LIBGUESTFS_BACKEND") == "" {
+		backend := b.backend
+		if backend == "" {
+			backend = "direct"
+		}
+		cmd.Env = append(cmd.Env, "LIBGUESTFS_BACKEND="+backend)
+	}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		return sdk.Diagnostics{{Severity: sdk.SeverityError, Summary: "cannot run " + program, Detail: err.Error()}}
+	}
+	tail := newTail(20)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			tail.add(sc.Text())
+			if log != nil {
+				log(sc.Text())
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	werr := cmd.Wait()
+	_ = pw.Close()
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if werr != nil {
+		return sdk.Diagnostics{{
+			Severity: sdk.SeverityError,
+			Summary:  fmt.Sprintf("virt-customize on %s (%s) failed: %v", req.GetVm(), req.GetDiskPath(), werr),
+			Detail:   tail.String(),
+		}}
+	}
+	return nil
+}
+
+// tail keeps the last n lines of a stream for error messages.
+type tail struct {
+	n     int
+	lines []string
+}
+
+func newTail(n int) *tail { return &tail{n: n} }
+
+func (t *tail) add(s string) {
+	t.lines = append(t.lines, s)
+	if len(t.lines) > t.n {
+		t.lines = t.lines[len(t.lines)-t.n:]
+	}
+}
+
+func (t *tail) String() string { return strings.Join(t.lines, "\n") }
