@@ -12,7 +12,7 @@ MODULES := proto sdk core cmd/lago $(addprefix plugins/,$(PLUGINS))
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/lago-go/lago/core/version.Version=$(VERSION) -X main.version=$(VERSION)
 
-.PHONY: all build plugins test e2e bench proto proto-check lint install clean tools check
+.PHONY: all build plugins test e2e bench proto proto-check lint install clean tools check deps
 
 all: build
 
@@ -54,6 +54,10 @@ lint:
 # test runs every module's unit and in-process plugin tests with the race detector.
 test: build
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+
+# deps installs the Debian packages and tools everything below needs (root).
+deps:
+	bash scripts/deps.sh
 
 # check is the README's test command and what CI runs.
 check: proto-check lint test e2e
