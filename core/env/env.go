@@ -63,6 +63,9 @@ type SSHTarget struct {
 	// KeyFile is the prefix's private key; Password is tried after it.
 	KeyFile  string
 	Password string
+	// KnownHostsFile is the prefix's trust-on-first-use known_hosts, so a
+	// guest whose host key changes is noticed.
+	KnownHostsFile string
 }
 
 // SSH is what env needs from core/ssh.

@@ -279,8 +279,11 @@ func TestInitSkipFlags(t *testing.T) {
 
 func TestInitPassesAbsolutePathsToProvider(t *testing.T) {
 	f := newInitFixture(t)
+	var mu sync.Mutex
 	var got []string
 	rec := &recordingProvider{Provider: f.prov, onPrepare: func(name, serial string, disks []string) {
+		mu.Lock()
+		defer mu.Unlock()
 		got = append(got, serial)
 		got = append(got, disks...)
 	}}

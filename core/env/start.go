@@ -269,6 +269,9 @@ func (m *Manager) sshTarget(e *Environment, vm *spec.VM) (SSHTarget, error) {
 		User:     vm.SSHUser,
 		KeyFile:  e.KeyPath(),
 		Password: vm.SSHPassword,
+		// Each prefix has its own known_hosts: its guests reuse
+		// addresses that other prefixes' guests had.
+		KnownHostsFile: filepath.Join(e.Path, "known_hosts"),
 	}
 	if t.User == "" {
 		t.User = m.opts.SSHUser

@@ -1,0 +1,228 @@
+package env
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+
+	builderv1 "github.com/lago-go/lago/proto/lago/builder/v1"
+	"github.com/lago-go/lago/sdk"
+
+	lagossh "github.com/lago-go/lago/core/ssh"
+	"github.com/lago-go/lago/core/template"
+)
+
+// This file adapts the real packages to env's small interfaces.
+
+// SSHClient implements SSH with core/ssh.
+type SSHClient struct{}
+
+var _ SSH = SSHClient{}
+
+func (SSHClient) target(t SSHTarget) lagossh.Target {
+	addr := t.Host
+	if t.Port != 0 && t.Port != 22 {
+		addr = net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+	}
+	return lagossh.Target{Addr: addr, User: t.User, Password: t.Password, KeyPath: t.KeyFile, KnownHostsPath: t.KnownHostsFile}
+}
+
+// WaitReady implements SSH.
+func (c SSHClient) WaitReady(ctx context.Context, t SSHTarget) error {
+	return lagossh.WaitReady(ctx, c.target(t), 0)
+}
+
+// Run implements SSH: an interactive shell (with a pty when stdin is a
+// terminal) when argv is empty, else argv.
+func (c SSHClient) Run(ctx context.Context, t SSHTarget, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	cl, err := lagossh.Dial(ctx, c.target(t))
+	if err != nil {
+		return -1, err
+	}
+	defer cl.Close()
+	if len(argv) == 0 {
+		if f, ok := stdin.(*os.File); ok {
+			return cl.Shell(ctx, f, stdout, stderr)
+		}
+		return cl.RunCommand(ctx, "", stdin, stdout, stderr)
+	}
+	return cl.Run(ctx, argv, stdin, stdout, stderr)
+}
+
+// StoreTemplates implements Templates with core/template: images come
+// from the repository Repo names (or, for a disk naming its own
+// repository, the one of that name under Repo.ReposDir), cached in Store.
+type StoreTemplates struct {
+	Store    *template.Store
+	Repo     template.Options
+	Progress template.Progress
+
+	mu    sync.Mutex
+	repos map[string]*template.Repo
+}
+
+var _ Templates = (*StoreTemplates)(nil)
+
+// Get implements Templates.
+func (s *StoreTemplates) Get(ctx context.Context, ref TemplateRef) (Image, error) {
+	repo, err := s.repo(ctx, ref.Repo)
+	if err != nil {
+		return Image{}, err
+	}
+	img, err := s.Store.Get(ctx, repo, ref.Name, ref.Version, s.Progress)
+	if err != nil {
+		return Image{}, err
+	}
+	return Image{Path: img.Path, Key: img.Key, Hash: img.Hash, Format: img.Format, Metadata: img.Metadata}, nil
+}
+
+func (s *StoreTemplates) repo(ctx context.Context, name string) (*template.Repo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.repos[name]; ok {
+		return r, nil
+	}
+	o := s.Repo
+	if name != "" {
+		o.Name = name
+	}
+	r, err := template.OpenRepo(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("open template repository: %w", err)
+	}
+	if s.repos == nil {
+		s.repos = map[string]*template.Repo{}
+	}
+	s.repos[name] = r
+	return r, nil
+}
+
+// PluginBuilder implements Builder with a builder component (the
+// virt-customize plugin), logging its progress lines to Log (may be nil).
+type PluginBuilder struct {
+	Builder sdk.Builder
+	Log     func(vm, line string)
+}
+
+var _ Builder = PluginBuilder{}
+
+// Build implements Builder. Options keep the init file's order; a list
+// value repeats its option.
+func (b PluginBuilder) Build(ctx context.Context, req BuildRequest) error {
+	r := &builderv1.BuildRequest{Vm: req.VM, DiskPath: req.DiskPath, DiskFormat: req.DiskFormat, SshPublicKey: req.PublicKey}
+	for _, o := range req.Step.Options {
+		if len(o.Values) == 0 {
+			r.Options = append(r.Options, &builderv1.BuildOption{Name: o.Name})
+		}
+		for _, v := range o.Values {
+			r.Options = append(r.Options, &builderv1.BuildOption{Name: o.Name, Value: v})
+		}
+	}
+	log := func(string) {}
+	if b.Log != nil {
+		log = func(line string) { b.Log(req.VM, line) }
+	}
+	return b.Builder.Build(ctx, r, log)
+}
+
+// VirtSysprep implements Bootstrapper by running virt-sysprep on the
+// disk: it sets the hostname and root password and injects the prefix's
+// key for root. The password goes through a 0600 file, not argv, so it
+// does not show in ps.
+type VirtSysprep struct {
+	// Binary defaults to "virt-sysprep".
+	Binary string
+	// Env is added to the process environment (for example
+	// LIBGUESTFS_BACKEND=direct).
+	Env []string
+	// Output receives the tool's output (may be nil).
+	Output io.Writer
+}
+
+var _ Bootstrapper = VirtSysprep{}
+
+// Args returns virt-sysprep's argv (without the binary) for req, with the
+// root password read from passwordFile.
+func (v VirtSysprep) Args(req BootstrapRequest, passwordFile string) []string {
+	args := []string{"-a", req.DiskPath}
+	if req.DiskFormat != "" {
+		args = append(args, "--format", req.DiskFormat)
+	}
+	if req.Hostname != "" {
+		args = append(args, "--hostname", req.Hostname)
+	}
+	if passwordFile != "" {
+		args = append(args, "--root-password", "file:"+passwordFile)
+	}
+	if req.PublicKeyPath != "" {
+		args = append(args, "--ssh-inject", "root:file:"+req.PublicKeyPath)
+	}
+	return args
+}
+
+// Bootstrap implements Bootstrapper.
+func (v VirtSysprep) Bootstrap(ctx context.Context, req BootstrapRequest) error {
+	bin := v.Binary
+	if bin == "" {
+		bin = "virt-sysprep"
+	}
+	pwFile := ""
+	if req.RootPassword != "" {
+		f, err := os.CreateTemp("", "lago-root-password-*")
+		if err != nil {
+			return fmt.Errorf("write root password file: %w", err)
+		}
+		pwFile = f.Name()
+		defer os.Remove(pwFile)
+		_, werr := f.WriteString(req.RootPassword)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fmt.Errorf("write root password file: %w", werr)
+		}
+	}
+	cmd := exec.CommandContext(ctx, bin, v.Args(req, pwFile)...)
+	cmd.Env = append(os.Environ(), v.Env...)
+	var tail tailBuffer
+	cmd.Stdout, cmd.Stderr = &tail, &tail
+	if v.Output != nil {
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(&tail, v.Output), io.MultiWriter(&tail, v.Output)
+	}
+	if err := cmd.Run(); err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("virt-sysprep on %s: %w", req.DiskPath, ctx.Err())
+		}
+		return fmt.Errorf("virt-sysprep on %s: %w: %s", req.DiskPath, err, strings.TrimSpace(tail.String()))
+	}
+	return nil
+}
+
+// tailBuffer keeps the last 4 KiB written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 4096 {
+		t.buf = t.buf[len(t.buf)-4096:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
