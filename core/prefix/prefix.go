@@ -1,0 +1,363 @@
+// Package prefix reads and writes the on-disk layout of workdirs and
+// prefixes, compatible with the original Lago:
+//
+//	.lago/                 workdir
+//	  current -> default   relative symlink; a folder without it is not a workdir
+//	  default/             a prefix (every subfolder but current)
+//	    initialized        empty marker, written last by init
+//	    uuid               32 hex chars, no trailing newline
+//	    id_rsa, id_rsa.pub the prefix's ssh key pair
+//	    logs/ images/ scripts/
+//	    metadata           {"lago_version": "..."}
+//	    virt/env           {"nets": [names], "vms": [names]}
+//	    virt/net-<name>    spec.Net as JSON
+//	    virt/vm-<name>     spec.VM as JSON
+//
+// Init is all-or-nothing: Create makes the folder and writes the uuid
+// first and MarkInitialized writes `initialized` last, so a prefix a failed
+// init left behind has a uuid but no marker. Such a half-made prefix is
+// still found when named explicitly or pointed at by `current`, so that
+// destroy can remove it. Every file is written atomically.
+package prefix
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lago-go/lago/core/spec"
+)
+
+// File and folder names inside a prefix.
+const (
+	InitializedFile = "initialized"
+	UUIDFile        = "uuid"
+	PrivateKeyFile  = "id_rsa"
+	PublicKeyFile   = "id_rsa.pub"
+	MetadataFile    = "metadata"
+	LogsDir         = "logs"
+	LogFile         = "lago.log"
+	ImagesDir       = "images"
+	ScriptsDir      = "scripts"
+	VirtDir         = "virt"
+	EnvFile         = "env"
+)
+
+// ErrNotInitialized is returned for a prefix whose init never finished.
+var ErrNotInitialized = errors.New("prefix is not initialized (a failed or running init left it; lago destroy removes it)")
+
+// Prefix is one environment's folder.
+type Prefix struct {
+	// Path is the prefix folder, absolute.
+	Path string
+	// Name is the prefix's name in its workdir ("" when it has none).
+	Name string
+	// Workdir is the workdir holding the prefix, or nil for a prefix
+	// found on its own (the original's old layout or --prefix-path).
+	Workdir *Workdir
+}
+
+// Paths of the prefix's files.
+func (p *Prefix) UUIDPath() string            { return filepath.Join(p.Path, UUIDFile) }
+func (p *Prefix) InitializedPath() string     { return filepath.Join(p.Path, InitializedFile) }
+func (p *Prefix) PrivateKeyPath() string      { return filepath.Join(p.Path, PrivateKeyFile) }
+func (p *Prefix) PublicKeyPath() string       { return filepath.Join(p.Path, PublicKeyFile) }
+func (p *Prefix) MetadataPath() string        { return filepath.Join(p.Path, MetadataFile) }
+func (p *Prefix) LogsDir() string             { return filepath.Join(p.Path, LogsDir) }
+func (p *Prefix) LogPath() string             { return filepath.Join(p.Path, LogsDir, LogFile) }
+func (p *Prefix) ImagesDir() string           { return filepath.Join(p.Path, ImagesDir) }
+func (p *Prefix) ScriptsDir() string          { return filepath.Join(p.Path, ScriptsDir) }
+func (p *Prefix) VirtDir() string             { return filepath.Join(p.Path, VirtDir) }
+func (p *Prefix) VirtPath(name string) string { return filepath.Join(p.Path, VirtDir, name) }
+
+// ScriptPath is where a copy of the deploy script src is kept: scripts/
+// and src with every / replaced by _ (the original's naming).
+func (p *Prefix) ScriptPath(src string) string {
+	return filepath.Join(p.ScriptsDir(), strings.ReplaceAll(src, "/", "_"))
+}
+
+// Expand turns a stored path ($LAGO_PREFIX_PATH/...) into a real one.
+func (p *Prefix) Expand(path string) string { return spec.ExpandPrefixPath(path, p.Path) }
+
+// Collapse turns a path inside the prefix into its stored form.
+func (p *Prefix) Collapse(path string) string { return spec.CollapsePrefixPath(path, p.Path) }
+
+// Initialized reports whether init finished in this prefix.
+func (p *Prefix) Initialized() bool {
+	st, err := os.Stat(p.InitializedPath())
+	return err == nil && !st.IsDir()
+}
+
+// UUID returns the prefix's uuid (the file's content, trimmed).
+func (p *Prefix) UUID() (string, error) {
+	b, err := os.ReadFile(p.UUIDPath())
+	if err != nil {
+		return "", fmt.Errorf("read prefix uuid: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// CreateOptions tune Create.
+type CreateOptions struct {
+	// LagoVersion goes into the metadata file.
+	LagoVersion string
+	// KeyType is "rsa" (2048 bits, the default, as the original) or
+	// "ed25519".
+	KeyType string
+}
+
+// Create makes a new prefix folder at path (which must not exist, or be an
+// empty folder) with its uuid (written first), ssh key pair, metadata and
+// empty logs/, images/, scripts/ and virt/. It does not write
+// `initialized`: call MarkInitialized when the whole init succeeded. On
+// failure the half-made folder is left for Remove (it has a uuid) unless
+// nothing but the folder was made.
+func Create(path string, opts CreateOptions) (*Prefix, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("create prefix: %w", err)
+	}
+	if err := os.Mkdir(abs, 0o755); err != nil {
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("create prefix: %w", err)
+		}
+		entries, rerr := os.ReadDir(abs)
+		if rerr != nil || len(entries) > 0 {
+			return nil, fmt.Errorf("create prefix %s: folder exists and is not empty", abs)
+		}
+	}
+	p := &Prefix{Path: abs, Name: filepath.Base(abs)}
+	id, err := newUUID()
+	if err != nil {
+		os.Remove(abs)
+		return nil, fmt.Errorf("create prefix: %w", err)
+	}
+	if err := WriteFileAtomic(p.UUIDPath(), []byte(id), 0o644); err != nil {
+		os.Remove(abs)
+		return nil, fmt.Errorf("create prefix: %w", err)
+	}
+	for _, d := range []string{LogsDir, ImagesDir, ScriptsDir, VirtDir} {
+		if err := os.Mkdir(filepath.Join(abs, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return p, fmt.Errorf("create prefix: %w", err)
+		}
+	}
+	if err := GenerateKeyPair(p.PrivateKeyPath(), p.PublicKeyPath(), opts.KeyType, "lago@"+id); err != nil {
+		return p, fmt.Errorf("create prefix: %w", err)
+	}
+	version := opts.LagoVersion
+	if version == "" {
+		version = "dev"
+	}
+	if err := writeJSON(p.MetadataPath(), map[string]string{"lago_version": version}); err != nil {
+		return p, fmt.Errorf("create prefix: %w", err)
+	}
+	return p, nil
+}
+
+// newUUID returns a random (version 4) uuid as 32 hex chars.
+func newUUID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("make uuid: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return hex.EncodeToString(b[:]), nil
+}
+
+// MarkInitialized writes the `initialized` marker: the last step of init.
+func (p *Prefix) MarkInitialized() error {
+	if err := WriteFileAtomic(p.InitializedPath(), nil, 0o644); err != nil {
+		return fmt.Errorf("mark prefix initialized: %w", err)
+	}
+	return nil
+}
+
+// Uninitialize removes the `initialized` marker (lago cleanup); the uuid
+// stays.
+func (p *Prefix) Uninitialize() error {
+	if err := os.Remove(p.InitializedPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("uninitialize prefix: %w", err)
+	}
+	return nil
+}
+
+// Metadata returns the prefix's metadata file as a map.
+func (p *Prefix) Metadata() (map[string]any, error) {
+	var m map[string]any
+	if err := readJSON(p.MetadataPath(), &m); err != nil {
+		return nil, fmt.Errorf("read prefix metadata: %w", err)
+	}
+	return m, nil
+}
+
+// Specs is what a prefix stores in virt/: the nets and VMs in the order
+// virt/env names them.
+type Specs struct {
+	Nets []spec.Net
+	VMs  []spec.VM
+}
+
+// Net returns the net named name, or nil.
+func (s *Specs) Net(name string) *spec.Net {
+	for i := range s.Nets {
+		if s.Nets[i].Name == name {
+			return &s.Nets[i]
+		}
+	}
+	return nil
+}
+
+// VM returns the VM named name, or nil.
+func (s *Specs) VM(name string) *spec.VM {
+	for i := range s.VMs {
+		if s.VMs[i].Name == name {
+			return &s.VMs[i]
+		}
+	}
+	return nil
+}
+
+// Load reads virt/env and every spec it names. Paths stay in their stored
+// form ($LAGO_PREFIX_PATH/...); use Expand. A spec without a name (older
+// layouts) gets the one of its file.
+func (p *Prefix) Load() (*Specs, error) {
+	var env spec.Env
+	if err := readJSON(p.VirtPath(EnvFile), &env); err != nil {
+		return nil, fmt.Errorf("load prefix specs: %w", err)
+	}
+	s := &Specs{}
+	for _, name := range env.Nets {
+		var n spec.Net
+		if err := readJSON(p.VirtPath("net-"+name), &n); err != nil {
+			return nil, fmt.Errorf("load prefix specs: %w", err)
+		}
+		if n.Name == "" {
+			n.Name = name
+		}
+		if n.Type == "" {
+			n.Type = spec.NetNAT
+		}
+		s.Nets = append(s.Nets, n)
+	}
+	for _, name := range env.VMs {
+		var v spec.VM
+		if err := readJSON(p.VirtPath("vm-"+name), &v); err != nil {
+			return nil, fmt.Errorf("load prefix specs: %w", err)
+		}
+		if v.Name == "" {
+			v.Name = name
+		}
+		s.VMs = append(s.VMs, v)
+	}
+	return s, nil
+}
+
+// Save writes every spec, then virt/env (so env never names a spec not
+// yet written), and removes specs of nets and VMs no longer present. Disk
+// paths inside the prefix are stored as $LAGO_PREFIX_PATH/...
+func (p *Prefix) Save(s *Specs) error {
+	if err := os.MkdirAll(p.VirtDir(), 0o755); err != nil {
+		return fmt.Errorf("save prefix specs: %w", err)
+	}
+	env := spec.Env{Nets: []string{}, VMs: []string{}}
+	keep := map[string]bool{EnvFile: true}
+	for _, n := range s.Nets {
+		if n.Mapping == nil {
+			n.Mapping = map[string]string{}
+		}
+		if err := checkSpecName(n.Name); err != nil {
+			return fmt.Errorf("save prefix specs: net: %w", err)
+		}
+		if err := writeJSON(p.VirtPath("net-"+n.Name), n); err != nil {
+			return fmt.Errorf("save prefix specs: %w", err)
+		}
+		env.Nets = append(env.Nets, n.Name)
+		keep["net-"+n.Name] = true
+	}
+	for _, v := range s.VMs {
+		if err := checkSpecName(v.Name); err != nil {
+			return fmt.Errorf("save prefix specs: vm: %w", err)
+		}
+		if v.NICs == nil {
+			v.NICs = []spec.NIC{}
+		}
+		v.Disks = append([]spec.Disk{}, v.Disks...)
+		for i := range v.Disks {
+			v.Disks[i].Path = p.Collapse(v.Disks[i].Path)
+			v.Disks[i].SourcePath = p.Collapse(v.Disks[i].SourcePath)
+		}
+		if err := writeJSON(p.VirtPath("vm-"+v.Name), v); err != nil {
+			return fmt.Errorf("save prefix specs: %w", err)
+		}
+		env.VMs = append(env.VMs, v.Name)
+		keep["vm-"+v.Name] = true
+	}
+	if err := writeJSON(p.VirtPath(EnvFile), env); err != nil {
+		return fmt.Errorf("save prefix specs: %w", err)
+	}
+	entries, err := os.ReadDir(p.VirtDir())
+	if err != nil {
+		return fmt.Errorf("save prefix specs: %w", err)
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if !keep[n] && (strings.HasPrefix(n, "net-") || strings.HasPrefix(n, "vm-")) {
+			if err := os.Remove(filepath.Join(p.VirtDir(), n)); err != nil {
+				return fmt.Errorf("save prefix specs: remove stale %s: %w", n, err)
+			}
+		}
+	}
+	return nil
+}
+
+func checkSpecName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return fmt.Errorf("invalid name %q", name)
+	}
+	return nil
+}
+
+// looksLikePrefix reports whether dir is safe to delete as a prefix: it
+// holds a uuid or the initialized marker, or is empty.
+func looksLikePrefix(dir string) bool {
+	for _, f := range []string{UUIDFile, InitializedFile} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
+			return true
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	return err == nil && len(entries) == 0
+}
+
+// Remove deletes the prefix folder. A prefix that is a symlink loses only
+// the link. A folder that does not look like a prefix (no uuid, no
+// initialized marker, not empty) is refused, so a wrong --prefix-path
+// cannot delete unrelated files. Removing what is gone is not an error.
+func Remove(p *Prefix) error {
+	st, err := os.Lstat(p.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove prefix: %w", err)
+	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		if err := os.Remove(p.Path); err != nil {
+			return fmt.Errorf("remove prefix link: %w", err)
+		}
+		return nil
+	}
+	if !looksLikePrefix(p.Path) {
+		return fmt.Errorf("remove prefix: %s holds neither a uuid nor an initialized marker; refusing to delete it", p.Path)
+	}
+	if err := os.RemoveAll(p.Path); err != nil {
+		return fmt.Errorf("remove prefix: %w", err)
+	}
+	return nil
+}
