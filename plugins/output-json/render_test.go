@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"github.com/lago-go/lago/sdk/plugintest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -62,4 +63,9 @@ func TestRender(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestConformance runs the sdk's output suite through the real gRPC glue.
+func TestConformance(t *testing.T) {
+	plugintest.OutputConformance(t, jsonFormat{})
 }
