@@ -21,32 +21,31 @@ func removeIfExists(path string) error {
 }
 
 // destroyInstances lists the provider instances that may own objects of
-// e. For a prefix whose specs are complete those are the ones the specs
-// name; a half-made prefix may hold objects on any configured instance,
-// so then all of them are asked.
-func (m *Manager) destroyInstances(e *Environment, extra []string) []string {
+// e: required ones (named by its specs, or extra) and, for a half-made
+// prefix, every other configured instance as a precaution.
+func (m *Manager) destroyInstances(e *Environment, extra []string) (required, precaution []string) {
 	seen := map[string]bool{}
-	var out []string
-	add := func(s string) {
+	add := func(list *[]string, s string) {
 		if s != "" && !seen[s] {
 			seen[s] = true
-			out = append(out, s)
+			*list = append(*list, s)
 		}
 	}
 	for _, s := range m.providersOf(e) {
-		add(s)
+		add(&required, s)
 	}
 	for _, s := range extra {
-		add(s)
+		add(&required, s)
 	}
 	if !e.Complete || !e.Initialized {
-		add(m.opts.DefaultProvider)
+		add(&precaution, m.opts.DefaultProvider)
 		for _, s := range m.opts.ProviderInstances {
-			add(s)
+			add(&precaution, s)
 		}
 	}
-	sort.Strings(out)
-	return out
+	sort.Strings(required)
+	sort.Strings(precaution)
+	return required, precaution
 }
 
 // Destroy removes the prefix at path completely: every provider object
@@ -58,6 +57,9 @@ func (m *Manager) Destroy(ctx context.Context, path string) error {
 	e, err := loadLenient(path)
 	if err != nil {
 		return err
+	}
+	if !looksLikePrefix(e) {
+		return userErrorf("destroy %s: it holds neither a uuid nor an initialized marker; refusing to delete what may not be a prefix", e.Path)
 	}
 	if err := m.teardown(ctx, e); err != nil {
 		return fmt.Errorf("destroy prefix %s: %w", e.Path, err)
@@ -75,16 +77,17 @@ func (m *Manager) teardown(ctx context.Context, e *Environment, extra ...string)
 	if e.UUID != "" {
 		// Without a uuid nothing can have been created or leased: init
 		// writes the uuid before it leases or asks a provider anything.
-		instances := m.destroyInstances(e, extra)
+		required, precaution := m.destroyInstances(e, extra)
+		instances := append(append([]string(nil), required...), precaution...)
 		err := parallel(ctx, len(instances), 0, func(ctx context.Context, i int) error {
-			p, err := m.provider(ctx, instances[i])
-			if err != nil {
-				return err
+			err := m.removeOwned(ctx, e, instances[i])
+			if err != nil && i >= len(required) {
+				// An instance the prefix may never have used: a leak
+				// there shows up in Orphans once the prefix is gone.
+				m.log().Warn("could not clean up a provider instance the half-made prefix may have used", "instance", instances[i], "err", err)
+				return nil
 			}
-			if err := p.RemoveOwned(ctx, e.Ref(), nil); err != nil {
-				return fmt.Errorf("remove objects on provider %q: %w", instances[i], err)
-			}
-			return nil
+			return err
 		})
 		if err != nil {
 			return err
@@ -96,6 +99,31 @@ func (m *Manager) teardown(ctx context.Context, e *Environment, extra ...string)
 		}
 	}
 	return nil
+}
+
+func (m *Manager) removeOwned(ctx context.Context, e *Environment, instance string) error {
+	p, err := m.provider(ctx, instance)
+	if err != nil {
+		return err
+	}
+	if err := p.RemoveOwned(ctx, e.Ref(), nil); err != nil {
+		return fmt.Errorf("remove objects on provider %q: %w", instance, err)
+	}
+	return nil
+}
+
+// looksLikePrefix reports whether e's folder is safe to delete as a
+// prefix: it holds a uuid or the initialized marker, or nothing at all. A
+// wrong path must never delete unrelated files.
+func looksLikePrefix(e *Environment) bool {
+	if e.UUID != "" || e.Initialized {
+		return true
+	}
+	if _, err := os.Lstat(e.UUIDPath()); err == nil {
+		return true
+	}
+	entries, err := os.ReadDir(e.Path)
+	return err == nil && len(entries) == 0
 }
 
 // removePath unlinks a symlink, or removes a folder tree.

@@ -559,3 +559,60 @@ func (r *recordingProvider) PrepareDisks(ctx context.Context, env *providerv1.En
 	r.onPrepare(vm.GetName(), vm.GetSerialLogPath(), disks)
 	return r.Provider.PrepareDisks(ctx, env, vm)
 }
+
+func TestDestroyRefusesNonPrefix(t *testing.T) {
+	f := newInitFixture(t)
+	dir := filepath.Join(f.dir, "precious")
+	mustMkdir(t, dir)
+	mustWrite(t, filepath.Join(dir, "thesis.tex"), "years of work")
+	err := f.m.Destroy(context.Background(), dir)
+	if !errs.IsUser(err) {
+		t.Fatalf("Destroy of a non-prefix folder: %v, want a user error", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "thesis.tex")); err != nil {
+		t.Errorf("Destroy deleted a non-prefix folder's files: %v", err)
+	}
+}
+
+func TestDestroyHalfMadeToleratesUnreachableSpareProvider(t *testing.T) {
+	f := newInitFixture(t)
+	f.m.afterStep = func(step int) error {
+		if step == stepLeased {
+			return errKilled
+		}
+		return nil
+	}
+	if _, err := f.m.Init(context.Background(), f.opts()); !errors.Is(err, errKilled) {
+		t.Fatal(err)
+	}
+	f.m.afterStep = nil
+	f.remote.FailOn["RemoveOwned"] = errBoom
+	if err := f.m.Destroy(context.Background(), f.prefix()); err != nil {
+		t.Fatalf("Destroy: %v", err)
+	}
+	if _, err := os.Lstat(f.prefix()); !os.IsNotExist(err) {
+		t.Errorf("prefix still there: %v", err)
+	}
+}
+
+func TestDestroyKeepsPrefixWhenItsProviderFails(t *testing.T) {
+	f := newInitFixture(t)
+	if _, err := f.m.Init(context.Background(), f.opts()); err != nil {
+		t.Fatal(err)
+	}
+	f.prov.FailOn["RemoveOwned"] = errBoom
+	if err := f.m.Destroy(context.Background(), f.prefix()); !errors.Is(err, errBoom) {
+		t.Fatalf("Destroy error = %v, want boom", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.prefix(), fileUUID)); err != nil {
+		t.Errorf("prefix removed although its provider objects may remain: %v", err)
+	}
+	entries, _ := f.leases.List(context.Background())
+	if len(entries) != 2 {
+		t.Errorf("leases released before the provider objects were gone: %+v", entries)
+	}
+	delete(f.prov.FailOn, "RemoveOwned")
+	if err := f.m.Destroy(context.Background(), f.prefix()); err != nil {
+		t.Fatalf("second Destroy: %v", err)
+	}
+}
