@@ -307,7 +307,9 @@ func (a *app) pluginHost() PluginHost {
 }
 
 func (a *app) hostOptions(pins map[string]string, level string) pluginhost.Options {
-	if level == "warning" {
+	// The host's own chatter (processes started and reaped) is noise at
+	// the default level; show it only when debugging.
+	if level != "debug" {
 		level = "warn"
 	}
 	opts := pluginhost.Options{

@@ -290,7 +290,7 @@ func TestPluginVerbs(t *testing.T) {
 	}
 
 	r = runCLI(t, host, nil, nil, "hello", "--help")
-	if !strings.Contains(r.stdout, "--greeting") || !strings.Contains(r.stdout, "Global options") {
+	if !strings.Contains(r.stdout, "--greeting") || !strings.Contains(r.stdout, "Global options") || !strings.Contains(r.stdout, "lago hello [NAME...]") {
 		t.Errorf("plugin verb help:\n%s", r.stdout)
 	}
 

@@ -91,9 +91,15 @@ func (a *app) components(kind string) (comps []sdk.ComponentInfo, err error) {
 }
 
 func (a *app) pluginCommand(component string, spec sdk.CommandSpec) (*cobra.Command, error) {
+	// Usage may or may not repeat the verb ("hello [--name N]" or
+	// "[--name N]"); cobra wants it first exactly once.
 	use := spec.Name
-	if spec.Usage != "" {
-		use += " " + spec.Usage
+	if u := strings.TrimSpace(spec.Usage); u != "" {
+		if u == spec.Name || strings.HasPrefix(u, spec.Name+" ") {
+			use = u
+		} else {
+			use += " " + u
+		}
 	}
 	args := cobra.MinimumNArgs(spec.MinArgs)
 	if spec.MaxArgs >= 0 {
