@@ -178,3 +178,25 @@ nets: {lago: {}}
 		t.Errorf("copied disk: %+v", d[1])
 	}
 }
+
+// BenchmarkParseAllocate measures parse, validation and allocation of a
+// file of 100 VMs with two NICs each.
+func BenchmarkParseAllocate(b *testing.B) {
+	var s strings.Builder
+	s.WriteString("domains:\n")
+	for i := 0; i < 100; i++ {
+		s.WriteString("  vm" + itoa(i) + ":\n    memory: 512\n    nics: [{net: lago}, {net: n2}]\n    disks: [{template_name: el7, dev: vda}]\n")
+	}
+	s.WriteString("nets:\n  lago: {management: true}\n  n2: {}\n")
+	data := []byte(s.String())
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c, err := Parse("f", data, Options{SkipPathChecks: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := c.Allocate(map[string]string{"lago": "192.168.200.1", "n2": "192.168.201.1"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -336,8 +336,10 @@ func (d *decoder) decodeRoot(root *node) *Config {
 	d.checkKeys(root, "", []string{"domains", "nets"})
 	nets := d.decodeNets(root.get("nets"))
 	vms := d.decodeDomains(root.get("domains"))
-	if root.get("domains") == nil {
+	if dn := root.get("domains"); dn == nil {
 		d.errorf(root, "domains", "missing: the init file needs a domains section with at least one VM")
+	} else if dn.isNull() || (dn.kind == kMap && len(dn.keys) == 0) {
+		d.errorf(dn, "domains", "empty: define at least one VM")
 	}
 	d.checkNetwork(cfg, nets, vms)
 	for _, n := range nets {

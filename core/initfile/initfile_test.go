@@ -188,6 +188,9 @@ domains:
 		{"dev alias hint", "domains:\n  vm0:\n    nics: [{net: lago}]\n    disks: [{type: empty, size: 1G, device: vdb}]\n" + okNets, []string{
 			`domains.vm0.disks[0].device: unknown key "device", did you mean "dev"?`,
 		}},
+		{"empty domains", "domains:\n" + okNets, []string{
+			`LagoInitFile:1:9: domains: empty: define at least one VM`,
+		}},
 		{"no nets", "domains:\n  vm0: {memory: 512}\n", []string{
 			`LagoInitFile:2:3: domains.vm0.nics: the file defines no nets: add a nat net under nets and a NIC on it`,
 		}},

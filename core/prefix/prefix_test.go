@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -438,5 +439,15 @@ func TestScriptPath(t *testing.T) {
 	p := &Prefix{Path: "/w/p"}
 	if got := p.ScriptPath("/home/u/deploy.sh"); got != "/w/p/scripts/_home_u_deploy.sh" {
 		t.Errorf("ScriptPath = %q", got)
+	}
+}
+
+// BenchmarkCreate measures making a prefix (dominated by the RSA key).
+func BenchmarkCreate(b *testing.B) {
+	dir := b.TempDir()
+	for i := 0; i < b.N; i++ {
+		if _, err := Create(filepath.Join(dir, strconv.Itoa(i)), CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
