@@ -46,6 +46,7 @@ func (d *decoder) decodeNets(n *node) []*netInfo {
 func (d *decoder) decodeNet(ni *netInfo) {
 	n, path := ni.node, ni.path
 	if n.isNull() {
+		ni.net.DHCP = &spec.DHCP{Start: 100, End: 254}
 		return
 	}
 	if !d.wantMap(n, path, "a net") {
@@ -138,6 +139,10 @@ func (d *decoder) decodeNet(ni *netInfo) {
 	}
 	if v := n.get("mtu"); v != nil {
 		net.MTU, _ = d.integer(v, path+".mtu", 68, 65535, "")
+	}
+	if net.Type == spec.NetNAT && net.DHCP == nil {
+		// The original's default range.
+		net.DHCP = &spec.DHCP{Start: 100, End: 254}
 	}
 }
 
