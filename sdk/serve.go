@@ -208,6 +208,33 @@ func reattachInfoFrom(c *plugin.ReattachConfig) ReattachInfo {
 	return r
 }
 
+// realStderr is the process's stderr before go-plugin redirects os.Stderr
+// over gRPC: log lines written there reach lago even when the plugin dies.
+var realStderr = os.Stderr
+
+var (
+	loggerMu sync.Mutex
+	logger   hclog.Logger
+)
+
+// Logger returns the plugin's logger: JSON lines on stderr that lago
+// re-emits into its own log under the plugin's name. Use it instead of
+// writing to os.Stderr, which go-plugin redirects.
+func Logger() hclog.Logger {
+	loggerMu.Lock()
+	defer loggerMu.Unlock()
+	if logger == nil {
+		logger = hclog.New(&hclog.LoggerOptions{Name: "plugin", Level: hclog.Trace, Output: realStderr, JSONFormat: true})
+	}
+	return logger
+}
+
+func setLogger(l hclog.Logger) {
+	loggerMu.Lock()
+	defer loggerMu.Unlock()
+	logger = l
+}
+
 // Serve runs p as a lago plugin binary and never returns.
 //
 // `lago-plugin-x describe` prints the Description JSON and exits 0 with no
@@ -216,7 +243,7 @@ func reattachInfoFrom(c *plugin.ReattachConfig) ReattachInfo {
 // through hclog, which the core re-emits under the plugin's name. Run by
 // hand, go-plugin explains that it is a plugin and exits 1.
 func Serve(p Plugin) {
-	os.Exit(serve(p, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(serve(p, os.Args[1:], os.Stdout, realStderr))
 }
 
 func serve(p Plugin, args []string, stdout, stderr io.Writer) int {
@@ -239,6 +266,7 @@ func serve(p Plugin, args []string, stdout, stderr io.Writer) int {
 		Output:     stderr,
 		JSONFormat: true,
 	})
+	setLogger(logger)
 	cfg := &plugin.ServeConfig{
 		HandshakeConfig: HandshakeConfig,
 		Plugins:         PluginSet(&p),

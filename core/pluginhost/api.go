@@ -270,6 +270,23 @@ func (m *Manager) Command(ctx context.Context, verb string) (sdk.Command, error)
 	return c.(sdk.Command), nil
 }
 
+// CloseWhenDone calls Close as soon as ctx ends (Ctrl-C through
+// signal.NotifyContext, a deadline), even while the caller is blocked in a
+// plugin call: plugins ignore SIGINT and would otherwise keep running.
+// stop releases the watcher.
+func (m *Manager) CloseWhenDone(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			m.Close()
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
+}
+
 // Close kills every plugin process this Manager started (in parallel) and
 // waits for them. Safe to call twice; later starts fail with ErrClosed.
 func (m *Manager) Close() {

@@ -412,6 +412,46 @@ func TestCloseReaps(t *testing.T) {
 	}
 }
 
+func TestCloseWhenDone(t *testing.T) {
+	counter(t)
+	dir := t.TempDir()
+	install(t, dir, "good", 0o755)
+	m, logs := newManager(t, Options{SearchPath: []string{dir}})
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := m.CloseWhenDone(ctx)
+	defer stop()
+	o, err := m.Output(context.Background(), "upper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Format(context.Background(), []byte("log me")); err != nil {
+		t.Fatal(err)
+	}
+	pid := pidOf(t, m, "good")
+	// A call that ignores ctx (context.Background) is still ended by the
+	// Manager closing when ctx is cancelled, like a Ctrl-C.
+	done := make(chan error, 1)
+	go func() { _, err := o.Format(context.Background(), []byte("sleep")); done <- err }()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("call not ended by cancelling the Manager's context")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("plugin %d survived the cancellation: %v", pid, err)
+	}
+	// The plugin's own log line reached the Manager's logger under its name.
+	if l := logs.String(); !strings.Contains(l, "formatting") || !strings.Contains(l, "lago-plugin-good") {
+		t.Fatalf("plugin log line missing from the host log:\n%s", l)
+	}
+}
+
 func TestCancelledCall(t *testing.T) {
 	counter(t)
 	dir := t.TempDir()

@@ -41,6 +41,7 @@ func main() {
 type upper struct{}
 
 func (upper) Format(ctx context.Context, doc []byte) ([]byte, error) {
+	sdk.Logger().Info("formatting", "bytes", len(doc))
 	switch string(doc) {
 	case "crash":
 		// An unrecovered panic outside the RPC handler kills the process;
