@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
+
+	"github.com/lago-go/lago/core/prefix"
 )
 
 func removeIfExists(path string) error {
@@ -54,20 +56,31 @@ func (m *Manager) destroyInstances(e *Environment, extra []string) (required, pr
 // prefixes, such as one left by an init killed at any moment. When a
 // provider fails, the prefix is kept, so destroy can be run again.
 func (m *Manager) Destroy(ctx context.Context, path string) error {
-	e, err := loadLenient(path)
+	e, err := m.destroyable(path)
 	if err != nil {
 		return err
-	}
-	if !looksLikePrefix(e) {
-		return userErrorf("destroy %s: it holds neither a uuid nor an initialized marker; refusing to delete what may not be a prefix", e.Path)
 	}
 	if err := m.teardown(ctx, e); err != nil {
 		return fmt.Errorf("destroy prefix %s: %w", e.Path, err)
 	}
-	if err := removePath(path); err != nil {
+	if err := prefix.Remove(&prefix.Prefix{Path: path}); err != nil {
 		return fmt.Errorf("destroy prefix %s: %w", e.Path, err)
 	}
 	return nil
+}
+
+// destroyable loads a prefix for Destroy, refusing folders that do not
+// look like one.
+func (m *Manager) destroyable(path string) (*Environment, error) {
+	e, err := loadLenient(path)
+	if err != nil {
+		return nil, err
+	}
+	if !looksLikePrefix(e) {
+		return nil, userErrorf("destroy %s: it holds neither a uuid nor an initialized marker; refusing to delete what may not be a prefix", e.Path)
+	}
+	e.givenPath = path
+	return e, nil
 }
 
 // teardown removes what e owns outside its folder: provider objects (on
@@ -94,8 +107,18 @@ func (m *Manager) teardown(ctx context.Context, e *Environment, extra ...string)
 		}
 	}
 	if m.deps.Leaser != nil {
-		if _, err := m.deps.Leaser.ReleaseAll(ctx, e.UUIDPath()); err != nil {
-			return fmt.Errorf("release subnet leases: %w", err)
+		// Leases name the uuid file by the path init used; release under
+		// the path as given too, in case it went through a symlink.
+		holders := []string{e.UUIDPath()}
+		if e.givenPath != "" {
+			if abs, err := filepath.Abs(filepath.Join(e.givenPath, fileUUID)); err == nil && abs != holders[0] {
+				holders = append(holders, abs)
+			}
+		}
+		for _, h := range holders {
+			if _, err := m.deps.Leaser.ReleaseAll(ctx, h); err != nil {
+				return fmt.Errorf("release subnet leases: %w", err)
+			}
 		}
 	}
 	return nil

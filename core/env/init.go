@@ -16,6 +16,7 @@ import (
 	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/initfile"
 	"github.com/lago-go/lago/core/lease"
+	"github.com/lago-go/lago/core/prefix"
 	"github.com/lago-go/lago/core/spec"
 )
 
@@ -123,13 +124,22 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 		}
 		createdWorkdir = true
 	}
+	// Leases and provider tags name the prefix by its real path, the one
+	// Destroy and the lease store's liveness check will see.
+	if real, err := filepath.EvalSymlinks(paths.workdir); err == nil {
+		paths.prefix = filepath.Join(real, filepath.Base(paths.prefix))
+	}
 	res := &InitResult{Prefix: paths.prefix, Subnets: map[string]netip.Prefix{}}
-	uuid, err := createPrefix(paths.prefix)
+	pfx, err := createPrefix(paths.prefix)
 	if err != nil {
-		if errs.IsUser(err) {
-			// Someone else's prefix: not ours to remove.
+		if errs.IsUser(err) || pfx == nil {
+			// Someone else's prefix, or nothing made: not ours to remove.
 			return nil, err
 		}
+		return nil, m.undoInit(ctx, paths, createdWorkdir, instances, err)
+	}
+	uuid, err := pfx.UUID()
+	if err != nil {
 		return nil, m.undoInit(ctx, paths, createdWorkdir, instances, err)
 	}
 	res.UUID = uuid
@@ -157,7 +167,7 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	for i := range vms {
 		applyTemplateMetadata(&vms[i], images)
 	}
-	if err := writeSpecs(paths.prefix, nets, vms); err != nil {
+	if err := writeSpecs(pfx, nets, vms); err != nil {
 		return fail(err)
 	}
 	e, err := loadLenient(paths.prefix)
@@ -202,7 +212,7 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	}
 
 	// 8. Mark it initialized, last.
-	if err := writeFileAtomic(filepath.Join(paths.prefix, fileInitialized), nil, 0o644); err != nil {
+	if err := pfx.MarkInitialized(); err != nil {
 		return fail(err)
 	}
 	cur, _ := CurrentPrefix(paths.workdir)
@@ -261,6 +271,9 @@ func initPaths(o InitOptions) (initPathSet, error) {
 		return p, userErrorf("bad prefix name %q", name)
 	}
 	p.prefix = filepath.Join(p.workdir, name)
+	if real, err := filepath.EvalSymlinks(p.workdir); err == nil {
+		p.prefix = filepath.Join(real, name)
+	}
 	return p, nil
 }
 
@@ -294,7 +307,7 @@ func (m *Manager) undoInit(ctx context.Context, paths initPathSet, createdWorkdi
 		// name; a missing spec must not hide a provider.
 		if err := m.teardown(cctx, e, instances...); err != nil {
 			cleanup = append(cleanup, err)
-		} else if err := removePath(paths.prefix); err != nil {
+		} else if err := prefix.Remove(&prefix.Prefix{Path: paths.prefix}); err != nil {
 			cleanup = append(cleanup, err)
 		}
 	} else if !errs.IsUser(err) {
@@ -391,7 +404,7 @@ func addTemplates(b boundVM, images map[TemplateRef]Image) {
 
 // leaseSubnets leases one subnet per nat net, all at once, never one a
 // provider's host already uses.
-func (m *Manager) leaseSubnets(ctx context.Context, cfg *initfile.Config, prefix, uuid string, provs map[string]providerHandle, res *InitResult) (map[string]string, error) {
+func (m *Manager) leaseSubnets(ctx context.Context, cfg *initfile.Config, prefixPath, uuid string, provs map[string]providerHandle, res *InitResult) (map[string]string, error) {
 	reqs := cfg.SubnetRequests()
 	if len(reqs) == 0 {
 		return map[string]string{}, nil
@@ -446,7 +459,7 @@ func (m *Manager) leaseSubnets(ctx context.Context, cfg *initfile.Config, prefix
 			lreqs[i].Gateway = a
 		}
 	}
-	leases, err := m.deps.Leaser.AcquireN(ctx, filepath.Join(prefix, fileUUID), uuid, lreqs)
+	leases, err := m.deps.Leaser.AcquireN(ctx, filepath.Join(prefixPath, fileUUID), uuid, lreqs)
 	if err != nil {
 		if errors.Is(err, lease.ErrFull) || errors.Is(err, lease.ErrTaken) || errors.Is(err, lease.ErrOutOfRange) {
 			err = errs.User(err)

@@ -514,6 +514,9 @@ func TestDestroySymlinkedWorkdirLosesOnlyTheLink(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(real, DefaultPrefixName)); !os.IsNotExist(err) {
 		t.Errorf("the prefix inside the target is still there: %v", err)
 	}
+	if entries, _ := f.leases.List(ctx); len(entries) != 0 {
+		t.Errorf("leases of a prefix in a symlinked workdir leaked: %+v", entries)
+	}
 }
 
 func TestSetCurrentAndList(t *testing.T) {

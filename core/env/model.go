@@ -40,6 +40,8 @@ type Environment struct {
 	Complete bool
 	Nets     []*spec.Net
 	VMs      []*spec.VM
+	// givenPath is the path the caller named (maybe through a symlink).
+	givenPath string
 }
 
 // Ref is the EnvRef providers tag their objects with.

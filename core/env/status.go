@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
+
+	"github.com/lago-go/lago/core/prefix"
 )
 
 // LiveState is what the providers say about a prefix right now.
@@ -166,4 +168,27 @@ func snapshotNames(snaps []*providerv1.Snapshot) []string {
 		out = append(out, s.GetName())
 	}
 	return out
+}
+
+// StatusDocument returns the document `lago status` prints (see
+// prefix.StatusTree) with the providers' live states.
+func (m *Manager) StatusDocument(ctx context.Context, prefixPath string) (map[string]any, error) {
+	s, err := m.Status(ctx, prefixPath)
+	if err != nil {
+		return nil, err
+	}
+	return s.Document(m.opts.DefaultRootPassword)
+}
+
+// Document renders s as the status tree.
+func (s *LiveState) Document(defaultRootPassword string) (map[string]any, error) {
+	specs := &prefix.Specs{}
+	for _, n := range s.Env.Nets {
+		specs.Nets = append(specs.Nets, *n)
+	}
+	for _, v := range s.Env.VMs {
+		specs.VMs = append(specs.VMs, *v)
+	}
+	live := prefix.StateMaps{VMs: s.VMs, Nets: s.Nets, SnapshotLists: s.Snapshots}
+	return prefix.StatusTree(&prefix.Prefix{Path: s.Env.Path}, specs, live, prefix.StatusOptions{DefaultRootPassword: defaultRootPassword})
 }

@@ -300,3 +300,36 @@ func TestOrphans(t *testing.T) {
 		t.Error("RemoveOrphans removed the live prefix's objects")
 	}
 }
+
+func TestStatusDocument(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.m.Start(ctx, f.prefix, []string{"vm0"}, StartOptions{NoWait: true}); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := f.m.StatusDocument(ctx, f.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := doc["Prefix"].(map[string]any)
+	if p["UUID"] != testUUID || p["Base directory"] != f.prefix {
+		t.Errorf("prefix section = %v", p)
+	}
+	vms := p["VMs"].(map[string]any)
+	if st := vms["vm0"].(map[string]any)["status"]; st != "running" {
+		t.Errorf("vm0 status = %v", st)
+	}
+	if st := vms["vm1"].(map[string]any)["status"]; st != "down" {
+		t.Errorf("vm1 status = %v", st)
+	}
+	if pw := vms["vm1"].(map[string]any)["root password"]; pw != DefaultSSHPassword {
+		t.Errorf("vm1 root password = %v, want the configured default", pw)
+	}
+	nets := p["Networks"].(map[string]any)
+	if st := nets["n0"].(map[string]any)["status"]; st != "up" {
+		t.Errorf("n0 status = %v", st)
+	}
+	if gw := nets["n1"].(map[string]any)["gateway"]; gw != "192.168.201.1" {
+		t.Errorf("n1 gateway = %v", gw)
+	}
+}

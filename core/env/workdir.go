@@ -6,79 +6,54 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
+
+	"github.com/lago-go/lago/core/prefix"
 )
 
 // CurrentLink is the workdir's relative symlink to its current prefix.
-const CurrentLink = "current"
+const CurrentLink = prefix.CurrentLink
 
 // DefaultPrefixName is the prefix init creates when none is named.
-const DefaultPrefixName = "default"
+const DefaultPrefixName = prefix.DefaultPrefixName
 
 // ListPrefixes returns the names of the workdir's prefixes (every
-// subfolder but `current`), sorted.
+// subfolder but `current`, half-made ones included), sorted.
 func ListPrefixes(workdir string) ([]string, error) {
-	ents, err := os.ReadDir(workdir)
-	if errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(workdir); errors.Is(err, fs.ErrNotExist) {
 		return nil, userErrorf("workdir %s does not exist", workdir)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("list prefixes of %s: %w", workdir, err)
-	}
-	var out []string
-	for _, e := range ents {
-		if e.Name() == CurrentLink || !e.IsDir() && e.Type()&fs.ModeSymlink == 0 {
-			continue
-		}
-		if st, err := os.Stat(filepath.Join(workdir, e.Name())); err != nil || !st.IsDir() {
-			continue
-		}
-		out = append(out, e.Name())
-	}
-	sort.Strings(out)
-	return out, nil
+	return (&prefix.Workdir{Path: workdir}).Prefixes()
 }
 
 // CurrentPrefix returns the name `current` points at ("" when unset).
 func CurrentPrefix(workdir string) (string, error) {
-	t, err := os.Readlink(filepath.Join(workdir, CurrentLink))
-	if errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Lstat(workdir + "/" + CurrentLink); errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
-	if err != nil {
-		return "", fmt.Errorf("read current prefix of %s: %w", workdir, err)
-	}
-	return filepath.Base(t), nil
+	return (&prefix.Workdir{Path: workdir}).Current()
 }
 
-// SetCurrent points the workdir's `current` at prefix name, atomically
-// (a new link renamed over the old one).
+// SetCurrent points the workdir's `current` at prefix name, atomically.
+// A missing prefix is a user error.
 func SetCurrent(workdir, name string) error {
-	if name == "" || name == CurrentLink || filepath.Base(name) != name {
-		return userErrorf("bad prefix name %q", name)
+	names, err := ListPrefixes(workdir)
+	if err != nil {
+		return err
 	}
-	if st, err := os.Stat(filepath.Join(workdir, name)); err != nil || !st.IsDir() {
-		return userErrorf("no prefix named %q in %s", name, workdir)
+	for _, n := range names {
+		if n == name {
+			return (&prefix.Workdir{Path: workdir}).SetCurrent(name)
+		}
 	}
-	tmp := filepath.Join(workdir, "."+CurrentLink+".tmp")
-	_ = os.Remove(tmp)
-	if err := os.Symlink(name, tmp); err != nil {
-		return fmt.Errorf("set current prefix of %s: %w", workdir, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(workdir, CurrentLink)); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("set current prefix of %s: %w", workdir, err)
-	}
-	return nil
+	return userErrorf("no prefix named %q in %s", name, workdir)
 }
 
-// DestroyInWorkdir destroys prefix name ("current" means the one current
-// points at) of the workdir and keeps the workdir consistent: `current`
-// moves to another prefix ("default" if there, else the last by name),
-// and the workdir itself goes (only the link when it is a symlink) with
-// its last prefix.
+// DestroyInWorkdir destroys prefix name ("" or "current" mean the one
+// `current` points at) of the workdir and keeps the workdir consistent:
+// `current` moves to a remaining prefix, and the workdir itself goes
+// (only the link when it is a symlink) with its last prefix.
 func (m *Manager) DestroyInWorkdir(ctx context.Context, workdir, name string) error {
+	w := &prefix.Workdir{Path: workdir}
 	if name == "" || name == CurrentLink {
 		cur, err := CurrentPrefix(workdir)
 		if err != nil {
@@ -89,10 +64,17 @@ func (m *Manager) DestroyInWorkdir(ctx context.Context, workdir, name string) er
 		}
 		name = cur
 	}
-	if err := m.Destroy(ctx, filepath.Join(workdir, name)); err != nil {
+	e, err := m.destroyable(w.Path + "/" + name)
+	if err != nil {
 		return err
 	}
-	return m.tidyWorkdir(workdir)
+	if err := m.teardown(ctx, e); err != nil {
+		return fmt.Errorf("destroy prefix %s: %w", e.Path, err)
+	}
+	if err := w.RemovePrefix(name); err != nil {
+		return fmt.Errorf("destroy prefix %s: %w", e.Path, err)
+	}
+	return nil
 }
 
 // DestroyAll destroys every prefix of the workdir, then the workdir. It
@@ -104,40 +86,18 @@ func (m *Manager) DestroyAll(ctx context.Context, workdir string) error {
 	}
 	var errs []error
 	for _, n := range names {
-		if err := m.Destroy(ctx, filepath.Join(workdir, n)); err != nil {
+		if err := m.DestroyInWorkdir(ctx, workdir, n); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := m.tidyWorkdir(workdir); err != nil {
-		errs = append(errs, err)
+	if len(errs) == 0 {
+		// A workdir without prefixes (an init that failed before its
+		// prefix existed) goes too.
+		if rest, err := ListPrefixes(workdir); err == nil && len(rest) == 0 {
+			if err := removePath(workdir); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	return errors.Join(errs...)
-}
-
-// tidyWorkdir repoints a dangling `current`, and removes a workdir left
-// without prefixes.
-func (m *Manager) tidyWorkdir(workdir string) error {
-	names, err := ListPrefixes(workdir)
-	if err != nil {
-		return err
-	}
-	if len(names) == 0 {
-		return removePath(workdir)
-	}
-	cur, err := CurrentPrefix(workdir)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		if n == cur {
-			return nil
-		}
-	}
-	next := names[len(names)-1]
-	for _, n := range names {
-		if n == DefaultPrefixName {
-			next = n
-		}
-	}
-	return SetCurrent(workdir, next)
 }
