@@ -109,10 +109,14 @@ type CreateOptions struct {
 	// KeyType is "rsa" (2048 bits, the default, as the original) or
 	// "ed25519".
 	KeyType string
+	// AllowExistingEmpty lets Create use a folder that exists and is
+	// empty. By default the folder must not exist, so two concurrent
+	// inits can never share a prefix.
+	AllowExistingEmpty bool
 }
 
-// Create makes a new prefix folder at path (which must not exist, or be an
-// empty folder) with its uuid (written first), ssh key pair, metadata and
+// Create makes a new prefix folder at path (which must not exist; see
+// CreateOptions.AllowExistingEmpty) with its uuid (written first), ssh key pair, metadata and
 // empty logs/, images/, scripts/ and virt/. It does not write
 // `initialized`: call MarkInitialized when the whole init succeeded. On
 // failure the half-made folder is left for Remove (it has a uuid) unless
@@ -123,7 +127,7 @@ func Create(path string, opts CreateOptions) (*Prefix, error) {
 		return nil, fmt.Errorf("create prefix: %w", err)
 	}
 	if err := os.Mkdir(abs, 0o755); err != nil {
-		if !errors.Is(err, fs.ErrExist) {
+		if !errors.Is(err, fs.ErrExist) || !opts.AllowExistingEmpty {
 			return nil, fmt.Errorf("create prefix: %w", err)
 		}
 		entries, rerr := os.ReadDir(abs)

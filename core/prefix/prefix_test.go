@@ -199,6 +199,16 @@ func TestCreatePrefix(t *testing.T) {
 	if _, err := w.CreatePrefix(DefaultPrefixName, false, CreateOptions{}); err == nil {
 		t.Error("second prefix with the same name succeeded")
 	}
+	empty := filepath.Join(w.Path, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(empty, CreateOptions{}); err == nil {
+		t.Error("Create used an existing folder without AllowExistingEmpty")
+	}
+	if _, err := Create(empty, CreateOptions{AllowExistingEmpty: true}); err != nil {
+		t.Errorf("Create in an empty folder: %v", err)
+	}
 	// A second prefix becomes current only when asked.
 	if _, err := w.CreatePrefix("two", false, CreateOptions{KeyType: "ed25519"}); err != nil {
 		t.Fatal(err)
