@@ -26,6 +26,7 @@ package initfile
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -60,6 +61,10 @@ type Options struct {
 	// SkipPathChecks turns off the checks that local files named by the
 	// init file (disk paths, deploy scripts) exist.
 	SkipPathChecks bool
+	// CheckGateway, when set, vets each explicit gw: (for example that the
+	// subnet leaser serves it), so a bad one is reported with its position
+	// before anything is created. Its error message is shown as is.
+	CheckGateway func(gw netip.Addr) error
 }
 
 // Config is a validated init file. Nets and VMs keep the file's order,

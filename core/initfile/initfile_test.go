@@ -2,6 +2,8 @@ package initfile
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -408,5 +410,19 @@ func TestSuggest(t *testing.T) {
 		if got := suggest(tt.word, domainKeys); got != tt.want {
 			t.Errorf("suggest(%q) = %q, want %q", tt.word, got, tt.want)
 		}
+	}
+}
+
+func TestCheckGateway(t *testing.T) {
+	src := "domains:\n  vm0: {nics: [{net: a}]}\nnets:\n  a: {gw: 10.0.0.1}\n"
+	_, err := Parse("f", []byte(src), Options{CheckGateway: func(gw netip.Addr) error {
+		if !netip.MustParsePrefix("192.168.200.0/21").Contains(gw) {
+			return fmt.Errorf("gateway %s is outside the subnets lago leases (192.168.200.0 to 192.168.255.0)", gw)
+		}
+		return nil
+	}})
+	want := "f:4:11: nets.a.gw: gateway 10.0.0.1 is outside the subnets lago leases (192.168.200.0 to 192.168.255.0)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
 	}
 }

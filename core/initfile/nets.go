@@ -134,6 +134,11 @@ func (d *decoder) decodeNet(ni *netInfo) {
 				d.errorf(v, p, "%s is the network or broadcast address of its /24; use a host address such as x.y.z.1", s)
 			default:
 				net.Gw = a.String()
+				if d.opts.CheckGateway != nil {
+					if err := d.opts.CheckGateway(a); err != nil {
+						d.errorf(v, p, "%v", err)
+					}
+				}
 			}
 		}
 	}
