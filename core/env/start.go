@@ -138,6 +138,14 @@ func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o Star
 	if err != nil {
 		return err
 	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = m.opts.StartTimeout
+	}
+	// One deadline for the whole start: networks, VMs and ssh.
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	run := &startRun{m: m, e: e, provs: provs}
 	fail := func(err error) error {
 		if rbErr := run.rollback(ctx); rbErr != nil {
@@ -192,27 +200,22 @@ func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o Star
 	if o.NoWait {
 		return nil
 	}
-	timeout := o.Timeout
-	if timeout <= 0 {
-		timeout = m.opts.StartTimeout
-	}
-	if err := m.waitSSH(ctx, e, bound, timeout); err != nil {
+	if err := m.waitSSH(parent, ctx, e, bound, timeout); err != nil {
 		return fail(err)
 	}
 	return nil
 }
 
-// waitSSH waits, within one overall timeout, until every VM answers ssh.
-// A VM that does not is named with the tail of its serial console.
-func (m *Manager) waitSSH(ctx context.Context, e *Environment, vms []boundVM, timeout time.Duration) error {
+// waitSSH waits until every VM answers ssh or wctx (the start's overall
+// deadline) ends. A VM that does not answer is named with the tail of its
+// serial console; ctx is the caller's, to tell Ctrl-C from the deadline.
+func (m *Manager) waitSSH(ctx, wctx context.Context, e *Environment, vms []boundVM, timeout time.Duration) error {
 	if len(vms) == 0 {
 		return nil
 	}
 	if m.deps.SSH == nil {
 		return errors.New("wait for ssh: no ssh client configured")
 	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	return parallel(wctx, len(vms), 0, func(wctx context.Context, i int) error {
 		vm := vms[i].spec
 		t, err := m.sshTarget(e, vm)
