@@ -380,6 +380,26 @@ func TestCrashMidCall(t *testing.T) {
 	}
 }
 
+func TestStartFailureNamesPlugin(t *testing.T) {
+	count := counter(t)
+	t.Setenv("LAGO_TEST_FAIL_SERVE", "1")
+	dir := t.TempDir()
+	install(t, dir, "good", 0o755)
+	m, _ := newManager(t, Options{SearchPath: []string{dir}})
+	_, err := m.Output(context.Background(), "upper")
+	var pe *PluginError
+	if !errors.As(err, &pe) || pe.Plugin != "good" || !strings.Contains(err.Error(), "cannot read /etc/testplugin.conf") {
+		t.Fatalf("err = %v, want a start failure naming the plugin with its stderr", err)
+	}
+	// The failure is remembered: no second process is spawned.
+	if _, err2 := m.Output(context.Background(), "upper"); err2 == nil {
+		t.Fatal("second Output succeeded")
+	}
+	if n := count("serve"); n != 1 {
+		t.Fatalf("%d start attempts, want 1", n)
+	}
+}
+
 func TestCloseReaps(t *testing.T) {
 	counter(t)
 	dir := t.TempDir()

@@ -26,6 +26,10 @@ func main() {
 			fh.Close()
 		}
 	}
+	if os.Getenv("LAGO_TEST_FAIL_SERVE") == "1" && (len(os.Args) < 2 || os.Args[1] != "describe") {
+		fmt.Fprintln(os.Stderr, "cannot read /etc/testplugin.conf: permission denied")
+		os.Exit(1)
+	}
 	sdk.Serve(sdk.Plugin{
 		Name:    "testplugin",
 		Version: "0.1",
