@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 
 	"libvirt.org/go/libvirt"
 )
@@ -226,14 +228,30 @@ func (l *libvirtConn) ListSnapshots(domain string) ([]string, error) {
 	return out, err
 }
 
-// streamRW adapts a blocking libvirt stream to io.ReadWriteCloser.
+// streamRW adapts a blocking libvirt stream to io.ReadWriteCloser. Close
+// may run while another goroutine is blocked in Read: it aborts the stream
+// (which wakes the reader) and frees it only once no Recv or Send is in
+// flight, so the stream is never used after it is freed.
 type streamRW struct {
-	s *libvirt.Stream
+	s       *libvirt.Stream
+	recvMu  sync.Mutex
+	sendMu  sync.Mutex
+	closeMu sync.Mutex
+	closed  bool
+	aborted atomic.Bool
 }
 
 func (s *streamRW) Read(p []byte) (int, error) {
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
+	if s.aborted.Load() {
+		return 0, io.EOF
+	}
 	n, err := s.s.Recv(p)
 	if err != nil {
+		if s.aborted.Load() {
+			return 0, io.EOF
+		}
 		return 0, mapErr(err)
 	}
 	if n == 0 {
@@ -243,6 +261,11 @@ func (s *streamRW) Read(p []byte) (int, error) {
 }
 
 func (s *streamRW) Write(p []byte) (int, error) {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if s.aborted.Load() {
+		return 0, io.ErrClosedPipe
+	}
 	total := 0
 	for total < len(p) {
 		n, err := s.s.Send(p[total:])
@@ -255,7 +278,18 @@ func (s *streamRW) Write(p []byte) (int, error) {
 }
 
 func (s *streamRW) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.aborted.Store(true)
 	_ = s.s.Abort()
+	s.recvMu.Lock()
+	s.sendMu.Lock()
+	defer s.recvMu.Unlock()
+	defer s.sendMu.Unlock()
 	return s.s.Free()
 }
 
@@ -451,11 +485,26 @@ func (l *libvirtConn) UploadVolume(pool, name string, r io.Reader, size int64) e
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(&streamRW{s: st}, io.LimitReader(r, size)); err != nil {
+	if _, err := io.Copy(sendOnly{st}, io.LimitReader(r, size)); err != nil {
 		_ = st.Abort()
 		return fmt.Errorf("upload to volume %s/%s: %w", pool, name, err)
 	}
 	return mapErr(st.Finish())
+}
+
+// sendOnly writes to a stream owned (and freed) by the caller.
+type sendOnly struct{ s *libvirt.Stream }
+
+func (w sendOnly) Write(p []byte) (int, error) {
+	total := 0
+	for total < len(p) {
+		n, err := w.s.Send(p[total:])
+		if err != nil {
+			return total, mapErr(err)
+		}
+		total += n
+	}
+	return total, nil
 }
 
 func (l *libvirtConn) DownloadVolume(pool, name string, w io.Writer) error {

@@ -35,6 +35,9 @@ type domainSpec struct {
 	// SerialLog is the file the serial console is logged to; empty in
 	// remote mode, where the hypervisor cannot write into the prefix.
 	SerialLog string
+	// UUID of the existing definition when redefining: libvirt refuses a
+	// definition of the same name with another (or a new random) uuid.
+	UUID string
 }
 
 // domainXML builds the persistent libvirt definition of a VM.
@@ -58,6 +61,7 @@ func domainXML(s domainSpec) (string, error) {
 	d := &libvirtxml.Domain{
 		Type:     s.DomainType,
 		Name:     domainName(s.Env.GetUuid(), vm.GetName()),
+		UUID:     s.UUID,
 		Metadata: &libvirtxml.DomainMetadata{XML: owner},
 		Memory:   &libvirtxml.DomainMemory{Value: uint(mem), Unit: "MiB"},
 		VCPU:     &libvirtxml.DomainVCPU{Value: uint(vcpus(vm))},

@@ -24,6 +24,7 @@ type fakeConn struct {
 	pools   map[string]*fakePool
 	ifaces  []string
 	clock   int64
+	uuids   int
 	calls   []string
 	failNet map[string]error // StartNetwork errors by name
 	// shutdownTurnsOff makes ShutdownDomain power the domain off, like a
@@ -104,8 +105,20 @@ func (f *fakeConn) DefineDomain(x string) error {
 	}
 	f.call("DefineDomain %s", d.Name)
 	if old, ok := f.doms[d.Name]; ok {
+		// Like libvirt: a redefinition must keep the domain's uuid.
+		var o libvirtxml.Domain
+		_ = o.Unmarshal(old.xml)
+		if d.UUID != o.UUID {
+			return fmt.Errorf("operation failed: domain '%s' already exists with uuid %s", d.Name, o.UUID)
+		}
 		old.xml = x
 		return nil
+	}
+	f.uuids++
+	d.UUID = fmt.Sprintf("00000000-0000-0000-0000-%012d", f.uuids)
+	x, err := d.Marshal()
+	if err != nil {
+		return err
 	}
 	f.doms[d.Name] = &fakeDom{xml: x, state: DomainShutoff}
 	return nil

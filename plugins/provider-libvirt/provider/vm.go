@@ -62,12 +62,12 @@ func diskSources(cfg settings, env *providerv1.EnvRef, vm *providerv1.VM) ([]dis
 }
 
 // buildDomainXML is the domain definition of vm for this provider.
-func buildDomainXML(cfg settings, domainType string, env *providerv1.EnvRef, vm *providerv1.VM) (string, error) {
+func buildDomainXML(cfg settings, domainType string, env *providerv1.EnvRef, vm *providerv1.VM, uuid string) (string, error) {
 	srcs, err := diskSources(cfg, env, vm)
 	if err != nil {
 		return "", err
 	}
-	spec := domainSpec{Env: env, VM: vm, DomainType: domainType, Disks: srcs}
+	spec := domainSpec{Env: env, VM: vm, DomainType: domainType, Disks: srcs, UUID: uuid}
 	if !cfg.Remote {
 		spec.SerialLog = vm.GetSerialLogPath()
 	}
@@ -84,6 +84,7 @@ func (p *Provider) ensureDefined(c Conn, cfg settings, domainType string, env *p
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return st, false, errorDiag(label+": cannot read state", err)
 	}
+	uuid := ""
 	if exists {
 		x, err := c.DomainXML(name)
 		if err != nil {
@@ -95,8 +96,12 @@ func (p *Provider) ensureDefined(c Conn, cfg settings, domainType string, env *p
 		if isActive(st) {
 			return st, true, nil
 		}
+		var old libvirtxml.Domain
+		if err := old.Unmarshal(x); err == nil {
+			uuid = old.UUID
+		}
 	}
-	x, err := buildDomainXML(cfg, domainType, env, vm)
+	x, err := buildDomainXML(cfg, domainType, env, vm, uuid)
 	if err != nil {
 		return st, exists, errorDiag(label+": invalid spec", err)
 	}
@@ -335,7 +340,7 @@ func (p *Provider) ValidateSpec(ctx context.Context, env *providerv1.EnvRef, net
 		}
 		// Placeholder paths: only the XML shape is checked here.
 		probe := cloneForValidation(vm)
-		if _, err := buildDomainXML(cfg, dt, env, probe); err != nil {
+		if _, err := buildDomainXML(cfg, dt, env, probe, ""); err != nil {
 			bad(attr, "invalid VM", err)
 		}
 	}

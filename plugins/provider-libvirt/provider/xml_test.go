@@ -232,7 +232,7 @@ func testVM() *providerv1.VM {
 
 func parseDom(t *testing.T, cfg settings, dt string, vm *providerv1.VM) *libvirtxml.Domain {
 	t.Helper()
-	s, err := buildDomainXML(cfg, dt, testEnv, vm)
+	s, err := buildDomainXML(cfg, dt, testEnv, vm, "")
 	if err != nil {
 		t.Fatalf("buildDomainXML: %v", err)
 	}
@@ -409,7 +409,7 @@ func TestDomainXMLErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			vm := testVM()
 			tt.edit(vm)
-			_, err := buildDomainXML(settings{}, domainTypeQEMU, testEnv, vm)
+			_, err := buildDomainXML(settings{}, domainTypeQEMU, testEnv, vm, "")
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
