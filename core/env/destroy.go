@@ -146,7 +146,20 @@ func looksLikePrefix(e *Environment) bool {
 		return true
 	}
 	entries, err := os.ReadDir(e.Path)
-	return err == nil && len(entries) == 0
+	if err != nil {
+		return false
+	}
+	// A kill while the uuid was being written leaves only its temporary
+	// file: that folder is ours, and the temporary file can go.
+	for _, ent := range entries {
+		if !strings.HasPrefix(ent.Name(), "."+fileUUID+".tmp") {
+			return false
+		}
+	}
+	for _, ent := range entries {
+		_ = os.Remove(filepath.Join(e.Path, ent.Name()))
+	}
+	return true
 }
 
 // removePath unlinks a symlink, or removes a folder tree.

@@ -619,3 +619,19 @@ func TestDestroyKeepsPrefixWhenItsProviderFails(t *testing.T) {
 		t.Fatalf("second Destroy: %v", err)
 	}
 }
+
+func TestDestroyPrefixKilledWhileWritingUUID(t *testing.T) {
+	f := newInitFixture(t)
+	p := filepath.Join(f.dir, "half")
+	mustMkdir(t, p)
+	mustWrite(t, filepath.Join(p, ".uuid.tmp-123"), "0123")
+	if err := f.m.Destroy(context.Background(), p); err != nil {
+		t.Fatalf("Destroy: %v", err)
+	}
+	if _, err := os.Lstat(p); !os.IsNotExist(err) {
+		t.Errorf("half-made prefix still there: %v", err)
+	}
+	if n := f.prov.Count("RemoveOwned", ""); n != 0 {
+		t.Errorf("RemoveOwned called %d times for a prefix without uuid", n)
+	}
+}
