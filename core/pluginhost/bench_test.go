@@ -138,3 +138,24 @@ func BenchmarkWarmFormat(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkClose is the reaping a command pays at its end: go-plugin's
+// graceful shutdown of one running plugin and the wait for its exit.
+func BenchmarkClose(b *testing.B) {
+	dir := outputJSONPlugin(b)
+	cache := filepath.Join(b.TempDir(), "plugins.json")
+	ctx := context.Background()
+	var times []time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		m := New(Options{SearchPath: []string{dir}, CacheFile: cache, Logger: hclog.NewNullLogger()})
+		if _, err := m.Output(ctx, "json"); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		m.Close()
+		times = append(times, time.Since(start))
+	}
+	reportMedian(b, times)
+}
