@@ -133,7 +133,11 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	pfx, err := createPrefix(paths.prefix)
 	if err != nil {
 		if errs.IsUser(err) || pfx == nil {
-			// Someone else's prefix, or nothing made: not ours to remove.
+			// Someone else's prefix, or nothing made: not ours to remove
+			// (but a workdir made for it goes).
+			if createdWorkdir {
+				_ = os.Remove(paths.workdir)
+			}
 			return nil, err
 		}
 		return nil, m.undoInit(ctx, paths, createdWorkdir, instances, err)
@@ -191,8 +195,20 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	}
 	err = parallel(ctx, len(bound), m.opts.DiskParallelism, func(ctx context.Context, i int) error {
 		b := bound[i]
-		if _, err := provs[b.instance].PrepareDisks(ctx, e.Ref(), b.pv); err != nil {
+		got, err := provs[b.instance].PrepareDisks(ctx, e.Ref(), b.pv)
+		if err != nil {
 			return fmt.Errorf("prepare disks of vm %s: %w", b.spec.Name, err)
+		}
+		// Build and bootstrap work on the disks as the provider made them.
+		for _, pd := range got {
+			for _, d := range b.pv.Disks {
+				if d.Name == pd.GetName() && pd.GetPath() != "" {
+					d.Path = pd.GetPath()
+					if pd.GetFormat() != "" {
+						d.Format = pd.GetFormat()
+					}
+				}
+			}
 		}
 		return nil
 	})

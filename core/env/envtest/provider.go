@@ -106,7 +106,7 @@ func (p *Provider) SetNetState(uuid, net, state string) {
 	p.nets[uuid+"/"+net] = state
 }
 
-// VMState returns the state the fake holds for a VM ("down" when unknown).
+// VMStateOf returns the state the fake holds for a VM ("down" when unknown).
 func (p *Provider) VMStateOf(uuid, vm string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
