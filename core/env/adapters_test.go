@@ -2,6 +2,8 @@ package env
 
 import (
 	"context"
+	"crypto/sha1"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +13,7 @@ import (
 	builderv1 "github.com/lago-go/lago/proto/lago/builder/v1"
 
 	"github.com/lago-go/lago/core/spec"
+	"github.com/lago-go/lago/core/template"
 )
 
 type recBuilder struct{ req *builderv1.BuildRequest }
@@ -114,5 +117,33 @@ func TestSSHClientTarget(t *testing.T) {
 	}
 	if got := (SSHClient{}).target(SSHTarget{Host: "h", Port: 2222}); got.Addr != "h:2222" {
 		t.Errorf("addr = %q", got.Addr)
+	}
+}
+
+func TestStoreTemplatesFromFileRepo(t *testing.T) {
+	dir := t.TempDir()
+	images := filepath.Join(dir, "images")
+	mustMkdir(t, images)
+	data := []byte("QFI\xfb pretend qcow2")
+	mustWrite(t, filepath.Join(images, "tiny.qcow2"), string(data))
+	mustWrite(t, filepath.Join(images, "tiny.qcow2.hash"), fmt.Sprintf("%x", sha1.Sum(data)))
+	mustWrite(t, filepath.Join(images, "tiny.qcow2.metadata"), `{"distro": "tinylinux", "root-password": "123456"}`)
+	repo := fmt.Sprintf(`{"name": "testrepo",
+ "sources": {"local": {"type": "file", "args": {"root": %q}}},
+ "templates": {"tiny": {"versions": {"v1": {"source": "local", "handle": "tiny.qcow2", "timestamp": 1},
+                                     "v2": {"source": "local", "handle": "tiny.qcow2", "timestamp": 2}}}}}`, images)
+	repoPath := filepath.Join(dir, "repo.metadata")
+	mustWrite(t, repoPath, repo)
+	st := &StoreTemplates{Store: &template.Store{Dir: filepath.Join(dir, "store"), NoSync: true}, Repo: template.Options{Path: repoPath}}
+	img, err := st.Get(context.Background(), TemplateRef{Name: "tiny"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Key != "testrepo:tiny:v2" || img.Format != "qcow2" || img.Metadata["distro"] != "tinylinux" ||
+		filepath.Dir(img.Path) != filepath.Join(dir, "store") {
+		t.Errorf("image = %+v", img)
+	}
+	if _, err := st.Get(context.Background(), TemplateRef{Name: "nope"}); err == nil {
+		t.Error("Get of a missing template succeeded")
 	}
 }
