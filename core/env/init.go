@@ -170,6 +170,9 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	}
 	for i := range vms {
 		applyTemplateMetadata(&vms[i], images)
+		if err := copyDeployScripts(pfx, &vms[i]); err != nil {
+			return fail(err)
+		}
 	}
 	if err := writeSpecs(pfx, nets, vms); err != nil {
 		return fail(err)

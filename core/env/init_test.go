@@ -39,6 +39,9 @@ domains:
   vm1:
     memory: 512
     root-password: secret
+    metadata:
+      deploy-scripts:
+        - $LAGO_INITFILE_PATH/setup.sh
     nics:
       - net: n0
       - net: n1
@@ -136,6 +139,7 @@ func newInitFixture(t *testing.T) *initFixture {
 	}
 	mustMkdir(t, f.tmpl.dir)
 	mustWrite(t, f.initFile, testInitFile)
+	mustWrite(t, filepath.Join(dir, "setup.sh"), "echo hi\n")
 	f.m = New(Options{DefaultProvider: "local", ProviderInstances: []string{"local", "remote"}}, Deps{
 		Providers: func(ctx context.Context, name string) (sdk.Provider, error) {
 			switch name {
@@ -235,6 +239,13 @@ func TestInitSuccess(t *testing.T) {
 	vm0 := e.VM("vm0")
 	if vm0 == nil || vm0.Distro != "tinylinux" || vm0.NICs[0].IP != "192.168.201.2" {
 		t.Fatalf("vm0 spec = %+v", vm0)
+	}
+	scripts := e.VM("vm1").DeployScripts()
+	wantScript := spec.PrefixPathVar + "/scripts/" + strings.ReplaceAll(filepath.Join(f.dir, "setup.sh"), "/", "_")
+	if len(scripts) != 1 || scripts[0] != wantScript {
+		t.Errorf("deploy scripts = %v, want [%s]", scripts, wantScript)
+	} else if b, err := os.ReadFile(spec.ExpandPrefixPath(scripts[0], p)); err != nil || string(b) != "echo hi\n" {
+		t.Errorf("script copy holds %q (%v)", b, err)
 	}
 	if !strings.HasPrefix(vm0.Disks[0].Path, spec.PrefixPathVar) {
 		t.Errorf("stored disk path %q is not relative to $LAGO_PREFIX_PATH", vm0.Disks[0].Path)

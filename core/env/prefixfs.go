@@ -38,3 +38,36 @@ func createPrefix(path string) (*prefix.Prefix, error) {
 func writeSpecs(p *prefix.Prefix, nets []spec.Net, vms []spec.VM) error {
 	return p.Save(&prefix.Specs{Nets: nets, VMs: vms})
 }
+
+// copyDeployScripts copies each VM's deploy scripts into the prefix's
+// scripts/ folder and points the VM's metadata at the copies (stored as
+// $LAGO_PREFIX_PATH/scripts/...), as the original does, so a prefix keeps
+// working when the originals change or go.
+func copyDeployScripts(p *prefix.Prefix, vm *spec.VM) error {
+	scripts := vm.DeployScripts()
+	if len(scripts) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(p.ScriptsDir(), 0o755); err != nil {
+		return fmt.Errorf("copy deploy scripts of vm %s: %w", vm.Name, err)
+	}
+	copies := make([]any, 0, len(scripts))
+	for _, src := range scripts {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return userErrorf("copy deploy script of vm %s: %w", vm.Name, err)
+		}
+		dst := p.ScriptPath(src)
+		if err := prefix.WriteFileAtomic(dst, data, 0o755); err != nil {
+			return fmt.Errorf("copy deploy script of vm %s: %w", vm.Name, err)
+		}
+		copies = append(copies, p.Collapse(dst))
+	}
+	md := make(map[string]any, len(vm.Metadata))
+	for k, v := range vm.Metadata {
+		md[k] = v
+	}
+	md["deploy-scripts"] = copies
+	vm.Metadata = md
+	return nil
+}
