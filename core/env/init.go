@@ -147,6 +147,7 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 		return nil, m.undoInit(ctx, paths, createdWorkdir, instances, err)
 	}
 	res.UUID = uuid
+	m.log().Info("created prefix", "path", paths.prefix, "uuid", uuid)
 	fail := func(err error) (*InitResult, error) {
 		return nil, m.undoInit(ctx, paths, createdWorkdir, instances, err)
 	}
@@ -198,6 +199,7 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	}
 	err = parallel(ctx, len(bound), m.opts.DiskParallelism, func(ctx context.Context, i int) error {
 		b := bound[i]
+		m.log().Info("preparing disks", "vm", b.spec.Name, "provider", b.instance)
 		got, err := provs[b.instance].PrepareDisks(ctx, e.Ref(), b.pv)
 		if err != nil {
 			return fmt.Errorf("prepare disks of vm %s: %w", b.spec.Name, err)
@@ -318,6 +320,7 @@ func (m *Manager) initInstances(cfg *initfile.Config) []string {
 // ctx's cancellation, and returns the original error (with any cleanup
 // failure joined).
 func (m *Manager) undoInit(ctx context.Context, paths initPathSet, createdWorkdir bool, instances []string, cause error) error {
+	m.log().Warn("init failed; removing what it made", "prefix", paths.prefix, "err", cause)
 	cctx, cancel := detached(ctx)
 	defer cancel()
 	var cleanup []error
@@ -489,6 +492,7 @@ func (m *Manager) leaseSubnets(ctx context.Context, cfg *initfile.Config, prefix
 	seen := map[netip.Prefix]bool{}
 	for i, l := range leases {
 		gws[reqs[i].Net] = l.Gateway.String()
+		m.log().Info("leased subnet", "net", reqs[i].Net, "subnet", l.Subnet.String())
 		res.Subnets[reqs[i].Net] = l.Subnet
 		for _, s := range l.Skipped {
 			if !seen[s.Subnet] {
@@ -550,6 +554,7 @@ func (m *Manager) buildAndBootstrap(ctx context.Context, e *Environment, bound [
 					if m.deps.Builder == nil {
 						return fmt.Errorf("build vm %s disk %s: no builder configured", b.spec.Name, d.Name)
 					}
+					m.log().Info("building disk", "vm", b.spec.Name, "disk", d.Name, "step", si+1, "builder", step.Builder)
 					err := m.deps.Builder.Build(ctx, BuildRequest{
 						VM: b.spec.Name, DiskPath: b.pv.Disks[di].Path, DiskFormat: b.pv.Disks[di].Format,
 						Step: step, PublicKey: strings.TrimSpace(string(pub)),
@@ -574,6 +579,7 @@ func (m *Manager) buildAndBootstrap(ctx context.Context, e *Environment, bound [
 			VM: b.spec.Name, DiskPath: b.pv.Disks[0].Path, DiskFormat: b.pv.Disks[0].Format,
 			Hostname: b.spec.Name, RootPassword: m.rootPassword(b.spec), PublicKeyPath: e.KeyPath() + ".pub",
 		}
+		m.log().Info("bootstrapping", "vm", b.spec.Name)
 		if err := m.deps.Bootstrap.Bootstrap(ctx, req); err != nil {
 			return fmt.Errorf("bootstrap vm %s: %w", b.spec.Name, err)
 		}

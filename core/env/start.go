@@ -148,6 +148,7 @@ func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o Star
 	defer cancel()
 	run := &startRun{m: m, e: e, provs: provs}
 	fail := func(err error) error {
+		m.log().Warn("start failed; stopping what it started", "prefix", e.Path, "err", err)
 		if rbErr := run.rollback(ctx); rbErr != nil {
 			return errors.Join(err, fmt.Errorf("roll back start of prefix %s: %w", e.Path, rbErr))
 		}
@@ -165,6 +166,7 @@ func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o Star
 		if st, err := p.NetworkState(ctx, e.Ref(), pn); err == nil && st == stateUp {
 			return nil
 		}
+		m.log().Info("starting network", "net", n.net, "provider", n.instance)
 		if err := p.StartNetwork(ctx, e.Ref(), pn); err != nil {
 			return fmt.Errorf("start network %s: %w", n.net, err)
 		}
@@ -188,6 +190,7 @@ func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o Star
 		if err := os.MkdirAll(filepath.Join(e.Path, dirLogs), 0o755); err != nil {
 			return fmt.Errorf("start vm %s: create log folder: %w", b.spec.Name, err)
 		}
+		m.log().Info("starting vm", "vm", b.spec.Name, "provider", b.instance)
 		if err := p.StartVM(ctx, e.Ref(), b.pv); err != nil {
 			return fmt.Errorf("start vm %s: %w", b.spec.Name, err)
 		}
@@ -222,8 +225,10 @@ func (m *Manager) waitSSH(ctx, wctx context.Context, e *Environment, vms []bound
 		if err != nil {
 			return err
 		}
+		begin := time.Now()
 		err = m.deps.SSH.WaitReady(wctx, t)
 		if err == nil {
+			m.log().Info("vm answers ssh", "vm", vm.Name, "after", time.Since(begin).Round(time.Millisecond))
 			return nil
 		}
 		if ctx.Err() != nil {
