@@ -522,6 +522,9 @@ func (l *libvirtConn) DownloadVolume(pool, name string, w io.Writer) error {
 	buf := make([]byte, 1<<20)
 	for {
 		n, err := st.Recv(buf)
+		if errors.Is(err, io.EOF) {
+			break
+		}
 		if err != nil {
 			_ = st.Abort()
 			return fmt.Errorf("download volume %s/%s: %w", pool, name, mapErr(err))

@@ -302,14 +302,12 @@ func runIntegration(t *testing.T, config map[string]string) {
 				}
 				time.Sleep(500 * time.Millisecond)
 			}
-		} else {
-			time.Sleep(15 * time.Second)
 		}
 		pr, pw := io.Pipe()
 		var out lockedBuffer
 		done := make(chan error, 1)
 		go func() { done <- p.Console(ctx, env, vm, pr, &out) }()
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(90 * time.Second)
 		for !strings.Contains(out.String(), "login") && time.Now().Before(deadline) {
 			_, _ = pw.Write([]byte("\n"))
 			time.Sleep(time.Second)
