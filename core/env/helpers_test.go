@@ -124,6 +124,7 @@ type fakeSSH struct {
 	delay   map[string]time.Duration
 	runs    []string
 	exit    int
+	runErr  error
 	targets []SSHTarget
 }
 
@@ -153,6 +154,9 @@ func (s *fakeSSH) Run(ctx context.Context, t SSHTarget, argv []string, stdin io.
 	defer s.mu.Unlock()
 	s.runs = append(s.runs, fmt.Sprint(t.VM, " ", argv))
 	s.targets = append(s.targets, t)
+	if s.runErr != nil {
+		return -1, s.runErr
+	}
 	if stdout != nil {
 		fmt.Fprintf(stdout, "ran %v on %s\n", argv, t.Host)
 	}

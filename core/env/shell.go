@@ -24,9 +24,34 @@ func (m *Manager) Shell(ctx context.Context, prefix, vm string, argv []string, s
 	}
 	code, err := m.deps.SSH.Run(ctx, t, argv, stdin, stdout, stderr)
 	if err != nil {
+		if st := m.stateOf(ctx, e, t.VM); isOff(st) {
+			return code, userErrorf("vm %s is not running (%s): start it with lago start", t.VM, st)
+		}
 		return code, fmt.Errorf("shell on vm %s: %w", t.VM, err)
 	}
 	return code, nil
+}
+
+// stateOf asks a VM's provider for its state ("" when that fails), to
+// explain a failed connection.
+func (m *Manager) stateOf(ctx context.Context, e *Environment, vm string) string {
+	v := e.VM(vm)
+	if v == nil {
+		return ""
+	}
+	p, err := m.provider(ctx, m.vmProvider(v))
+	if err != nil {
+		return ""
+	}
+	pv, err := toProviderVM(e, v)
+	if err != nil {
+		return ""
+	}
+	st, err := p.VMState(ctx, e.Ref(), pv)
+	if err != nil {
+		return ""
+	}
+	return st
 }
 
 // Target resolves a VM by name or unique suffix and says how to reach it

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
+
+	"github.com/lago-go/lago/core/errs"
 )
 
 func startAll(t *testing.T, f *fixture) {
@@ -331,5 +333,19 @@ func TestStatusDocument(t *testing.T) {
 	}
 	if gw := nets["n1"].(map[string]any)["gateway"]; gw != "192.168.201.1" {
 		t.Errorf("n1 gateway = %v", gw)
+	}
+}
+
+func TestShellOnStoppedVMSaysSo(t *testing.T) {
+	f := newFixture(t)
+	f.ssh.runErr = errors.New("dial tcp 192.168.200.10:22: connect: no route to host")
+	_, err := f.m.Shell(context.Background(), f.prefix, "vm0", []string{"true"}, nil, nil, nil)
+	if !errs.IsUser(err) || !strings.Contains(err.Error(), "not running") {
+		t.Fatalf("Shell error = %v, want a user error saying vm0 is not running", err)
+	}
+	startAll(t, f)
+	_, err = f.m.Shell(context.Background(), f.prefix, "vm0", []string{"true"}, nil, nil, nil)
+	if err == nil || errs.IsUser(err) || !strings.Contains(err.Error(), "no route") {
+		t.Fatalf("Shell error = %v, want the ssh failure", err)
 	}
 }
