@@ -63,3 +63,31 @@ func (m *Manager) Target(e *Environment, vm string) (SSHTarget, error) {
 	}
 	return m.sshTarget(e, v)
 }
+
+// Console attaches in and out to the VM's serial console through its
+// provider until ctx ends or in reaches EOF. vm may be a unique suffix.
+func (m *Manager) Console(ctx context.Context, prefix, vm string, in io.Reader, out io.Writer) error {
+	e, err := m.Load(prefix)
+	if err != nil {
+		return err
+	}
+	v, err := findVM(e, vm)
+	if err != nil {
+		return err
+	}
+	p, err := m.provider(ctx, m.vmProvider(v))
+	if err != nil {
+		return err
+	}
+	pv, err := toProviderVM(e, v)
+	if err != nil {
+		return err
+	}
+	if err := p.Console(ctx, e.Ref(), pv, in, out); err != nil {
+		if st := m.stateOf(ctx, e, v.Name); isOff(st) {
+			return userErrorf("vm %s is not running (%s): start it with lago start", v.Name, st)
+		}
+		return fmt.Errorf("console of vm %s: %w", v.Name, err)
+	}
+	return nil
+}

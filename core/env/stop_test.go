@@ -349,3 +349,14 @@ func TestShellOnStoppedVMSaysSo(t *testing.T) {
 		t.Fatalf("Shell error = %v, want the ssh failure", err)
 	}
 }
+
+func TestConsole(t *testing.T) {
+	f := newFixture(t)
+	var out strings.Builder
+	if err := f.m.Console(context.Background(), f.prefix, "1", strings.NewReader(""), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "console of vm1\n" {
+		t.Errorf("console output %q", out.String())
+	}
+}
