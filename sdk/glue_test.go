@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	builderv1 "github.com/lago-go/lago/proto/lago/builder/v1"
 	commandv1 "github.com/lago-go/lago/proto/lago/command/v1"
@@ -322,5 +323,30 @@ func TestServeRejectsKindMismatch(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := serve(p, []string{"describe"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "does not implement") {
 		t.Fatalf("code %d stderr %q", code, errb.String())
+	}
+}
+
+// warnHost answers with warnings only: the plugin must see success.
+type warnHost struct{ fakeHost }
+
+func (warnHost) Environment(ctx context.Context) (*hostv1.GetEnvironmentResponse, error) {
+	return &hostv1.GetEnvironmentResponse{PrefixPath: "/w"}, Diagnostics{{Severity: SeverityWarning, Summary: "stale"}}
+}
+
+func (warnHost) Exec(ctx context.Context, vm string, argv []string, stdin []byte, stdout, stderr io.Writer) (int, error) {
+	return 5, Diagnostics{{Severity: SeverityWarning, Summary: "slow"}}
+}
+
+func TestHostWarningsOnlyAreSuccess(t *testing.T) {
+	// Serve the host over a plain in-process gRPC connection.
+	conn, _ := plugin.TestGRPCConn(t, func(s *grpc.Server) { hostv1.RegisterHostServer(s, NewHostServer(warnHost{})) })
+	h := NewHostClient(conn)
+	env, err := h.Environment(context.Background())
+	if err != nil || env.GetPrefixPath() != "/w" {
+		t.Fatalf("Environment = %v, %v", env, err)
+	}
+	code, err := h.Exec(context.Background(), "vm", []string{"true"}, nil, io.Discard, io.Discard)
+	if err != nil || code != 5 {
+		t.Fatalf("Exec = %d, %v", code, err)
 	}
 }

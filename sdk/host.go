@@ -117,12 +117,15 @@ func (s *hostServer) Exec(req *hostv1.ExecRequest, stream hostv1.Host_ExecServer
 	}}
 	return invokeStream(ctx, func() error {
 		code, err := s.h.Exec(ctx, req.GetVm(), req.GetArgv(), req.GetStdin(), out, errw)
-		if err != nil {
+		if failed(err) {
 			return err
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		return stream.Send(&hostv1.ExecOutput{Event: &hostv1.ExecOutput_ExitCode{ExitCode: int32(code)}})
+		if serr := stream.Send(&hostv1.ExecOutput{Event: &hostv1.ExecOutput_ExitCode{ExitCode: int32(code)}}); serr != nil {
+			return serr
+		}
+		return err
 	})
 }
 

@@ -408,12 +408,15 @@ func (s *commandServer) Execute(r *commandv1.ExecuteRequest, stream commandv1.Co
 	}}
 	return invokeStream(ctx, func() error {
 		code, err := i.(Command).Execute(ctx, r, out, errw)
-		if err != nil {
+		if failed(err) {
 			return err
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		return stream.Send(&commandv1.ExecuteOutput{Event: &commandv1.ExecuteOutput_ExitCode{ExitCode: int32(code)}})
+		if serr := stream.Send(&commandv1.ExecuteOutput{Event: &commandv1.ExecuteOutput_ExitCode{ExitCode: int32(code)}}); serr != nil {
+			return serr
+		}
+		return err
 	})
 }
 

@@ -90,8 +90,12 @@ func errToWire(ctx context.Context, err error) ([]*pluginv1.Diagnostic, error) {
 
 // statusWithDiags is used by streaming RPCs whose messages have no
 // diagnostics field: the diagnostics ride in the status details instead.
+//
+// Warnings alone give nil: a successful gRPC call cannot carry a status,
+// so RPCs without a diagnostics field drop warnings-only results rather
+// than turn them into a failure.
 func statusWithDiags(diags []*pluginv1.Diagnostic) error {
-	if len(diags) == 0 {
+	if !diagsFromProto(diags).HasErrors() {
 		return nil
 	}
 	st := status.New(codes.Unknown, diagsFromProto(diags).Error())
@@ -114,13 +118,25 @@ func invoke(ctx context.Context, f func() error) (diags []*pluginv1.Diagnostic, 
 	return errToWire(ctx, f())
 }
 
-// invokeStream is invoke for streaming handlers: diagnostics (warnings
-// too) become the status details of the returned error; the client turns a
-// warnings-only status back into success.
+// invokeStream is invoke for streaming handlers: error diagnostics (with
+// any warnings) become the status details of the returned error.
 func invokeStream(ctx context.Context, f func() error) error {
 	diags, err := invoke(ctx, f)
 	if err != nil {
 		return err
 	}
 	return statusWithDiags(diags)
+}
+
+// failed reports whether err is a real failure, not nil and not
+// warnings-only Diagnostics (a success with warnings).
+func failed(err error) bool {
+	if err == nil {
+		return false
+	}
+	var d Diagnostics
+	if errors.As(err, &d) {
+		return d.HasErrors()
+	}
+	return true
 }
