@@ -1,35 +1,19 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/lago-go/lago/core/config"
 	"github.com/lago-go/lago/core/errs"
-	"github.com/lago-go/lago/core/pluginhost"
 	"github.com/lago-go/lago/core/version"
-	"github.com/lago-go/lago/sdk"
 )
-
-// PluginHost is what the CLI needs from the plugin host
-// (*pluginhost.Manager); tests substitute a fake.
-type PluginHost interface {
-	Discover() ([]pluginhost.Info, error)
-	Components(kind string) ([]sdk.ComponentInfo, error)
-	Output(ctx context.Context, name string) (sdk.OutputFormat, error)
-	Command(ctx context.Context, verb string) (sdk.Command, error)
-	Close()
-}
 
 // app is one run of the CLI.
 type app struct {
@@ -38,7 +22,9 @@ type app struct {
 	environ        []string
 	getenv         func(string) string
 	// newHost creates the plugin host; replaced in tests.
-	newHost func(pluginhost.Options) PluginHost
+	newHost func(hostOptions) PluginHost
+	// args are the arguments as given, for forwarding to the engine.
+	args []string
 	// handlers is the verb table; tests may swap entries.
 	handlers map[string]Handler
 
@@ -67,9 +53,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, environ []string) *app {
 		getenv:   func(k string) string { return env[k] },
 		handlers: handlers,
 		flagKeys: map[*pflag.Flag]string{},
-		newHost: func(o pluginhost.Options) PluginHost {
-			return pluginhost.New(o)
-		},
+		newHost:  newPluginHost,
 	}
 	a.buildRoot()
 	return a
@@ -125,9 +109,13 @@ func (a *app) buildRoot() {
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	root.DisableFlagsInUseLine = true
-	root.SetUsageTemplate(strings.NewReplacer(
-		"Global Flags:", "Global options:", "Flags:", "Options:",
-		"Available Commands:", "Verbs:", "[command]", "VERB").Replace(root.UsageTemplate()))
+	root.SetUsageFunc(func(c *cobra.Command) error {
+		writeUsage(c.OutOrStderr(), c)
+		return nil
+	})
+	root.SetHelpFunc(func(c *cobra.Command, _ []string) {
+		writeHelp(c.OutOrStdout(), c)
+	})
 	a.root = root
 }
 
@@ -277,6 +265,9 @@ func (a *app) runBuiltin(cmd *cobra.Command, spec verbSpec, args []string) error
 			return errs.Userf("lago %s: --%s is required", spec.Name, r)
 		}
 	}
+	if lightBuild && !spec.Light {
+		return a.forward()
+	}
 	h, ok := a.handlers[spec.Name]
 	if !ok {
 		h = notImplemented
@@ -304,42 +295,6 @@ func (a *app) pluginHost() PluginHost {
 		a.host = a.newHost(a.hostOptions(pins, level))
 	}
 	return a.host
-}
-
-func (a *app) hostOptions(pins map[string]string, level string) pluginhost.Options {
-	// The host's own chatter (processes started and reaped) is noise at
-	// the default level; show it only when debugging.
-	if level != "debug" {
-		level = "warn"
-	}
-	opts := pluginhost.Options{
-		Pins: pins,
-		Logger: hclog.New(&hclog.LoggerOptions{
-			Name: "lago", Level: hclog.LevelFromString(level), Output: a.stderr,
-		}),
-	}
-	if exe, err := os.Executable(); err == nil {
-		opts.SearchPath = searchPath(exe)
-	}
-	cache := a.getenv("XDG_CACHE_HOME")
-	if cache == "" && a.getenv("HOME") != "" {
-		cache = filepath.Join(a.getenv("HOME"), ".cache")
-	}
-	if cache != "" {
-		opts.CacheFile = filepath.Join(cache, "lago", "plugins.json")
-	}
-	return opts
-}
-
-// searchPath asks the plugin host for its default folders. It must never
-// take the CLI down: help has to work even when plugin discovery does not.
-func searchPath(exe string) (path []string) {
-	defer func() {
-		if recover() != nil {
-			path = nil
-		}
-	}()
-	return pluginhost.DefaultSearchPath(exe)
 }
 
 func (a *app) closeHost() {

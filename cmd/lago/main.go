@@ -40,6 +40,7 @@ func (s *signalState) get() syscall.Signal {
 }
 
 func (a *app) main(args []string) int {
+	a.args = args
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var st signalState

@@ -16,24 +16,24 @@ import (
 	"time"
 
 	"github.com/lago-go/lago/core/errs"
-	"github.com/lago-go/lago/core/pluginhost"
-	commandv1 "github.com/lago-go/lago/proto/lago/command/v1"
-	"github.com/lago-go/lago/sdk"
+	"github.com/lago-go/lago/core/output"
+	"github.com/lago-go/lago/core/pluginhost/discovery"
+	"github.com/lago-go/lago/sdk/plugininfo"
 )
 
 // fakeHost is an in-memory plugin host.
 type fakeHost struct {
-	infos   []pluginhost.Info
+	infos   []discovery.Info
 	started atomic.Int32 // plugin "processes" started
 	closed  atomic.Int32
-	lastReq *commandv1.ExecuteRequest
+	lastReq CommandRequest
 	gotDoc  []byte
 }
 
-func (f *fakeHost) Discover() ([]pluginhost.Info, error) { return f.infos, nil }
+func (f *fakeHost) Discover() ([]discovery.Info, error) { return f.infos, nil }
 
-func (f *fakeHost) Components(kind string) ([]sdk.ComponentInfo, error) {
-	var out []sdk.ComponentInfo
+func (f *fakeHost) Components(kind string) ([]plugininfo.ComponentInfo, error) {
+	var out []plugininfo.ComponentInfo
 	for _, p := range f.infos {
 		if p.Refused || p.Shadowed {
 			continue
@@ -47,14 +47,20 @@ func (f *fakeHost) Components(kind string) ([]sdk.ComponentInfo, error) {
 	return out, nil
 }
 
-func (f *fakeHost) Output(_ context.Context, name string) (sdk.OutputFormat, error) {
+func (f *fakeHost) Output(_ context.Context, name string) (output.PluginFormat, error) {
 	f.started.Add(1)
 	return fakeOutput{f}, nil
 }
 
-func (f *fakeHost) Command(_ context.Context, verb string) (sdk.Command, error) {
+func (f *fakeHost) RunCommand(_ context.Context, req CommandRequest, stdout, stderr io.Writer) (int, error) {
 	f.started.Add(1)
-	return fakeCommand{f}, nil
+	f.lastReq = req
+	fmt.Fprintf(stdout, "hello %s\n", strings.Join(req.Args, " "))
+	fmt.Fprintln(stderr, "to stderr")
+	if req.Flags["fail"] == "true" {
+		return 3, nil
+	}
+	return 0, nil
 }
 
 func (f *fakeHost) Close() { f.closed.Add(1) }
@@ -66,29 +72,17 @@ func (o fakeOutput) Format(_ context.Context, doc []byte) ([]byte, error) {
 	return append([]byte("JSON:"), doc...), nil
 }
 
-type fakeCommand struct{ f *fakeHost }
-
-func (c fakeCommand) Execute(_ context.Context, req *commandv1.ExecuteRequest, stdout, stderr io.Writer) (int, error) {
-	c.f.lastReq = req
-	fmt.Fprintf(stdout, "hello %s\n", strings.Join(req.Args, " "))
-	fmt.Fprintln(stderr, "to stderr")
-	if req.Flags["fail"] == "true" {
-		return 3, nil
-	}
-	return 0, nil
-}
-
 func newFakeHost() *fakeHost {
-	return &fakeHost{infos: []pluginhost.Info{
-		{Name: "command-example", Version: "1.0.0", Path: "/p/lago-plugin-command-example", Components: []sdk.ComponentInfo{{
-			Name: "example", Kind: sdk.KindCommand,
-			Commands: []sdk.CommandSpec{
+	return &fakeHost{infos: []discovery.Info{
+		{Name: "command-example", Version: "1.0.0", Path: "/p/lago-plugin-command-example", Components: []plugininfo.ComponentInfo{{
+			Name: "example", Kind: kindCommand,
+			Commands: []plugininfo.CommandSpec{
 				{Name: "hello", Short: "Say hello", Usage: "[NAME...]", MaxArgs: -1,
-					Flags: []sdk.FlagSpec{{Name: "fail", Type: "bool", Usage: "exit 3"}, {Name: "greeting", Type: "string", Default: "hi"}}},
+					Flags: []plugininfo.FlagSpec{{Name: "fail", Type: "bool", Usage: "exit 3"}, {Name: "greeting", Type: "string", Default: "hi"}}},
 				{Name: "status", Short: "tries to shadow a built-in", MaxArgs: 0},
 			},
 		}}},
-		{Name: "output-json", Version: "1.0.0", Path: "/p/lago-plugin-output-json", Components: []sdk.ComponentInfo{{Name: "json", Kind: sdk.KindOutput}}},
+		{Name: "output-json", Version: "1.0.0", Path: "/p/lago-plugin-output-json", Components: []plugininfo.ComponentInfo{{Name: "json", Kind: kindOutput}}},
 		{Name: "output-json", Version: "0.9.0", Path: "/q/lago-plugin-output-json", Shadowed: true, ShadowedBy: "/p/lago-plugin-output-json"},
 		{Name: "evil", Path: "/p/lago-plugin-evil", Refused: true, Reason: "world-writable"},
 	}}
@@ -110,7 +104,7 @@ func runCLI(t *testing.T, host *fakeHost, hs map[string]Handler, env []string, a
 	if host == nil {
 		host = &fakeHost{}
 	}
-	a.newHost = func(pluginhost.Options) PluginHost { return host }
+	a.newHost = func(hostOptions) PluginHost { return host }
 	if hs != nil {
 		merged := map[string]Handler{}
 		for k, v := range handlers {
@@ -398,7 +392,7 @@ func TestSignalRunsCleanups(t *testing.T) {
 func TestNoPluginDiscoveryForBuiltins(t *testing.T) {
 	var created atomic.Int32
 	a := newApp(strings.NewReader(""), io.Discard, io.Discard, []string{"HOME=" + t.TempDir()})
-	a.newHost = func(pluginhost.Options) PluginHost { created.Add(1); return &fakeHost{} }
+	a.newHost = func(hostOptions) PluginHost { created.Add(1); return &fakeHost{} }
 	a.handlers = map[string]Handler{"stop": func(context.Context, *Invocation) error { return nil }}
 	if code := a.main([]string{"stop"}); code != 0 {
 		t.Fatalf("code %d", code)

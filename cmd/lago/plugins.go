@@ -15,9 +15,8 @@ import (
 	"github.com/lago-go/lago/core/config"
 	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/output"
-	"github.com/lago-go/lago/core/pluginhost"
-	commandv1 "github.com/lago-go/lago/proto/lago/command/v1"
-	"github.com/lago-go/lago/sdk"
+	"github.com/lago-go/lago/core/pluginhost/discovery"
+	"github.com/lago-go/lago/sdk/plugininfo"
 )
 
 // needsPluginVerbs reports whether the command tree must include the verbs
@@ -31,8 +30,7 @@ func needsPluginVerbs(path []string) bool {
 	case "help", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
 		return true
 	}
-	_, builtin := handlers[path[0]]
-	return !builtin
+	return !isBuiltin(path[0])
 }
 
 // addPluginVerbs adds a cobra command for every verb a command plugin
@@ -47,7 +45,7 @@ func (a *app) addPluginVerbs() {
 		return
 	}
 	a.cfg = cfg
-	comps, err := a.components(sdk.KindCommand)
+	comps, err := a.components(kindCommand)
 	if err != nil {
 		a.hostErr = err
 		return
@@ -77,7 +75,7 @@ func (a *app) addPluginVerbs() {
 
 // components lists a kind's components, turning a panic of the plugin host
 // into an error.
-func (a *app) components(kind string) (comps []sdk.ComponentInfo, err error) {
+func (a *app) components(kind string) (comps []plugininfo.ComponentInfo, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("plugin discovery failed: %v", r)
@@ -90,7 +88,7 @@ func (a *app) components(kind string) (comps []sdk.ComponentInfo, err error) {
 	return comps, nil
 }
 
-func (a *app) pluginCommand(component string, spec sdk.CommandSpec) (*cobra.Command, error) {
+func (a *app) pluginCommand(component string, spec plugininfo.CommandSpec) (*cobra.Command, error) {
 	// Usage may or may not repeat the verb ("hello [--name N]" or
 	// "[--name N]"); cobra wants it first exactly once.
 	use := spec.Name
@@ -147,18 +145,11 @@ func (a *app) pluginCommand(component string, spec sdk.CommandSpec) (*cobra.Comm
 
 // runPluginVerb sends the verb to its command plugin and streams the
 // output; the plugin's exit code becomes lago's.
-func (a *app) runPluginVerb(cmd *cobra.Command, spec sdk.CommandSpec, args []string) error {
-	ctx := cmd.Context()
-	impl, err := a.pluginHost().Command(ctx, spec.Name)
-	if err != nil {
-		return fmt.Errorf("start plugin verb %s: %w", spec.Name, err)
+func (a *app) runPluginVerb(cmd *cobra.Command, spec plugininfo.CommandSpec, args []string) error {
+	if lightBuild {
+		return a.forward()
 	}
-	req := &commandv1.ExecuteRequest{
-		Verb:   spec.Name,
-		Args:   args,
-		Flags:  map[string]string{},
-		Global: map[string]string{},
-	}
+	req := CommandRequest{Verb: spec.Name, Args: args, Flags: map[string]string{}, Global: map[string]string{}}
 	cmd.LocalFlags().VisitAll(func(f *pflag.Flag) { req.Flags[f.Name] = flagString(f) })
 	for _, k := range config.SectionKeys(config.SectionLago) {
 		req.Global[k.Name] = a.cfg.String(k.Section, k.Name)
@@ -166,7 +157,7 @@ func (a *app) runPluginVerb(cmd *cobra.Command, spec sdk.CommandSpec, args []str
 	if wd, err := os.Getwd(); err == nil {
 		req.WorkingDir = wd
 	}
-	code, err := impl.Execute(ctx, req, a.stdout, a.stderr)
+	code, err := a.pluginHost().RunCommand(cmd.Context(), req, a.stdout, a.stderr)
 	if err != nil {
 		return fmt.Errorf("plugin verb %s: %w", spec.Name, err)
 	}
@@ -182,7 +173,7 @@ const pluginGroup = "plugin"
 type outputPlugins struct{ a *app }
 
 func (o outputPlugins) OutputNames() ([]string, error) {
-	comps, err := o.a.components(sdk.KindOutput)
+	comps, err := o.a.components(kindOutput)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +217,7 @@ func runPlugins(ctx context.Context, inv *Invocation) error {
 	return inv.Render(ctx, output.NewMap().Set("plugins", list))
 }
 
-func discover(h PluginHost) (infos []pluginhost.Info, err error) {
+func discover(h PluginHost) (infos []discovery.Info, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("plugin discovery failed: %v", r)
@@ -239,7 +230,7 @@ func discover(h PluginHost) (infos []pluginhost.Info, err error) {
 	return infos, nil
 }
 
-func pluginStatus(p pluginhost.Info) string {
+func pluginStatus(p discovery.Info) string {
 	switch {
 	case p.Refused:
 		return "refused"
@@ -249,14 +240,14 @@ func pluginStatus(p pluginhost.Info) string {
 	return "ok"
 }
 
-func pluginReason(p pluginhost.Info) string {
+func pluginReason(p discovery.Info) string {
 	if p.Shadowed && p.Reason == "" {
 		return "shadowed by " + p.ShadowedBy
 	}
 	return p.Reason
 }
 
-func pluginTable(inv *Invocation, infos []pluginhost.Info) error {
+func pluginTable(inv *Invocation, infos []discovery.Info) error {
 	tw := tabwriter.NewWriter(inv.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLUGIN\tVERSION\tCOMPONENT\tKIND\tSTATUS\tPATH")
 	for _, p := range infos {
@@ -264,10 +255,10 @@ func pluginTable(inv *Invocation, infos []pluginhost.Info) error {
 		if r := pluginReason(p); r != "" {
 			status += " (" + r + ")"
 		}
-		comps := append([]sdk.ComponentInfo(nil), p.Components...)
+		comps := append([]plugininfo.ComponentInfo(nil), p.Components...)
 		sort.SliceStable(comps, func(i, j int) bool { return comps[i].Kind < comps[j].Kind })
 		if len(comps) == 0 {
-			comps = []sdk.ComponentInfo{{Name: "-", Kind: "-"}}
+			comps = []plugininfo.ComponentInfo{{Name: "-", Kind: "-"}}
 		}
 		for _, c := range comps {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, orDash(p.Version), c.Name, c.Kind, status, p.Path)

@@ -73,6 +73,9 @@ func (inv *Invocation) Host() PluginHost { return inv.app.pluginHost() }
 // Render prints doc to Stdout in the --out-format format: a built-in one
 // or one served by an output plugin.
 func (inv *Invocation) Render(ctx context.Context, doc any) error {
+	if _, builtin := output.Builtin(inv.Config.OutFormat); lightBuild && !builtin {
+		return inv.app.forward()
+	}
 	f, err := output.Lookup(ctx, inv.Config.OutFormat, outputPlugins{inv.app})
 	if err != nil {
 		return err
@@ -91,32 +94,6 @@ func (inv *Invocation) Render(ctx context.Context, doc any) error {
 // notImplemented is the handler of verbs whose engine is not wired yet.
 func notImplemented(_ context.Context, inv *Invocation) error {
 	return fmt.Errorf("lago %s: %w", inv.Verb, errs.ErrNotImplemented)
-}
-
-// handlers maps each built-in verb to its implementation: the one place to
-// wire verbs to the engine.
-var handlers = map[string]Handler{
-	"init":            notImplemented,
-	"start":           notImplemented,
-	"stop":            notImplemented,
-	"shutdown":        notImplemented,
-	"destroy":         notImplemented,
-	"cleanup":         notImplemented,
-	"status":          notImplemented,
-	"list":            notImplemented,
-	"set-current":     notImplemented,
-	"shell":           notImplemented,
-	"console":         notImplemented,
-	"copy-to-vm":      notImplemented,
-	"copy-from-vm":    notImplemented,
-	"collect":         notImplemented,
-	"deploy":          notImplemented,
-	"snapshot":        notImplemented,
-	"revert":          notImplemented,
-	"export":          notImplemented,
-	"ansible_hosts":   notImplemented,
-	"generate-config": runGenerateConfig,
-	"plugins":         runPlugins,
 }
 
 // verbSpec declares a built-in verb's command line.
@@ -141,6 +118,9 @@ type verbSpec struct {
 	Required []string
 	// Meta verbs are about lago itself; their flags are not configurable.
 	Meta bool
+	// Light verbs run in the light front-end; the others are forwarded to
+	// the full engine there.
+	Light bool
 }
 
 var verbSpecs = []verbSpec{
@@ -225,15 +205,25 @@ var verbSpecs = []verbSpec{
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringSliceP("keys", "k", []string{"vm-type", "groups", "vm-provider"}, "keys to group the VMs by")
 		}},
-	{Name: "generate-config", Short: "Print the effective configuration as INI",
+	{Name: "generate-config", Short: "Print the effective configuration as INI", Light: true,
 		Long: "Print the effective configuration as an INI file with one comment per key;\n" +
 			"`lago generate-config > ~/.config/lago/lago.conf` makes a starting point.",
 		Args: cobra.NoArgs, Meta: true,
 		Flags: func(fs *pflag.FlagSet) {
 			fs.Bool("verbose", false, "also say where each value comes from")
 		}},
-	{Name: "plugins", Short: "List plugins and their components",
+	{Name: "plugins", Short: "List plugins and their components", Light: true,
 		Long: "List every discovered plugin binary and its components (name, kind, version, path);\n" +
 			"shadowed and refused ones are marked with the reason.",
 		Args: cobra.NoArgs, Meta: true},
+}
+
+// isBuiltin reports whether verb is a built-in verb.
+func isBuiltin(verb string) bool {
+	for _, s := range verbSpecs {
+		if s.Name == verb {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/lago-go/lago/core/output"
+	"github.com/lago-go/lago/core/pluginhost/discovery"
+	"github.com/lago-go/lago/sdk/plugininfo"
+)
+
+// Component kinds the CLI asks for (values of plugininfo kinds; spelled
+// here so this file does not pull in the RPC side of the sdk).
+const (
+	kindCommand = "command"
+	kindOutput  = "output"
+)
+
+// PluginHost is what the CLI needs from the plugin host. The full build
+// wraps *pluginhost.Manager; the light front-end (build tag lagolight)
+// only reads the describe cache and forwards everything that would start
+// a plugin to the full engine. Tests substitute a fake.
+type PluginHost interface {
+	Discover() ([]discovery.Info, error)
+	Components(kind string) ([]plugininfo.ComponentInfo, error)
+	Output(ctx context.Context, name string) (output.PluginFormat, error)
+	// RunCommand runs a command plugin's verb, streaming its output, and
+	// returns its exit code.
+	RunCommand(ctx context.Context, req CommandRequest, stdout, stderr io.Writer) (int, error)
+	Close()
+}
+
+// CommandRequest is one run of a command plugin's verb.
+type CommandRequest struct {
+	Verb       string
+	Args       []string
+	Flags      map[string]string
+	Global     map[string]string
+	WorkingDir string
+}
+
+// engineName is the full lago that the light front-end execs, installed as
+// <prefix>/libexec/lago/lago-engine beside <prefix>/bin/lago.
+const engineName = "lago-engine"
+
+// hostOptions configure the plugin host.
+type hostOptions struct {
+	SearchPath []string
+	Pins       map[string]string
+	CacheFile  string
+	// LogLevel is lago's --loglevel.
+	LogLevel string
+	Stderr   io.Writer
+}
+
+func (a *app) hostOptions(pins map[string]string, level string) hostOptions {
+	opts := hostOptions{Pins: pins, LogLevel: level, Stderr: a.stderr}
+	if exe, err := os.Executable(); err == nil {
+		if filepath.Base(exe) == engineName {
+			// Plugins are found relative to the front-end, bin/lago.
+			exe = filepath.Join(filepath.Dir(exe), "..", "..", "bin", "lago")
+		}
+		opts.SearchPath = searchPath(exe)
+	}
+	cache := a.getenv("XDG_CACHE_HOME")
+	if cache == "" && a.getenv("HOME") != "" {
+		cache = filepath.Join(a.getenv("HOME"), ".cache")
+	}
+	if cache != "" {
+		opts.CacheFile = filepath.Join(cache, "lago", "plugins.json")
+	}
+	return opts
+}
+
+// searchPath asks the plugin discovery for its default folders. It must
+// never take the CLI down: help has to work even when discovery does not.
+func searchPath(exe string) (path []string) {
+	defer func() {
+		if recover() != nil {
+			path = nil
+		}
+	}()
+	return discovery.DefaultSearchPath(exe)
+}
+
+// usableComponents lists the components of kind served by usable plugins,
+// in the order the plugin host sorts them.
+func usableComponents(infos []discovery.Info, kind string) []plugininfo.ComponentInfo {
+	var out []plugininfo.ComponentInfo
+	for _, in := range infos {
+		if !in.Usable() {
+			continue
+		}
+		for _, c := range in.Components {
+			if kind == "" || c.Kind == kind {
+				out = append(out, c)
+			}
+		}
+	}
+	discovery.SortComponents(out)
+	return out
+}
