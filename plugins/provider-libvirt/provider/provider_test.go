@@ -532,3 +532,30 @@ func TestUsedSubnets(t *testing.T) {
 		t.Fatalf("remote interface subnet missing: %v", subs)
 	}
 }
+
+func TestValidateSpecHostPassthroughFollowsDomainType(t *testing.T) {
+	tests := []struct {
+		name     string
+		config   map[string]string
+		probeErr error
+		wantErr  bool
+	}{
+		{"auto resolving to kvm", nil, nil, false},
+		{"auto falling back to tcg", nil, errors.New("failed to set MSR"), true},
+		{"explicit qemu", qemuCfg(), nil, true},
+		{"explicit kvm", map[string]string{SettingDomainType: "kvm"}, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newTestProvider(t, newFakeConn(), tt.config, tt.probeErr)
+			vm := testVM()
+			vm.CpuCustom = `<cpu mode="host-passthrough"/>`
+			err := p.ValidateSpec(ctx, testEnv, []*providerv1.Network{mgmtNet(), {Name: "n1", Type: "bridge"}}, []*providerv1.VM{vm})
+			var d sdk.Diagnostics
+			errors.As(err, &d)
+			if d.HasErrors() != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+		})
+	}
+}

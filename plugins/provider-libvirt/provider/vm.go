@@ -285,12 +285,16 @@ func (p *Provider) ValidateSpec(ctx context.Context, env *providerv1.EnvRef, net
 	if !p.configured {
 		cfg, _ = parseSettings(nil)
 	}
-	dt := p.domainType
 	p.mu.Unlock()
-	if dt == "" {
-		dt = cfg.DomainType
-		if dt == domainTypeAuto {
-			dt = domainTypeQEMU // the stricter of the two for CPU checks
+	// The CPU checks depend on the domain type; resolve auto through
+	// libvirt when it answers, and otherwise judge leniently (as kvm):
+	// StartVM checks again with the real type.
+	dt := cfg.DomainType
+	var warns sdk.Diagnostics
+	if dt == domainTypeAuto {
+		dt = domainTypeKVM
+		if _, _, resolved, w, err := p.connect(ctx); err == nil {
+			dt, warns = resolved, w
 		}
 	}
 	var diags sdk.Diagnostics
@@ -344,10 +348,7 @@ func (p *Provider) ValidateSpec(ctx context.Context, env *providerv1.EnvRef, net
 			bad(attr, "invalid VM", err)
 		}
 	}
-	if len(diags) == 0 {
-		return nil
-	}
-	return diags
+	return withWarnings(warns, diags.Err())
 }
 
 func cloneForValidation(vm *providerv1.VM) *providerv1.VM {
