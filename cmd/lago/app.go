@@ -140,6 +140,9 @@ func addKeyFlag(fs *pflag.FlagSet, k config.Key) *pflag.Flag {
 	if k.Hidden {
 		f.Hidden = true
 	}
+	if k.Deprecated != "" {
+		_ = fs.MarkDeprecated(k.Flag, k.Deprecated)
+	}
 	return f
 }
 

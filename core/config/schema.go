@@ -29,6 +29,9 @@ type Key struct {
 	Short string
 	// Hidden keys are accepted but left out of help (deprecated ones).
 	Hidden bool
+	// Deprecated, when set, says what to use instead; the CLI warns when
+	// the flag is used.
+	Deprecated string
 }
 
 // ID is "section.key", the koanf path of the key.
@@ -61,7 +64,8 @@ var builtinKeys = []Key{
 	{Section: SectionLago, Name: "prefix_name", Default: "current", Flag: "prefix-name", Short: "P",
 		Help: "prefix of the workdir to use"},
 	{Section: SectionLago, Name: "prefix_path", Flag: "prefix-path", Short: "p", Hidden: true,
-		Help: "path of the prefix to use (deprecated: use workdir_path and prefix_name)"},
+		Deprecated: "use --workdir-path and --prefix-name",
+		Help:       "path of the prefix to use (deprecated: use workdir_path and prefix_name)"},
 	{Section: SectionLago, Name: "ssh_user", Default: "root", Flag: "ssh-user",
 		Help: "user to log into the VMs with ssh"},
 	{Section: SectionLago, Name: "ssh_password", Default: "123456", Flag: "ssh-password",
