@@ -37,7 +37,7 @@ type decompressed interface {
 }
 
 // xzReader returns a reader of the decompressed in. mode picks the decoder;
-// threads is passed to xz -T when > 0.
+// threads is Store.XZThreads.
 func xzReader(ctx context.Context, in io.Reader, mode string, threads int) (decompressed, error) {
 	switch mode {
 	case DecompressGo:
@@ -84,9 +84,9 @@ type execReader struct {
 
 func execXZ(ctx context.Context, bin string, in io.Reader, threads int) (decompressed, error) {
 	args := []string{"-dc"}
-	if threads > 0 {
-		args = append(args, "-T"+strconv.Itoa(threads))
-	}
+	// -T0: a thread per core. xz 5.4 decompresses multi-block files (what
+	// `xz -T` makes) in parallel, and single-block ones as before.
+	args = append(args, "-T"+strconv.Itoa(max(threads, 0)))
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("decompress template: %w", err)

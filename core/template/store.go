@@ -41,7 +41,7 @@ type Store struct {
 	LockTimeout time.Duration
 	// Decompressor is DecompressAuto, DecompressExec or DecompressGo.
 	Decompressor string
-	// XZThreads is passed to `xz -T` when > 0.
+	// XZThreads is passed to `xz -T`; 0 means a thread per core.
 	XZThreads int
 	// NoSync skips fsync before publishing an image. Only for throw-away
 	// stores (tests): without it a crash can publish a truncated image.
@@ -225,7 +225,11 @@ func (s *Store) download(ctx context.Context, r Resolved, progress Progress) (er
 		body = d
 	}
 	h := sha1.New()
-	if _, err = copyParallel(ctx, out, h, body); err != nil {
+	var dst io.Writer = out
+	if !s.NoSync {
+		dst = &writebackFile{f: out}
+	}
+	if _, err = copyParallel(ctx, dst, h, body); err != nil {
 		return fmt.Errorf("template %s from %s: %w", key, in.from, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
