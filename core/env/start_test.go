@@ -26,8 +26,8 @@ func TestStartNetsBeforeVMsAndParallel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
-			f.prov.Delay["StartVM"] = 50 * time.Millisecond
-			f.prov.Delay["StartNetwork"] = 20 * time.Millisecond
+			f.prov.Delay["StartVM"] = 100 * time.Millisecond
+			f.prov.Delay["StartNetwork"] = 50 * time.Millisecond
 			if err := f.m.Start(context.Background(), f.prefix, nil, StartOptions{Parallelism: tt.parallelism}); err != nil {
 				t.Fatalf("Start: %v", err)
 			}

@@ -63,7 +63,7 @@ func TestStopIsParallelAndSkipsStoppedVMs(t *testing.T) {
 	f := newFixture(t)
 	startAll(t, f)
 	f.prov.SetVMState(testUUID, "vm1", "shut off")
-	f.prov.Delay["StopVM"] = 50 * time.Millisecond
+	f.prov.Delay["StopVM"] = 100 * time.Millisecond
 	if err := f.m.Stop(context.Background(), f.prefix, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -180,16 +180,17 @@ func TestStatusReportsLiveStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.prov.FailOn["VMState vm1"] = errBoom
-	f.prov.Delay["VMState"] = 30 * time.Millisecond
-	f.prov.Delay["NetworkState"] = 30 * time.Millisecond
-	f.prov.Delay["ListSnapshots"] = 30 * time.Millisecond
+	f.prov.Delay["VMState"] = 100 * time.Millisecond
+	f.prov.Delay["NetworkState"] = 100 * time.Millisecond
+	f.prov.Delay["ListSnapshots"] = 100 * time.Millisecond
 	begin := time.Now()
 	st, err = f.m.Status(ctx, f.prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if el := time.Since(begin); el > 200*time.Millisecond {
-		t.Errorf("Status took %v; queries of 30ms each should run in parallel", el)
+	// Eight queries of 100ms each: 800ms one after another.
+	if el := time.Since(begin); el > 500*time.Millisecond {
+		t.Errorf("Status took %v; queries of 100ms each should run in parallel", el)
 	}
 	want := map[string]string{"vm0": "running", "vm1": "unknown", "vm2": "down"}
 	for vm, w := range want {
