@@ -28,11 +28,13 @@ type app struct {
 	// handlers is the verb table; tests may swap entries.
 	handlers map[string]Handler
 
-	root      *cobra.Command
-	flagKeys  map[*pflag.Flag]string // flag -> config key ID
-	extraKeys []config.Key
-	cfg       *config.Config
-	host      PluginHost
+	root     *cobra.Command
+	flagKeys map[*pflag.Flag]string // flag -> config key ID
+	// deprecated maps a key ID to what to use instead.
+	deprecated map[string]string
+	extraKeys  []config.Key
+	cfg        *config.Config
+	host       PluginHost
 	// hostErr is why plugin discovery for the command tree failed.
 	hostErr error
 	// started is set once cobra got past parsing and argument checks;
@@ -49,11 +51,12 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, environ []string) *app {
 	}
 	a := &app{
 		stdin: stdin, stdout: stdout, stderr: stderr,
-		environ:  environ,
-		getenv:   func(k string) string { return env[k] },
-		handlers: handlers,
-		flagKeys: map[*pflag.Flag]string{},
-		newHost:  newPluginHost,
+		environ:    environ,
+		getenv:     func(k string) string { return env[k] },
+		handlers:   handlers,
+		flagKeys:   map[*pflag.Flag]string{},
+		deprecated: map[string]string{},
+		newHost:    newPluginHost,
 	}
 	a.buildRoot()
 	return a
@@ -98,6 +101,9 @@ func (a *app) buildRoot() {
 		}
 		f := addKeyFlag(pf, k)
 		a.flagKeys[f] = k.ID()
+		if k.Deprecated != "" {
+			a.deprecated[k.ID()] = k.Deprecated
+		}
 	}
 	root.AddGroup(&cobra.Group{ID: "env", Title: "Verbs:"})
 
@@ -140,9 +146,7 @@ func addKeyFlag(fs *pflag.FlagSet, k config.Key) *pflag.Flag {
 	if k.Hidden {
 		f.Hidden = true
 	}
-	if k.Deprecated != "" {
-		_ = fs.MarkDeprecated(k.Flag, k.Deprecated)
-	}
+
 	return f
 }
 
@@ -222,6 +226,9 @@ func (a *app) loadConfig(cmd *cobra.Command) error {
 			return
 		}
 		flags[id] = config.FlagValue{Value: flagString(f), Flag: "--" + f.Name}
+		if d := a.deprecated[id]; d != "" {
+			fmt.Fprintf(a.stderr, "lago: warning: --%s is deprecated: %s\n", f.Name, d)
+		}
 	}
 	a.root.PersistentFlags().VisitAll(visit)
 	if cmd != a.root {

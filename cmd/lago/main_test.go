@@ -147,6 +147,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad loglevel", []string{"-l", "loud", "status"}, 2, `option --loglevel: invalid value "loud" for loglevel`, "", false},
 		{"required option", []string{"collect"}, 2, "lago collect: --output is required", "", false},
 		{"list args need flag", []string{"ansible_hosts", "x"}, 2, "may only follow --keys", "", false},
+		{"deprecated option", []string{"-p", "/x", "generate-config"}, 0, "lago: warning: --prefix-path is deprecated: use --workdir-path and --prefix-name", "prefix_path = /x", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
