@@ -12,6 +12,7 @@ import (
 	"github.com/lago-go/lago/core/output"
 	"github.com/lago-go/lago/core/pluginhost"
 	commandv1 "github.com/lago-go/lago/proto/lago/command/v1"
+	"github.com/lago-go/lago/sdk"
 )
 
 // lightBuild is false in the full engine: verbs run in this process.
@@ -53,3 +54,35 @@ func (m managerHost) RunCommand(ctx context.Context, req CommandRequest, stdout,
 
 // forward is never needed in the full engine.
 func (a *app) forward() error { return nil }
+
+// Manager returns the plugin host of the engine, created on first use, for
+// handlers that need providers, vm types, service managers or builders. It
+// is nil when a test installed a fake PluginHost.
+func (inv *Invocation) Manager() *pluginhost.Manager {
+	if m, ok := inv.app.pluginHost().(managerHost); ok {
+		return m.Manager
+	}
+	return nil
+}
+
+// Provider starts and configures the provider instance name (a
+// `[provider NAME]` section or the built-in local-libvirt; "" means
+// default_vm_provider) and returns its client.
+func (inv *Invocation) Provider(ctx context.Context, name string) (sdk.Provider, error) {
+	if name == "" {
+		name = inv.Config.DefaultVMProvider
+	}
+	p, err := inv.Config.Provider(name)
+	if err != nil {
+		return nil, err
+	}
+	m := inv.Manager()
+	if m == nil {
+		return nil, fmt.Errorf("provider instance %s: no plugin host", name)
+	}
+	prov, err := m.Provider(ctx, p.Plugin, p.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("provider instance %s (plugin component %s): %w", name, p.Plugin, err)
+	}
+	return prov, nil
+}
