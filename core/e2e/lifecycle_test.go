@@ -1,0 +1,360 @@
+//go:build e2e
+
+package e2e_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tinyDisk is the disk section of a VM booting the tiny template.
+const tinyDisk = `    disks:
+      - template_name: tiny
+        type: template
+        name: root
+        dev: vda
+        format: qcow2
+`
+
+// vmBlock returns an init-file domain with the given NIC lines.
+func vmBlock(name string, nics ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "  %s:\n    memory: 256\n    vcpu: 1\n    nics:\n", name)
+	for _, n := range nics {
+		fmt.Fprintf(&b, "      - %s\n", n)
+	}
+	b.WriteString(tinyDisk)
+	return b.String()
+}
+
+const oneNet = `nets:
+  lago:
+    type: nat
+    dhcp:
+      start: 100
+      end: 254
+    management: true
+    dns_domain_name: lago.local
+`
+
+func TestOneVMLifecycle(t *testing.T) {
+	h := newHarness(t)
+	h.initEnv(h.writeInitFile("domains:\n" + vmBlock("vm0", "net: lago") + oneNet))
+
+	if _, err := os.Stat(filepath.Join(h.dir, ".lago", "current")); err != nil {
+		t.Fatalf("init made no workdir: %v", err)
+	}
+	st := h.status()
+	if got := st.vmStatus("vm0"); got != "down" {
+		t.Errorf("status after init: vm0 is %q, want down", got)
+	}
+
+	h.must("start")
+	st = h.status()
+	if got := st.vmStatus("vm0"); got != "running" {
+		t.Errorf("status after start: vm0 is %q, want running", got)
+	}
+	if got := st.netStatus("lago"); got != "up" {
+		t.Errorf("status after start: net lago is %q, want up", got)
+	}
+	ip := st.vmIP("vm0", "lago")
+	if !regexp.MustCompile(`^192\.168\.2[0-5][0-9]\.\d+$`).MatchString(ip) {
+		t.Errorf("vm0 ip %q is not in Lago's 192.168.200-255 range", ip)
+	}
+
+	// The default format keeps the original's layout.
+	def := h.must("status")
+	for _, want := range []string{"[Prefix]:", "[VMs]:", "[vm0]:", "status: running", "ip: " + ip} {
+		if !strings.Contains(def, want) {
+			t.Errorf("default status lacks %q:\n%s", want, def)
+		}
+	}
+
+	// shell runs a command, passes argv intact and returns its exit code.
+	if got := strings.TrimSpace(h.shell("vm0", "hostname", "-f")); got != "vm0.lago.local" {
+		t.Errorf("hostname -f = %q, want vm0.lago.local", got)
+	}
+	if got := strings.TrimSpace(h.shell("vm0", "echo", "a  b", "$HOME")); got != "a  b $HOME" {
+		t.Errorf("shell argv came back as %q", got)
+	}
+	if r := h.lago("shell", "vm0", "sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("shell exit code %d, want 7\n%s", r.code, r)
+	}
+	// A script fed on stdin runs too (shell without a command reads stdin).
+	if r := h.lagoStdin("echo from-stdin\n", "shell", "vm0"); r.code != 0 || !strings.Contains(r.stdout, "from-stdin") {
+		t.Errorf("shell with a script on stdin:\n%s", r)
+	}
+
+	h.must("stop")
+	st = h.status()
+	if got := st.vmStatus("vm0"); got != "down" {
+		t.Errorf("status after stop: vm0 is %q, want down", got)
+	}
+	if got := st.netStatus("lago"); got != "down" {
+		t.Errorf("status after stop: net lago is %q, want down", got)
+	}
+
+	h.must("destroy", "--yes")
+	if _, err := os.Stat(filepath.Join(h.dir, ".lago")); !os.IsNotExist(err) {
+		t.Errorf("destroy left the workdir: %v", err)
+	}
+	h.assertNothingLeft()
+}
+
+func TestMultiVMTwoNets(t *testing.T) {
+	h := newHarness(t)
+	initFile := "domains:\n" +
+		vmBlock("vm0", "net: net-a\n        ip: 192.168.250.77", "net: net-b") +
+		vmBlock("vm1", "net: net-a", "net: net-b") +
+		vmBlock("vm2", "net: net-a") +
+		`nets:
+  net-a:
+    type: nat
+    management: true
+    dns_domain_name: lago.local
+  net-b:
+    type: nat
+`
+	h.initEnv(h.writeInitFile(initFile))
+	h.must("start")
+	st := h.status()
+	for _, vm := range []string{"vm0", "vm1", "vm2"} {
+		if got := st.vmStatus(vm); got != "running" {
+			t.Errorf("%s is %q, want running", vm, got)
+		}
+	}
+	// A static IP keeps its last octet on the leased subnet.
+	if ip := st.vmIP("vm0", "net-a"); !strings.HasSuffix(ip, ".77") {
+		t.Errorf("vm0's static ip on net-a is %q, want *.77", ip)
+	}
+	aIP, bIP := st.vmIP("vm1", "net-a"), st.vmIP("vm1", "net-b")
+	if prefix24(aIP) == prefix24(bIP) {
+		t.Errorf("net-a and net-b share the subnet %s", prefix24(aIP))
+	}
+
+	for _, vm := range []string{"vm0", "vm1", "vm2"} {
+		if got := strings.TrimSpace(h.shell(vm, "hostname", "-f")); got != vm+".lago.local" {
+			t.Errorf("%s: hostname -f = %q, want %s.lago.local", vm, got, vm)
+		}
+	}
+	// Name resolution between VMs on the management net.
+	pings := [][2]string{{"vm0", "vm1"}, {"vm1", "vm2"}, {"vm2", "vm0"}}
+	for _, p := range pings {
+		if r := h.lago("shell", p[0], "ping", "-c1", "-W5", p[1]); r.code != 0 {
+			t.Errorf("ping %s from %s failed:\n%s", p[1], p[0], r)
+		}
+	}
+	// The second net is configured in the guests that have it.
+	if out := h.shell("vm1", "ip", "-4", "-o", "addr"); !strings.Contains(out, bIP+"/") {
+		t.Errorf("vm1 lacks its net-b address %s:\n%s", bIP, out)
+	}
+	if r := h.lago("shell", "vm0", "ping", "-c1", "-W5", bIP); r.code != 0 {
+		t.Errorf("vm0 cannot reach vm1 over net-b (%s):\n%s", bIP, r)
+	}
+
+	h.must("destroy", "--yes")
+	h.assertNothingLeft()
+}
+
+func prefix24(ip string) string {
+	if i := strings.LastIndex(ip, "."); i > 0 {
+		return ip[:i]
+	}
+	return ip
+}
+
+func TestStartStopSubset(t *testing.T) {
+	h := newHarness(t)
+	h.initEnv(h.writeInitFile("domains:\n" + vmBlock("vm0", "net: lago") + vmBlock("vm1", "net: lago") + oneNet))
+
+	h.must("start", "vm0")
+	st := h.status()
+	if st.vmStatus("vm0") != "running" || st.vmStatus("vm1") != "down" {
+		t.Fatalf("after start vm0: vm0 %q, vm1 %q; want running, down", st.vmStatus("vm0"), st.vmStatus("vm1"))
+	}
+	if got := st.netStatus("lago"); got != "up" {
+		t.Errorf("net lago is %q while vm0 runs", got)
+	}
+	if got := strings.TrimSpace(h.shell("vm0", "hostname")); got != "vm0" {
+		t.Errorf("vm0 hostname %q", got)
+	}
+
+	h.must("start", "vm1")
+	h.must("stop", "vm0")
+	st = h.status()
+	if st.vmStatus("vm0") != "down" || st.vmStatus("vm1") != "running" {
+		t.Fatalf("after stop vm0: vm0 %q, vm1 %q; want down, running", st.vmStatus("vm0"), st.vmStatus("vm1"))
+	}
+	if got := st.netStatus("lago"); got != "up" {
+		t.Errorf("stop vm0 took down the net vm1 still uses: %q", got)
+	}
+	if got := strings.TrimSpace(h.shell("vm1", "hostname")); got != "vm1" {
+		t.Errorf("vm1 hostname %q", got)
+	}
+	if r := h.lago("shell", "vm0", "true"); r.code == 0 {
+		t.Errorf("shell on a stopped VM succeeded")
+	}
+
+	h.must("stop", "vm1")
+	if got := h.status().netStatus("lago"); got != "down" {
+		t.Errorf("net lago is %q after its last VM stopped, want down", got)
+	}
+	h.must("destroy", "--yes")
+	h.assertNothingLeft()
+}
+
+func TestSnapshotRevert(t *testing.T) {
+	h := newHarness(t)
+	h.initEnv(h.writeInitFile("domains:\n" + vmBlock("vm0", "net: lago") + oneNet))
+	h.must("start")
+
+	exists := func(path string) bool {
+		t.Helper()
+		r := h.lago("shell", "vm0", "test", "-e", path)
+		return r.code == 0
+	}
+
+	t.Run("running VM", func(t *testing.T) {
+		h.shell("vm0", "sh", "-c", "echo before > /root/before && sync")
+		h.must("snapshot", "live")
+		h.shell("vm0", "sh", "-c", "echo after > /root/after && sync")
+		if list := h.must("snapshot", "--list"); !strings.Contains(list, "live") {
+			t.Errorf("snapshot --list lacks live:\n%s", list)
+		}
+		h.must("revert", "live")
+		if got := h.status().vmStatus("vm0"); got != "running" {
+			t.Fatalf("after reverting a live snapshot vm0 is %q, want running", got)
+		}
+		if !exists("/root/before") {
+			t.Error("/root/before, written before the snapshot, is gone")
+		}
+		if exists("/root/after") {
+			t.Error("/root/after, written after the snapshot, survived the revert")
+		}
+	})
+
+	t.Run("stopped VM", func(t *testing.T) {
+		h.must("stop")
+		h.must("snapshot", "cold")
+		h.must("start")
+		h.shell("vm0", "sh", "-c", "echo after > /root/after-cold && sync")
+		h.must("stop")
+		h.must("revert", "cold")
+		h.must("start")
+		if !exists("/root/before") {
+			t.Error("/root/before is gone after reverting the cold snapshot")
+		}
+		if exists("/root/after-cold") {
+			t.Error("/root/after-cold, written after the cold snapshot, survived the revert")
+		}
+	})
+
+	h.must("destroy", "--yes")
+	h.assertNothingLeft()
+}
+
+// TestKilledStartThenDestroy kills `lago start` with SIGKILL once a VM is
+// running, then checks that `lago destroy --yes` still removes every domain,
+// network and lease of the prefix.
+func TestKilledStartThenDestroy(t *testing.T) {
+	h := newHarness(t)
+	h.initEnv(h.writeInitFile("domains:\n" + vmBlock("vm0", "net: lago") + vmBlock("vm1", "net: lago") + oneNet))
+
+	cmd := h.command(t.Context(), "", "start")
+	logf, err := os.Create(filepath.Join(h.dir, "start.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	killed := false
+	deadline := time.Now().Add(5 * time.Minute)
+	for !killed && time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(filepath.Join(h.dir, "start.log"))
+			t.Fatalf("lago start finished (%v) before any domain was seen running:\n%s", err, log)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if h.domainState(h.env.URI, "vm0") == "running" || h.domainState(h.env.URI, "vm1") == "running" {
+			// Only the lago process: its plugins must cope with a dead parent.
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	if !killed {
+		t.Fatal("no domain of the prefix ran within 5 minutes of lago start")
+	}
+	<-exited
+	if len(libvirtObjects(t, h.env.URI, h.dir)) == 0 {
+		t.Fatal("nothing of the half-started environment is in libvirt; the test proves nothing")
+	}
+
+	h.must("destroy", "--yes")
+	h.assertNothingLeft()
+	if _, err := os.Stat(filepath.Join(h.dir, ".lago")); !os.IsNotExist(err) {
+		t.Errorf("destroy left the workdir: %v", err)
+	}
+}
+
+// TestRemoteProvider runs a VM on the second libvirtd (qemu+tcp), which sees
+// none of the client's files: the provider must upload the template and
+// create the disk there.
+func TestRemoteProvider(t *testing.T) {
+	h := newHarness(t)
+	if h.env.RemoteURL == "" {
+		t.Fatal("LAGO_E2E_REMOTE_URL is empty: test/e2e/remote-libvirtd.sh did not start (see its log in run.sh's log folder)")
+	}
+	h.writeConfig(fmt.Sprintf("[provider remote]\nplugin = libvirt\nlibvirt_url = %s\ndomain_type = qemu\n", h.env.RemoteURL))
+	initFile := "domains:\n" +
+		strings.Replace(vmBlock("rvm", "net: lago"), "    vcpu: 1\n", "    vcpu: 1\n    vm-provider: remote\n", 1) +
+		oneNet
+	h.initEnv(h.writeInitFile(initFile))
+	h.must("start")
+	if got := h.status().vmStatus("rvm"); got != "running" {
+		t.Fatalf("rvm is %q, want running", got)
+	}
+	if got := strings.TrimSpace(h.shell("rvm", "hostname", "-f")); got != "rvm.lago.local" {
+		t.Errorf("hostname -f = %q, want rvm.lago.local", got)
+	}
+	if got := h.domainState(h.env.RemoteURL, "rvm"); got != "running" {
+		t.Errorf("the remote libvirtd reports rvm %q, want running", got)
+	}
+	if got := h.domainState(h.env.URI, "rvm"); got != "" {
+		t.Errorf("rvm exists on the local libvirtd too (%q)", got)
+	}
+	h.must("destroy", "--yes")
+	h.assertNothingLeft(h.env.URI, h.env.RemoteURL)
+}
+
+// TestBootstrapInjectsKey runs init with bootstrap (virt-sysprep): the
+// prefix's key is injected and the hostname set, so lago logs in with the key.
+func TestBootstrapInjectsKey(t *testing.T) {
+	h := newHarness(t)
+	h.extraEnv = append(h.extraEnv, "LIBGUESTFS_BACKEND=direct", "LIBGUESTFS_BACKEND_SETTINGS=force_tcg")
+	h.initEnv(h.writeInitFile("domains:\n"+vmBlock("vm0", "net: lago")+oneNet), "--bootstrap")
+	pub, err := os.ReadFile(filepath.Join(h.dir, ".lago", "current", "id_rsa.pub"))
+	if err != nil {
+		t.Fatalf("prefix key: %v", err)
+	}
+	h.must("start")
+	keys := h.shell("vm0", "cat", "/root/.ssh/authorized_keys")
+	if !strings.Contains(keys, strings.TrimSpace(string(pub))) {
+		t.Errorf("the prefix key is not in authorized_keys:\n%s", keys)
+	}
+	h.must("destroy", "--yes")
+	h.assertNothingLeft()
+}
