@@ -187,6 +187,12 @@ func (a *app) builtinCommand(spec verbSpec) *cobra.Command {
 			switch f.Value.Type() {
 			case "bool":
 				k.Type = config.TypeBool
+				// Python's spelling, as the original wrote its config.
+				if b, err := config.ParseBool(f.DefValue); err == nil && b {
+					k.Default = "True"
+				} else {
+					k.Default = "False"
+				}
 			case "int":
 				k.Type = config.TypeInt
 			case "stringSlice", "stringArray":
