@@ -554,6 +554,10 @@ func (m *Manager) buildAndBootstrap(ctx context.Context, e *Environment, bound [
 					if m.deps.Builder == nil {
 						return fmt.Errorf("build vm %s disk %s: no builder configured", b.spec.Name, d.Name)
 					}
+					if !localFile(b.pv.Disks[di].Path) {
+						return userErrorf("build vm %s disk %s: provider %q keeps the disk at %q, not in a local file the builder can change; drop the build steps or use a local provider",
+							b.spec.Name, d.Name, b.instance, b.pv.Disks[di].Path)
+					}
 					m.log().Info("building disk", "vm", b.spec.Name, "disk", d.Name, "step", si+1, "builder", step.Builder)
 					err := m.deps.Builder.Build(ctx, BuildRequest{
 						VM: b.spec.Name, DiskPath: b.pv.Disks[di].Path, DiskFormat: b.pv.Disks[di].Format,
@@ -575,6 +579,13 @@ func (m *Manager) buildAndBootstrap(ctx context.Context, e *Environment, bound [
 		if m.deps.Bootstrap == nil {
 			return fmt.Errorf("bootstrap vm %s: no bootstrapper configured", b.spec.Name)
 		}
+		if !localFile(b.pv.Disks[0].Path) {
+			// A remote provider's volume cannot be bootstrapped from here:
+			// the guest keeps its template's root password and gets no
+			// prefix key, so ssh falls back to the password.
+			m.log().Warn("not bootstrapping: the disk is not a local file", "vm", b.spec.Name, "provider", b.instance, "disk", b.pv.Disks[0].Path)
+			return nil
+		}
 		req := BootstrapRequest{
 			VM: b.spec.Name, DiskPath: b.pv.Disks[0].Path, DiskFormat: b.pv.Disks[0].Format,
 			Hostname: b.spec.Name, RootPassword: m.rootPassword(b.spec), PublicKeyPath: e.KeyPath() + ".pub",
@@ -585,6 +596,16 @@ func (m *Manager) buildAndBootstrap(ctx context.Context, e *Environment, bound [
 		}
 		return nil
 	})
+}
+
+// localFile reports whether a prepared disk is a file on this host (a
+// remote provider answers with a volume name instead).
+func localFile(path string) bool {
+	if !filepath.IsAbs(path) {
+		return false
+	}
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // rootPassword is the VM's root password: its spec's, else its template's,

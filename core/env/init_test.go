@@ -646,3 +646,23 @@ func TestDestroyPrefixKilledWhileWritingUUID(t *testing.T) {
 		t.Errorf("RemoveOwned called %d times for a prefix without uuid", n)
 	}
 }
+
+func TestInitOnRemoteDisks(t *testing.T) {
+	f := newInitFixture(t)
+	f.prov.RemoteDisks = true
+	// vm0 has build steps: they need a local file, so init fails cleanly.
+	_, err := f.m.Init(context.Background(), f.opts())
+	if !errs.IsUser(err) || !strings.Contains(err.Error(), "not in a local file") {
+		t.Fatalf("Init error = %v, want a user error about build steps on remote disks", err)
+	}
+	f.assertNothingLeft()
+	// Without build steps, init succeeds and skips the bootstrap.
+	o := f.opts()
+	o.SkipBuild = true
+	if _, err := f.m.Init(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.boot.reqs) != 0 {
+		t.Errorf("bootstrapped remote volumes: %+v", f.boot.reqs)
+	}
+}

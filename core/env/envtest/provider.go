@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -54,6 +56,9 @@ type Provider struct {
 	Delay map[string]time.Duration
 	// NotImplemented lists methods that return sdk.ErrNotImplemented.
 	NotImplemented map[string]bool
+	// RemoteDisks makes PrepareDisks answer like a remote provider, with
+	// volume names rather than local files.
+	RemoteDisks bool
 
 	inflight, maxInflight map[string]int
 }
@@ -265,7 +270,9 @@ func (p *Provider) UsedSubnets(ctx context.Context) ([]*providerv1.UsedSubnet, e
 }
 
 // PrepareDisks implements sdk.Provider; it records a volume per disk as
-// an owned resource.
+// an owned resource and, like a local provider, creates an empty file at
+// each absolute disk path. Set RemoteDisks to answer with volume names
+// instead, like a remote provider.
 func (p *Provider) PrepareDisks(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM) ([]*providerv1.PreparedDisk, error) {
 	done, err := p.enter(ctx, "PrepareDisks", vm.GetName(), envUUID(env))
 	if err != nil {
@@ -274,9 +281,21 @@ func (p *Provider) PrepareDisks(ctx context.Context, env *providerv1.EnvRef, vm 
 	defer done()
 	var out []*providerv1.PreparedDisk
 	for _, d := range vm.GetDisks() {
-		p.AddOwned(&providerv1.OwnedResource{Kind: "volume", Name: vm.GetName() + "_" + d.GetName(),
+		name := vm.GetName() + "_" + d.GetName()
+		p.AddOwned(&providerv1.OwnedResource{Kind: "volume", Name: name,
 			OwnerPrefix: env.GetPrefixPath(), OwnerUuid: envUUID(env)})
-		out = append(out, &providerv1.PreparedDisk{Name: d.GetName(), Path: d.GetPath(), Format: d.GetFormat()})
+		path := d.GetPath()
+		if p.RemoteDisks {
+			path = "pool/" + name
+		} else if filepath.IsAbs(path) {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(path, nil, 0o644); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, &providerv1.PreparedDisk{Name: d.GetName(), Path: path, Format: d.GetFormat()})
 	}
 	return out, nil
 }
