@@ -1,7 +1,16 @@
 // Command lago builds throw-away multi-VM environments from a declarative
 // init file. This package is the CLI: a thin layer over core that parses
-// the command line, loads the configuration, wires verbs to handlers and
-// maps errors and signals to exit codes.
+// the command line, loads the configuration, wires verbs to handlers
+// (handlers.go) and maps errors and signals to exit codes.
+//
+// It builds two ways. The default build is the full engine: every verb
+// runs in-process. Built with `-tags lagolight` it is the front-end
+// installed as bin/lago: it links no gRPC, go-plugin or protobuf, serves
+// help, version, completion, generate-config and `plugins` from the
+// plugins' describe cache, and execs <prefix>/libexec/lago/lago-engine (the
+// full build) with the same arguments for everything else. Start-up of
+// `lago --help` is dominated by package initialisation and page faults of
+// the RPC stack, so the split keeps it close to a hello-world's.
 package main
 
 import (
