@@ -666,3 +666,53 @@ func TestInitOnRemoteDisks(t *testing.T) {
 		t.Errorf("bootstrapped remote volumes: %+v", f.boot.reqs)
 	}
 }
+
+func TestTwoProviderInstances(t *testing.T) {
+	f := newInitFixture(t)
+	mustWrite(t, f.initFile, strings.Replace(testInitFile, "  vm1:\n", "  vm1:\n    vm-provider: remote\n", 1))
+	ctx := context.Background()
+	res, err := f.m.Init(ctx, f.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.prov.Count("PrepareDisks", "vm1") != 0 || f.remote.Count("PrepareDisks", "vm1") != 1 {
+		t.Errorf("vm1's disks prepared on the wrong provider")
+	}
+	if err := f.m.Start(ctx, f.prefix(), nil, StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	uuid := res.UUID
+	checks := []struct {
+		p          *envtest.Provider
+		name, what string
+		want       string
+	}{
+		{f.prov, "n0", "net", "up"}, {f.prov, "n1", "net", "down"}, {f.prov, "vm0", "vm", "running"},
+		{f.remote, "n0", "net", "up"}, {f.remote, "n1", "net", "up"}, {f.remote, "vm1", "vm", "running"},
+	}
+	for _, c := range checks {
+		got := c.p.NetStateOf(uuid, c.name)
+		if c.what == "vm" {
+			got = c.p.VMStateOf(uuid, c.name)
+		}
+		if got != c.want {
+			t.Errorf("%s %s is %q, want %q", c.what, c.name, got, c.want)
+		}
+	}
+	// Stopping vm1 frees n0 and n1 on remote; n0 on local stays for vm0.
+	if err := f.m.Stop(ctx, f.prefix(), []string{"vm1"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.remote.NetStateOf(uuid, "n0"); st != "down" {
+		t.Errorf("n0 on remote is %q, want down", st)
+	}
+	if st := f.prov.NetStateOf(uuid, "n0"); st != "up" {
+		t.Errorf("n0 on local is %q, want up (vm0 uses it)", st)
+	}
+	if err := f.m.Destroy(ctx, f.prefix()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.prov.Owned(""))+len(f.remote.Owned("")) != 0 {
+		t.Errorf("objects left: %v %v", f.prov.Owned(""), f.remote.Owned(""))
+	}
+}
