@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,9 +35,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, environ []str
 	return newApp(stdin, stdout, stderr, environ).main(args)
 }
 
-// signalExit returns after the first of SIGINT, SIGTERM or SIGHUP cancels
-// ctx; a second signal exits at once, for a user who does not want to wait
-// for cleanups.
+// signalState records the first of SIGINT, SIGTERM or SIGHUP; that signal
+// cancels the root context so the verb's deferred cleanups run, and lago
+// then exits 128+signal. A second signal exits at once, for a user who does
+// not want to wait for cleanups.
 type signalState struct {
 	mu  sync.Mutex
 	sig syscall.Signal
@@ -88,7 +90,10 @@ func (a *app) main(args []string) int {
 	}
 	code := a.exitCode(err)
 	if err != nil {
-		if ee, ok := err.(*errs.ExitError); !ok || ee.Message != "" {
+		// An exit status passed through (a remote command, a plugin verb)
+		// was already explained by whoever produced it.
+		var ee *errs.ExitError
+		if !errors.As(err, &ee) || ee.Message != "" {
 			fmt.Fprintf(a.stderr, "lago: error: %v\n", err)
 		}
 	}
