@@ -14,6 +14,7 @@ import (
 	"github.com/lago-go/lago/core/env/envtest"
 	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/lease"
+	"github.com/lago-go/lago/core/prefix"
 	"github.com/lago-go/lago/core/spec"
 	"github.com/lago-go/lago/sdk"
 
@@ -715,4 +716,20 @@ func TestTwoProviderInstances(t *testing.T) {
 	if len(f.prov.Owned(""))+len(f.remote.Owned("")) != 0 {
 		t.Errorf("objects left: %v %v", f.prov.Owned(""), f.remote.Owned(""))
 	}
+}
+
+func TestDestroyFoundPrefix(t *testing.T) {
+	f := newInitFixture(t)
+	ctx := context.Background()
+	if _, err := f.m.Init(ctx, f.opts()); err != nil {
+		t.Fatal(err)
+	}
+	p, err := prefix.Find(prefix.FindOptions{WorkdirPath: f.workdir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.DestroyPrefix(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	f.assertNothingLeft()
 }

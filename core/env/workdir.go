@@ -101,3 +101,13 @@ func (m *Manager) DestroyAll(ctx context.Context, workdir string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// DestroyPrefix destroys a prefix found by prefix.Find: within its workdir
+// (keeping `current` and the workdir consistent) when it has one, else on
+// its own.
+func (m *Manager) DestroyPrefix(ctx context.Context, p *prefix.Prefix) error {
+	if p.Workdir != nil && p.Name != "" {
+		return m.DestroyInWorkdir(ctx, p.Workdir.Path, p.Name)
+	}
+	return m.Destroy(ctx, p.Path)
+}
