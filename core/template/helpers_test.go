@@ -85,10 +85,13 @@ type server struct {
 	delay map[string]time.Duration
 	// slow writes a path's body in small pieces with pauses.
 	slow map[string]bool
+	// stallAfter stops sending a path's body after that many bytes, until
+	// the client goes away.
+	stallAfter map[string]int
 }
 
 func newServer(t *testing.T) *server {
-	s := &server{files: map[string][]byte{}, hits: map[string]int{}, dropAfter: map[string]int{}, delay: map[string]time.Duration{}, slow: map[string]bool{}}
+	s := &server{files: map[string][]byte{}, hits: map[string]int{}, dropAfter: map[string]int{}, delay: map[string]time.Duration{}, slow: map[string]bool{}, stallAfter: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
@@ -113,6 +116,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 	drop, dropping := s.dropAfter[r.URL.Path]
 	delay := s.delay[r.URL.Path]
 	slow := s.slow[r.URL.Path]
+	stall, stalling := s.stallAfter[r.URL.Path]
 	s.mu.Unlock()
 	if !ok {
 		http.NotFound(w, r)
@@ -129,6 +133,12 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 			conn.(*net.TCPConn).SetLinger(0)
 			conn.Close()
 		}
+		return
+	}
+	if stalling {
+		w.Write(data[:stall])
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
 		return
 	}
 	if slow {

@@ -28,6 +28,13 @@ const (
 	FormatRaw   = "raw"
 )
 
+// DefaultStallTimeout is Store.StallTimeout when unset.
+const DefaultStallTimeout = 2 * time.Minute
+
+// ErrStalled is wrapped by the error of a download that received nothing for
+// Store.StallTimeout.
+var ErrStalled = errors.New("download stalled")
+
 // qcow2Magic starts every qcow2 file.
 var qcow2Magic = []byte("QFI\xfb")
 
@@ -43,6 +50,9 @@ type Store struct {
 	Decompressor string
 	// XZThreads is passed to `xz -T`; 0 means a thread per core.
 	XZThreads int
+	// StallTimeout fails a download that receives nothing for that long
+	// (a hung server or network); 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 	// NoSync skips fsync before publishing an image. Only for throw-away
 	// stores (tests): without it a crash can publish a truncated image.
 	NoSync bool
@@ -187,11 +197,27 @@ func (s *Store) download(ctx context.Context, r Resolved, progress Progress) (er
 		return fmt.Errorf("template %s: metadata is not a JSON object: %w", key, err)
 	}
 
+	// The image stream gets a watchdog: a server that stops sending must
+	// not hang init forever.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	in, err := src.open(ctx, handle)
 	if err != nil {
 		return fmt.Errorf("template %s: %w", key, err)
 	}
 	defer in.Close()
+	counted := &countingReader{r: in, progress: progress}
+	counted.touch()
+	stall := s.StallTimeout
+	if stall <= 0 {
+		stall = DefaultStallTimeout
+	}
+	go watchdog(ctx, cancel, counted, stall, in.from)
+	defer func() {
+		if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrStalled) {
+			err = fmt.Errorf("template %s: %w", key, cause)
+		}
+	}()
 
 	dest := s.path(key)
 	tmp := dest + ".tmp"
@@ -208,7 +234,6 @@ func (s *Store) download(ctx context.Context, r Resolved, progress Progress) (er
 
 	progress.Begin(key, in.size)
 	defer func() { progress.End(err) }()
-	counted := &countingReader{r: in, progress: progress}
 	var body io.Reader = counted
 	if in.xz {
 		d, derr := xzReader(ctx, counted, s.Decompressor, s.XZThreads)
@@ -222,7 +247,9 @@ func (s *Store) download(ctx context.Context, r Resolved, progress Progress) (er
 				err = fmt.Errorf("template %s: %w", key, cerr)
 			}
 		}()
-		body = d
+		// Output counts as activity too: while a slow disk or decoder holds
+		// the input back, the download is not stalled.
+		body = touchReader{r: d, c: counted}
 	}
 	h := sha1.New()
 	var dst io.Writer = out
@@ -296,13 +323,47 @@ func syncDir(dir string) {
 type countingReader struct {
 	r        io.Reader
 	n        atomic.Int64
+	last     atomic.Int64 // unix nanoseconds of the last byte received
 	progress Progress
 }
+
+func (c *countingReader) touch() { c.last.Store(time.Now().UnixNano()) }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if n > 0 {
+		c.touch()
 		c.progress.Advance(c.n.Add(int64(n)))
 	}
 	return n, err
+}
+
+type touchReader struct {
+	r io.Reader
+	c *countingReader
+}
+
+func (t touchReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.c.touch()
+	}
+	return n, err
+}
+
+// watchdog cancels ctx with ErrStalled when c received nothing for stall.
+func watchdog(ctx context.Context, cancel context.CancelCauseFunc, c *countingReader, stall time.Duration, from string) {
+	t := time.NewTicker(max(stall/8, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if idle := time.Since(time.Unix(0, c.last.Load())); idle >= stall {
+				cancel(fmt.Errorf("%w: nothing received from %s for %s", ErrStalled, from, idle.Round(time.Millisecond)))
+				return
+			}
+		}
+	}
 }

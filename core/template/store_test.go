@@ -366,3 +366,28 @@ func TestProgressOutput(t *testing.T) {
 		t.Fatalf("bar output %q", out)
 	}
 }
+
+// A server that stops sending mid-download fails it after StallTimeout
+// instead of hanging, and leaves nothing behind.
+func TestStalledDownloadFails(t *testing.T) {
+	img := makeImage(1<<20, true, 8)
+	srv := newServer(t)
+	srv.put("/i.qcow2", img)
+	srv.put("/i.qcow2.hash", []byte(sha1hex(img)))
+	srv.stallAfter["/i.qcow2"] = 100 << 10
+	repo, _ := ParseRepo(repoJSON(t, "r", Source{Type: "http", Args: map[string]string{"baseurl": srv.URL}},
+		map[string]map[string]ver{"i": {"v1": {"i.qcow2", 1}}}), "mem")
+	s := newStore(t, DecompressAuto)
+	s.StallTimeout = 300 * time.Millisecond
+	t0 := time.Now()
+	_, err := s.Get(context.Background(), repo, "i", "", nil)
+	if !errors.Is(err, ErrStalled) {
+		t.Fatalf("got %v, want ErrStalled", err)
+	}
+	if d := time.Since(t0); d > 10*time.Second {
+		t.Fatalf("stall detected after %s", d)
+	}
+	if files := storeFiles(t, s.Dir); len(files) != 0 {
+		t.Fatalf("store holds %v", files)
+	}
+}
