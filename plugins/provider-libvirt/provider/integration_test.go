@@ -303,20 +303,7 @@ func runIntegration(t *testing.T, config map[string]string) {
 				time.Sleep(500 * time.Millisecond)
 			}
 		}
-		pr, pw := io.Pipe()
-		var out lockedBuffer
-		done := make(chan error, 1)
-		go func() { done <- p.Console(ctx, env, vm, pr, &out) }()
-		deadline := time.Now().Add(90 * time.Second)
-		for !strings.Contains(out.String(), "login") && time.Now().Before(deadline) {
-			_, _ = pw.Write([]byte("\n"))
-			time.Sleep(time.Second)
-		}
-		pw.Close()
-		noError(t, "Console", <-done)
-		if !strings.Contains(out.String(), "login") {
-			t.Fatalf("console output has no login prompt: %q", out.String())
-		}
+		checkGuestThroughConsole(t, p, env, vm)
 	}
 
 	noError(t, "Snapshot running", p.Snapshot(ctx, env, vm, "running1"))
@@ -381,5 +368,81 @@ func runIntegration(t *testing.T, config map[string]string) {
 	}
 	if st, _ := p.NetworkState(ctx, env, it.nets[0]); st != "down" {
 		t.Fatalf("network state after RemoveOwned %q", st)
+	}
+}
+
+// TestIntegrationAutoDomainType resolves domain_type=auto on the real host:
+// kvm only when a KVM probe guest survives, otherwise qemu with a warning
+// (the outcome on hosts where /dev/kvm exists but guests abort).
+func TestIntegrationAutoDomainType(t *testing.T) {
+	uri := integrationURI(t)
+	p := New(hclog.NewNullLogger())
+	noError(t, "Configure", p.Configure(ctx, map[string]string{SettingURL: uri}, nil))
+	defer p.Close()
+	start := time.Now()
+	_, _, dt, warns, err := p.connect(ctx)
+	noError(t, "connect", err)
+	t.Logf("domain_type auto -> %s in %s (warnings: %+v)", dt, time.Since(start), []sdk.Diagnostic(warns))
+	switch dt {
+	case domainTypeKVM:
+		if len(warns) != 0 {
+			t.Fatalf("kvm chosen with warnings %v", warns)
+		}
+	case domainTypeQEMU:
+		if len(warns) != 1 || warns[0].Severity != sdk.SeverityWarning {
+			t.Fatalf("qemu chosen without exactly one warning: %v", warns)
+		}
+	default:
+		t.Fatalf("domain type %q", dt)
+	}
+}
+
+// checkGuestThroughConsole logs in on the serial console (root/123456, the
+// tiny template's) and checks what the network definition promises: the
+// DHCP host entry and the DNS domain make `hostname -f` answer
+// <vm>.lago.local, and the VM resolves its own name through libvirt's DNS.
+// Everything goes through the console stream: no packet leaves the host.
+func checkGuestThroughConsole(t *testing.T, p *Provider, env *providerv1.EnvRef, vm *providerv1.VM) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- p.Console(ctx, env, vm, pr, &out) }()
+	defer func() {
+		pw.Close()
+		noError(t, "Console", <-done)
+	}()
+	expect := func(what string, within time.Duration, nudge string) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !strings.Contains(out.String(), what) {
+			if time.Now().After(deadline) {
+				t.Fatalf("console: no %q within %s; output:\n%s", what, within, out.String())
+			}
+			if nudge != "" {
+				_, _ = pw.Write([]byte(nudge))
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	expect("login:", 90*time.Second, "\n")
+	_, _ = pw.Write([]byte("root\n"))
+	expect("assword", 10*time.Second, "")
+	_, _ = pw.Write([]byte("123456\n"))
+	time.Sleep(time.Second)
+	// The markers are computed by the guest so the echoed command line
+	// never matches them.
+	ip := vm.GetNics()[0].GetIp()
+	_, _ = pw.Write([]byte(fmt.Sprintf("echo H-$((40+2)) $(hostname -f) R-$((40+2)) $(nslookup %s 2>/dev/null | grep -c '%s$') E-$((40+2))\n", vm.GetName(), ip)))
+	expect("E-42", 60*time.Second, "")
+	got := out.String()
+	line := got[strings.LastIndex(got, "H-42"):]
+	line = line[:strings.Index(line, "E-42")]
+	t.Logf("guest says: %q", line)
+	if !strings.Contains(line, " "+vm.GetName()+".lago.local ") {
+		t.Errorf("hostname -f in the guest is not %s.lago.local: %q", vm.GetName(), line)
+	}
+	if strings.Contains(line, "R-42 0 ") {
+		t.Errorf("the guest cannot resolve its own name through libvirt's DNS: %q", line)
 	}
 }
