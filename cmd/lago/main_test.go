@@ -361,7 +361,7 @@ func TestPluginsVerb(t *testing.T) {
 // waits on its context: the verb's deferred cleanup must run and the exit
 // status be 128+15.
 func TestSignalRunsCleanups(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			var cleaned atomic.Bool
 			ready := make(chan struct{})
