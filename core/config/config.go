@@ -415,6 +415,14 @@ func (ld *loader) envLayer(environ []string) (*layer, error) {
 				return nil, errs.Userf("environment %s: want LAGO__SECTION__KEY", name)
 			}
 			section, key = strings.ToLower(s), strings.ToLower(k)
+			if inst, ok := strings.CutPrefix(section, SectionProvider+"_"); ok {
+				pname, found := ld.providerByEnvName(inst)
+				if !found {
+					return nil, errs.Userf("environment %s: no [provider NAME] instance is called %q (known: %s)",
+						name, inst, strings.Join(ld.providerNames(), ", "))
+				}
+				section = SectionProvider + " " + pname
+			}
 			if msg := ld.checkKey(section, key); msg != "" {
 				return nil, errs.Userf("environment %s: %s", name, msg)
 			}
@@ -430,6 +438,32 @@ func (ld *loader) envLayer(environ []string) (*layer, error) {
 		l.set(section, key, value, src)
 	}
 	return l, nil
+}
+
+// providerNames lists the provider instances declared so far.
+func (ld *loader) providerNames() []string {
+	seen := map[string]bool{}
+	for _, id := range ld.k.Keys() {
+		section, _, _ := strings.Cut(id, ".")
+		if name, ok := strings.CutPrefix(section, SectionProvider+" "); ok {
+			seen[name] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
+// providerByEnvName finds the instance an environment name stands for:
+// LAGO__PROVIDER_LOCAL_LIBVIRT__X names [provider local-libvirt], since
+// variable names cannot hold '-'. Only instances declared in a file (or the
+// built-in one) can be reached this way.
+func (ld *loader) providerByEnvName(env string) (string, bool) {
+	fold := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
+	for _, name := range ld.providerNames() {
+		if fold(name) == env {
+			return name, true
+		}
+	}
+	return env, false
 }
 
 // value returns the merged value of id and its origin.

@@ -127,6 +127,10 @@ func TestEnvNames(t *testing.T) {
 		{"plugin pin", []string{"LAGO__PLUGINS__OUTPUT-JSON=" + strings.Repeat("ab", 32)}, func(c *Config) bool {
 			return c.PluginPins["output-json"] == strings.Repeat("ab", 32)
 		}, ""},
+		{"provider instance", []string{"LAGO__PROVIDER_LOCAL_LIBVIRT__DOMAIN_TYPE=qemu"}, func(c *Config) bool {
+			return c.Providers["local-libvirt"].Settings["domain_type"] == "qemu"
+		}, ""},
+		{"unknown provider instance", []string{"LAGO__PROVIDER_REMOTE__LIBVIRT_URL=x"}, nil, `environment LAGO__PROVIDER_REMOTE__LIBVIRT_URL: no [provider NAME] instance is called "remote" (known: local-libvirt)`},
 		{"unrelated LAGO_ ignored", []string{"LAGO_PLUGIN_PATH=/x", "LAGO_CONFIG=", "LAGOX=1"}, func(c *Config) bool { return true }, ""},
 		{"unknown double underscore key", []string{"LAGO__INIT__TEMPLATE_STOR=/x"}, nil, `environment LAGO__INIT__TEMPLATE_STOR: unknown key "template_stor" in [init]; did you mean template_store?`},
 		{"unknown section", []string{"LAGO__INTI__X=1"}, nil, "unknown section [inti]; did you mean [init]?"},
