@@ -423,6 +423,11 @@ func (ld *loader) envLayer(environ []string) (*layer, error) {
 				}
 				section = SectionProvider + " " + pname
 			}
+			if section == SectionPlugins {
+				// Plugin names use '-', which variable names cannot hold:
+				// LAGO__PLUGINS__PROVIDER_LIBVIRT pins provider-libvirt.
+				key = strings.ReplaceAll(key, "_", "-")
+			}
 			if msg := ld.checkKey(section, key); msg != "" {
 				return nil, errs.Userf("environment %s: %s", name, msg)
 			}

@@ -124,7 +124,7 @@ func TestEnvNames(t *testing.T) {
 		{"lago section", []string{"LAGO_SSH_TRIES=5"}, func(c *Config) bool { return c.SSHTries == 5 }, ""},
 		{"other section", []string{"LAGO__INIT__TEMPLATE_STORE=/var/tmp"}, func(c *Config) bool { return c.TemplateStore == "/var/tmp" }, ""},
 		{"start section", []string{"LAGO__START__TIMEOUT=90s"}, func(c *Config) bool { return c.StartTimeout == 90*time.Second }, ""},
-		{"plugin pin", []string{"LAGO__PLUGINS__OUTPUT-JSON=" + strings.Repeat("ab", 32)}, func(c *Config) bool {
+		{"plugin pin", []string{"LAGO__PLUGINS__OUTPUT_JSON=" + strings.Repeat("ab", 32)}, func(c *Config) bool {
 			return c.PluginPins["output-json"] == strings.Repeat("ab", 32)
 		}, ""},
 		{"provider instance", []string{"LAGO__PROVIDER_LOCAL_LIBVIRT__DOMAIN_TYPE=qemu"}, func(c *Config) bool {
