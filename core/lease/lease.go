@@ -259,6 +259,15 @@ func (s *Store) AcquireN(ctx context.Context, uuidPath, uuid string, reqs []Requ
 	if strings.TrimSpace(uuid) == "" {
 		return nil, fmt.Errorf("lease for %s: empty uuid", holder)
 	}
+	// A lease whose holder file is missing is stale the moment it is
+	// written, and anyone may take it over: refuse rather than hand out a
+	// subnet that is not really held.
+	if ok, err := live(holder, uuid); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("%s does not exist or does not hold uuid %s", holder, uuid)
+		}
+		return nil, fmt.Errorf("lease holder: %w (write the prefix's uuid file before leasing)", err)
+	}
 	// Validate before touching the store.
 	wanted := make(map[int]int) // octet -> request index
 	for i, r := range reqs {

@@ -364,3 +364,21 @@ func TestSubnetOf(t *testing.T) {
 		}
 	}
 }
+
+func TestAcquireNeedsHolderFile(t *testing.T) {
+	s := newStore(t)
+	p := prefix(t, "real")
+	for _, uuid := range []string{"other", ""} {
+		if _, err := s.Acquire(context.Background(), p, uuid, Request{}); err == nil {
+			t.Errorf("uuid %q: leased for a holder file holding %q", uuid, "real")
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "uuid")
+	_, err := s.Acquire(context.Background(), missing, "x", Request{})
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("missing holder file: %v", err)
+	}
+	if entries, _ := s.List(context.Background()); len(entries) != 0 {
+		t.Fatalf("refused acquisitions left leases: %+v", entries)
+	}
+}
