@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/lago-go/lago/core/ssh/sshtest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,7 +15,7 @@ import (
 // temp folders here.
 
 func TestCopyFile(t *testing.T) {
-	srv := startServer(t, serverOpts{password: "pw"})
+	srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
 	c := dialT(t, Target{Addr: srv.Addr(), Password: "pw"})
 	ctx := context.Background()
 	local := t.TempDir()
@@ -62,7 +63,7 @@ func TestCopyFile(t *testing.T) {
 }
 
 func TestCopyFolder(t *testing.T) {
-	srv := startServer(t, serverOpts{password: "pw"})
+	srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
 	c := dialT(t, Target{Addr: srv.Addr(), Password: "pw"})
 	ctx := context.Background()
 	src := t.TempDir()

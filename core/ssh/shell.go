@@ -12,15 +12,16 @@ import (
 )
 
 // Shell runs an interactive login shell on the guest (`lago shell VM`).
-// When stdin is a terminal it is switched to raw mode for the session, a pty
-// of the same size is requested and window size changes are forwarded; the
-// terminal is restored on return. Otherwise the shell reads stdin as a
-// script. The result is the shell's exit code.
-func (c *Client) Shell(ctx context.Context, stdin *os.File, stdout, stderr io.Writer) (int, error) {
-	fd := int(stdin.Fd())
-	if !term.IsTerminal(fd) {
+// When stdin is a terminal (*os.File) it is switched to raw mode for the
+// session, a pty of the same size is requested and window size changes are
+// forwarded; the terminal is restored on return. Otherwise the shell reads
+// stdin as a script. The result is the shell's exit code.
+func (c *Client) Shell(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	f, ok := stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return c.run(ctx, "", stdin, stdout, stderr)
 	}
+	fd := int(f.Fd())
 	w, h, err := term.GetSize(fd)
 	if err != nil {
 		w, h = 80, 24

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/lago-go/lago/core/ssh/sshtest"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -76,7 +78,7 @@ func dialT(t *testing.T, tg Target) *Client {
 }
 
 func TestRun(t *testing.T) {
-	srv := startServer(t, serverOpts{password: "123456"})
+	srv := sshtest.Start(t, sshtest.Options{Password: "123456"})
 	c := dialT(t, Target{Addr: srv.Addr(), Password: "123456"})
 	tests := []struct {
 		name       string
@@ -124,37 +126,37 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunScript(t *testing.T) {
-	srv := startServer(t, serverOpts{password: "pw"})
+	srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
 	c := dialT(t, Target{Addr: srv.Addr(), Password: "pw"})
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Fatalf("bash is needed on the host for this test: %v", err)
 	}
 	var out bytes.Buffer
-	code, err := c.RunScript(context.Background(), strings.NewReader("echo \"$1-$2\"\nexit 4\n"), []string{"a b", "c"}, &out, discard)
+	code, err := c.RunScript(context.Background(), strings.NewReader("echo \"$1-$2\"\nexit 4\n"), []string{"a b", "c"}, &out, io.Discard)
 	if err != nil || code != 4 || out.String() != "a b-c\n" {
 		t.Fatalf("RunScript = %d, %v, %q; want 4, nil, %q", code, err, out.String(), "a b-c\n")
 	}
 }
 
 func TestAuth(t *testing.T) {
-	keyPath, pub := newClientKey(t)
-	otherKey, _ := newClientKey(t)
+	keyPath, pub := sshtest.NewClientKey(t)
+	otherKey, _ := sshtest.NewClientKey(t)
 	tests := []struct {
 		name     string
-		server   serverOpts
+		server   sshtest.Options
 		target   Target
 		wantAuth bool // want ErrAuth
 	}{
-		{"key", serverOpts{key: pub}, Target{KeyPath: keyPath}, false},
-		{"key before password", serverOpts{key: pub, password: "right"}, Target{KeyPath: keyPath, Password: "wrong"}, false},
-		{"password after refused key", serverOpts{password: "123456"}, Target{KeyPath: otherKey, Password: "123456"}, false},
-		{"password only", serverOpts{password: "123456"}, Target{Password: "123456"}, false},
-		{"wrong password", serverOpts{password: "123456"}, Target{Password: "654321"}, true},
-		{"wrong key, no password", serverOpts{key: pub}, Target{KeyPath: otherKey}, true},
+		{"key", sshtest.Options{Key: pub}, Target{KeyPath: keyPath}, false},
+		{"key before password", sshtest.Options{Key: pub, Password: "right"}, Target{KeyPath: keyPath, Password: "wrong"}, false},
+		{"password after refused key", sshtest.Options{Password: "123456"}, Target{KeyPath: otherKey, Password: "123456"}, false},
+		{"password only", sshtest.Options{Password: "123456"}, Target{Password: "123456"}, false},
+		{"wrong password", sshtest.Options{Password: "123456"}, Target{Password: "654321"}, true},
+		{"wrong key, no password", sshtest.Options{Key: pub}, Target{KeyPath: otherKey}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startServer(t, tc.server)
+			srv := sshtest.Start(t, tc.server)
 			tc.target.Addr = srv.Addr()
 			c, err := Dial(context.Background(), tc.target)
 			if tc.wantAuth {
@@ -183,8 +185,8 @@ func TestNoCredentials(t *testing.T) {
 
 func TestKnownHostsTOFU(t *testing.T) {
 	kh := filepath.Join(t.TempDir(), "sub", "known_hosts")
-	hostKey := newHostKey(t)
-	srv := startServer(t, serverOpts{password: "pw", hostKey: hostKey})
+	hostKey := sshtest.NewHostKey(t)
+	srv := sshtest.Start(t, sshtest.Options{Password: "pw", HostKey: hostKey})
 	addr := srv.Addr()
 	tg := Target{Addr: addr, Password: "pw", KnownHostsPath: kh}
 
@@ -205,7 +207,7 @@ func TestKnownHostsTOFU(t *testing.T) {
 
 	// Same address, new key: refused with a clear error.
 	srv.Close()
-	startServer(t, serverOpts{password: "pw", addr: addr})
+	sshtest.Start(t, sshtest.Options{Password: "pw", Addr: addr})
 	_, err = Dial(context.Background(), tg)
 	var hk *HostKeyChangedError
 	if !errors.As(err, &hk) {
@@ -272,7 +274,7 @@ func TestWaitReadyLateServer(t *testing.T) {
 				if early != nil {
 					early.Close()
 				}
-				startServer(t, serverOpts{password: "pw", addr: addr})
+				sshtest.Start(t, sshtest.Options{Password: "pw", Addr: addr})
 				ready <- time.Now()
 			}()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -294,7 +296,7 @@ func TestWaitReadyLateServer(t *testing.T) {
 }
 
 func TestWaitReadyAuthFailsFast(t *testing.T) {
-	srv := startServer(t, serverOpts{password: "right"})
+	srv := sshtest.Start(t, sshtest.Options{Password: "right"})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := WaitReady(ctx, Target{Addr: srv.Addr(), Password: "wrong"}, 20*time.Millisecond)
@@ -320,7 +322,7 @@ func TestCancel(t *testing.T) {
 		}
 	})
 	t.Run("Run", func(t *testing.T) {
-		srv := startServer(t, serverOpts{password: "pw"})
+		srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
 		c := dialT(t, Target{Addr: srv.Addr(), Password: "pw"})
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(200*time.Millisecond, cancel)
@@ -338,7 +340,7 @@ func TestCancel(t *testing.T) {
 		}
 	})
 	t.Run("Dial already cancelled", func(t *testing.T) {
-		srv := startServer(t, serverOpts{password: "pw"})
+		srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := Dial(ctx, Target{Addr: srv.Addr(), Password: "pw"}); !errors.Is(err, context.Canceled) {

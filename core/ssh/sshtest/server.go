@@ -1,4 +1,8 @@
-package ssh
+// Package sshtest is an in-process ssh server for tests: it listens on
+// 127.0.0.1 and runs exec requests with the local /bin/sh, so code that
+// talks to guests over ssh can be tested against a real handshake, real
+// quoting and real exit codes without a VM.
+package sshtest
 
 import (
 	"bytes"
@@ -7,7 +11,6 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -19,11 +22,11 @@ import (
 	xssh "golang.org/x/crypto/ssh"
 )
 
-// testServer is an in-process ssh server on 127.0.0.1 that runs exec
-// requests with the local /bin/sh, so quoting and exit codes are checked
-// against a real POSIX shell, as on a guest.
-type testServer struct {
-	t        *testing.T
+// Server is an in-process ssh server on 127.0.0.1 that runs exec requests
+// with the local /bin/sh, so quoting and exit codes are checked against a
+// real POSIX shell, as on a guest.
+type Server struct {
+	t        testing.TB
 	ln       net.Listener
 	cfg      *xssh.ServerConfig
 	password string
@@ -33,14 +36,21 @@ type testServer struct {
 	logins   int
 }
 
-type serverOpts struct {
-	password string
-	key      xssh.PublicKey
-	hostKey  xssh.Signer
-	addr     string // listen address, default 127.0.0.1:0
+// Options configure a Server. At least one of Password and Key should be
+// set, or no login succeeds.
+type Options struct {
+	// Password accepted for any user.
+	Password string
+	// Key is the accepted client public key.
+	Key xssh.PublicKey
+	// HostKey defaults to a fresh ed25519 key.
+	HostKey xssh.Signer
+	// Addr is the listen address, default 127.0.0.1:0.
+	Addr string
 }
 
-func newHostKey(t *testing.T) xssh.Signer {
+// NewHostKey returns a fresh ed25519 host key.
+func NewHostKey(t testing.TB) xssh.Signer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -53,9 +63,9 @@ func newHostKey(t *testing.T) xssh.Signer {
 	return s
 }
 
-// newClientKey writes an OpenSSH private key file and returns its path and
-// public key.
-func newClientKey(t *testing.T) (string, xssh.PublicKey) {
+// NewClientKey writes an OpenSSH private key file in a temp folder and
+// returns its path and public key.
+func NewClientKey(t testing.TB) (string, xssh.PublicKey) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -76,17 +86,18 @@ func newClientKey(t *testing.T) (string, xssh.PublicKey) {
 	return p, signer.PublicKey()
 }
 
-func startServer(t *testing.T, o serverOpts) *testServer {
+// Start starts a server; it is closed when the test ends.
+func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	if o.addr == "" {
-		o.addr = "127.0.0.1:0"
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
 	}
-	if o.hostKey == nil {
-		o.hostKey = newHostKey(t)
+	if o.HostKey == nil {
+		o.HostKey = NewHostKey(t)
 	}
-	s := &testServer{t: t, password: o.password, key: o.key}
+	s := &Server{t: t, password: o.Password, key: o.Key}
 	s.cfg = &xssh.ServerConfig{}
-	if o.password != "" {
+	if o.Password != "" {
 		s.cfg.PasswordCallback = func(_ xssh.ConnMetadata, pw []byte) (*xssh.Permissions, error) {
 			if string(pw) == s.password {
 				return nil, nil
@@ -94,7 +105,7 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 			return nil, errors.New("wrong password")
 		}
 	}
-	if o.key != nil {
+	if o.Key != nil {
 		s.cfg.PublicKeyCallback = func(_ xssh.ConnMetadata, k xssh.PublicKey) (*xssh.Permissions, error) {
 			if bytes.Equal(k.Marshal(), s.key.Marshal()) {
 				return nil, nil
@@ -102,8 +113,8 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 			return nil, errors.New("unknown key")
 		}
 	}
-	s.cfg.AddHostKey(o.hostKey)
-	ln, err := net.Listen("tcp", o.addr)
+	s.cfg.AddHostKey(o.HostKey)
+	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,20 +125,23 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 	return s
 }
 
-func (s *testServer) Addr() string { return s.ln.Addr().String() }
+// Addr is the host:port the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-func (s *testServer) Close() {
+// Close stops listening and waits for the accept loop.
+func (s *Server) Close() {
 	s.ln.Close()
 	s.wg.Wait()
 }
 
-func (s *testServer) Logins() int {
+// Logins counts successful logins.
+func (s *Server) Logins() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.logins
 }
 
-func (s *testServer) serve() {
+func (s *Server) serve() {
 	defer s.wg.Done()
 	for {
 		c, err := s.ln.Accept()
@@ -138,7 +152,7 @@ func (s *testServer) serve() {
 	}
 }
 
-func (s *testServer) handle(c net.Conn) {
+func (s *Server) handle(c net.Conn) {
 	conn, chans, reqs, err := xssh.NewServerConn(c, s.cfg)
 	if err != nil {
 		c.Close()
@@ -162,7 +176,7 @@ func (s *testServer) handle(c net.Conn) {
 	}
 }
 
-func (s *testServer) session(ch xssh.Channel, reqs <-chan *xssh.Request) {
+func (s *Server) session(ch xssh.Channel, reqs <-chan *xssh.Request) {
 	defer ch.Close()
 	var cmd *exec.Cmd
 	done := make(chan struct{})
@@ -227,6 +241,3 @@ func (s *testServer) session(ch xssh.Channel, reqs <-chan *xssh.Request) {
 		<-done
 	}
 }
-
-// discard is an io.Writer for outputs a test does not look at.
-var discard io.Writer = io.Discard
