@@ -142,6 +142,7 @@ func setupIntegration(t *testing.T, config map[string]string) *itEnv {
 		Name: "n0", Type: "nat", Gateway: fmt.Sprintf("192.168.%d.1", octet), PrefixLength: 24,
 		DhcpStart: fmt.Sprintf("192.168.%d.100", octet), DhcpEnd: fmt.Sprintf("192.168.%d.254", octet),
 		Management: true, DnsDomainName: "lago.local",
+		Ipv6Gateway: fmt.Sprintf("fd8f:1391:3a82:%d::1", octet), Ipv6PrefixLength: 64,
 		Hosts:      []*providerv1.DhcpHost{{Name: "vm0", Mac: mac, Ip: ip}},
 		DnsRecords: []*providerv1.DnsRecord{{Hostname: "vm0", Ip: ip}},
 	}

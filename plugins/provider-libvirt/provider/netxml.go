@@ -95,16 +95,35 @@ func natNetwork(x *libvirtxml.Network, n *providerv1.Network) error {
 		ip4.DHCP = dhcp
 	}
 	x.IPs = append(x.IPs, ip4)
+	var v6 *netip.Prefix
 	if g6 := n.GetIpv6Gateway(); g6 != "" {
 		a, err := netip.ParseAddr(g6)
 		if err != nil || !a.Is6() {
 			return fmt.Errorf("network %q: ipv6 gateway %q is not an IPv6 address", n.GetName(), g6)
 		}
-		p := uint(n.GetIpv6PrefixLength())
-		if p == 0 {
-			p = 64
+		bits := int(n.GetIpv6PrefixLength())
+		if bits == 0 {
+			bits = 64
 		}
-		x.IPs = append(x.IPs, libvirtxml.NetworkIP{Family: "ipv6", Address: a.String(), Prefix: p})
+		if bits > 96 {
+			return fmt.Errorf("network %q: ipv6 prefix /%d leaves no room for the embedded IPv4 addresses (at most /96)", n.GetName(), bits)
+		}
+		pfx, _ := a.Prefix(bits)
+		v6 = &pfx
+		ip6 := libvirtxml.NetworkIP{Family: "ipv6", Address: a.String(), Prefix: uint(bits)}
+		// As the original: every IPv4 address A of the net has the IPv6
+		// twin <prefix>::A, DHCPv6 hands them out by DUID-LL.
+		dhcp6 := &libvirtxml.NetworkDHCP{}
+		for _, r := range dhcp.Ranges {
+			dhcp6.Ranges = append(dhcp6.Ranges, libvirtxml.NetworkDHCPRange{Start: embed4(pfx, r.Start), End: embed4(pfx, r.End)})
+		}
+		for _, h := range dhcp.Hosts {
+			dhcp6.Hosts = append(dhcp6.Hosts, libvirtxml.NetworkDHCPHost{ID: "0:3:0:1:" + h.MAC, IP: embed4(pfx, h.IP), Name: h.Name})
+		}
+		if len(dhcp6.Ranges) > 0 || len(dhcp6.Hosts) > 0 {
+			ip6.DHCP = dhcp6
+		}
+		x.IPs = append(x.IPs, ip6)
 	}
 	if !n.GetManagement() {
 		x.DNS = &libvirtxml.NetworkDNS{Enable: "no"}
@@ -115,8 +134,30 @@ func natNetwork(x *libvirtxml.Network, n *providerv1.Network) error {
 		domain = defaultDNSDomain
 	}
 	x.Domain = &libvirtxml.NetworkDomain{Name: domain, LocalOnly: "yes"}
-	x.DNS = &libvirtxml.NetworkDNS{ForwardPlainNames: "no", Host: dnsHosts(n.GetDnsRecords())}
+	recs := n.GetDnsRecords()
+	if v6 != nil {
+		for _, r := range n.GetDnsRecords() {
+			if a := embed4(*v6, r.GetIp()); a != "" {
+				recs = append(recs, &providerv1.DnsRecord{Hostname: r.GetHostname(), Ip: a})
+			}
+		}
+	}
+	x.DNS = &libvirtxml.NetworkDNS{ForwardPlainNames: "no", Host: dnsHosts(recs)}
 	return nil
+}
+
+// embed4 puts the IPv4 address s in the last 32 bits of the IPv6 prefix
+// (fd8f:1391:3a82:201:: + 192.168.201.2 = fd8f:1391:3a82:201::c0a8:c902);
+// empty when s is not IPv4.
+func embed4(pfx netip.Prefix, s string) string {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return ""
+	}
+	b := pfx.Masked().Addr().As16()
+	v4 := a.As4()
+	copy(b[12:], v4[:])
+	return netip.AddrFrom16(b).String()
 }
 
 // dnsHosts groups records by address, one <host> per IP with its names

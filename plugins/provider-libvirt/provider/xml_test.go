@@ -177,6 +177,18 @@ func TestNetworkXMLVariants(t *testing.T) {
 			if len(x.IPs) != 2 || x.IPs[1].Family != "ipv6" || x.IPs[1].Address != "fd8f:1391:3a82:201::1" || x.IPs[1].Prefix != 64 {
 				t.Fatalf("ips %+v", x.IPs)
 			}
+			d6 := x.IPs[1].DHCP
+			if d6 == nil || len(d6.Ranges) != 1 || d6.Ranges[0].Start != "fd8f:1391:3a82:201::c0a8:c964" ||
+				len(d6.Hosts) != 2 || d6.Hosts[0].ID != "0:3:0:1:54:52:c0:a8:c9:02" || d6.Hosts[0].IP != "fd8f:1391:3a82:201::c0a8:c902" {
+				t.Fatalf("dhcpv6 %+v", d6)
+			}
+			var aaaa bool
+			for _, h := range x.DNS.Host {
+				aaaa = aaaa || (h.IP == "fd8f:1391:3a82:201::c0a8:c902" && h.Hostnames[0].Hostname == "vm0")
+			}
+			if !aaaa {
+				t.Fatalf("no IPv6 dns record for vm0: %+v", x.DNS.Host)
+			}
 		}},
 		{"bridge is isolated", func(n *providerv1.Network) { *n = providerv1.Network{Name: "br", Type: "bridge"} }, func(t *testing.T, x *libvirtxml.Network) {
 			if x.Forward != nil || len(x.IPs) != 0 || x.Domain != nil {
