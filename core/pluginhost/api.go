@@ -68,6 +68,8 @@ type Manager struct {
 	closed  bool
 	procs   map[string]*process // by plugin name
 	clients map[string]any      // configured component clients by kind/name/config
+	// configured maps process slot + component to the settings it holds.
+	configured map[string]string
 }
 
 // New returns a Manager; nothing is scanned or started until needed.
@@ -85,7 +87,7 @@ func New(opts Options) *Manager {
 	case "-":
 		opts.CacheFile = ""
 	}
-	return &Manager{opts: opts, procs: map[string]*process{}, clients: map[string]any{}}
+	return &Manager{opts: opts, procs: map[string]*process{}, clients: map[string]any{}, configured: map[string]string{}}
 }
 
 // Discover lists every plugin binary, including shadowed and refused ones,
@@ -186,8 +188,9 @@ func (m *Manager) component(ctx context.Context, kind, name, verb string, config
 		m.mu.Unlock()
 		return c, nil
 	}
+	slot := m.slotLocked(info.Name, kind+"\x00"+comp.Name, configKey(config))
 	m.mu.Unlock()
-	p, err := m.process(info)
+	p, err := m.process(info, slot)
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +203,29 @@ func (m *Manager) component(ctx context.Context, kind, name, verb string, config
 	m.clients[key] = c
 	m.mu.Unlock()
 	return c, nil
+}
+
+// slotLocked picks the process of plugin for component configured with
+// cfgKey. A component holds one configuration per process, so a second
+// named instance of it with other settings (say a remote libvirt next to
+// the local one) gets a process of its own; everything else shares the
+// plugin's first process. m.mu must be held.
+func (m *Manager) slotLocked(plugin, component, cfgKey string) string {
+	for i := 0; ; i++ {
+		slot := plugin
+		if i > 0 {
+			slot = fmt.Sprintf("%s#%d", plugin, i)
+		}
+		k := slot + "\x00" + component
+		held, ok := m.configured[k]
+		if !ok {
+			m.configured[k] = cfgKey
+			return slot
+		}
+		if held == cfgKey {
+			return slot
+		}
+	}
 }
 
 func configKey(c map[string]string) string {
@@ -295,6 +321,7 @@ func (m *Manager) Close() {
 	procs := m.procs
 	m.procs = map[string]*process{}
 	m.clients = map[string]any{}
+	m.configured = map[string]string{}
 	m.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range procs {

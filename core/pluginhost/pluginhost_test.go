@@ -317,6 +317,36 @@ func TestLazyStartOncePerBinary(t *testing.T) {
 	}
 }
 
+// TestInstancesKeepTheirSettings: two named instances of one provider
+// component with different settings (local and remote libvirt) must not
+// share one configuration; equal settings share a process.
+func TestInstancesKeepTheirSettings(t *testing.T) {
+	count := counter(t)
+	dir := t.TempDir()
+	install(t, dir, "good", 0o755)
+	m, _ := newManager(t, Options{SearchPath: []string{dir}})
+	ctx := context.Background()
+	state := func(name string) string {
+		t.Helper()
+		p, err := m.Provider(ctx, "echo", map[string]string{"name": name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := p.VMState(ctx, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := state("local"), state("remote")
+	if a != "local" || b != "remote" || state("local") != "local" {
+		t.Fatalf("instances answered %q and %q", a, b)
+	}
+	if n := count("serve"); n != 2 {
+		t.Fatalf("%d plugin processes for 2 instances, want 2", n)
+	}
+}
+
 func pidOf(t *testing.T, m *Manager, name string) int {
 	t.Helper()
 	m.mu.Lock()

@@ -44,16 +44,16 @@ type process struct {
 }
 
 // process returns the running process for info, starting it on first use.
-func (m *Manager) process(info Info) (*process, error) {
+func (m *Manager) process(info Info, slot string) (*process, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("start plugin %s: %w", info.Name, ErrClosed)
 	}
-	p, ok := m.procs[info.Name]
+	p, ok := m.procs[slot]
 	if !ok {
 		p = &process{name: info.Name, path: info.Path, ready: make(chan struct{}), tail: newTailBuffer(20)}
-		m.procs[info.Name] = p
+		m.procs[slot] = p
 		m.mu.Unlock()
 		p.err = p.start(m.opts, info, m.reattachConfig(info.Name))
 		close(p.ready)
@@ -115,7 +115,7 @@ func (m *Manager) addReattached(infos []Info) ([]Info, error) {
 			continue
 		}
 		info := Info{Name: name, Path: "reattached:" + name}
-		p, err := m.process(info)
+		p, err := m.process(info, info.Name)
 		if err != nil {
 			m.opts.Logger.Warn("cannot attach to plugin", "plugin", name, "error", err)
 			continue

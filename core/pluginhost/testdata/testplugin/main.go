@@ -5,7 +5,9 @@ package main
 
 import (
 	"context"
+
 	"fmt"
+	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
 	"io"
 	"os"
 	"strings"
@@ -36,6 +38,7 @@ func main() {
 		Components: []sdk.Component{
 			{Info: sdk.ComponentInfo{Name: "upper", Kind: sdk.KindOutput}, Impl: upper{}},
 			{Info: sdk.ComponentInfo{Name: "greeter", Kind: sdk.KindCommand, Commands: []sdk.CommandSpec{{Name: "greet", MaxArgs: -1}}}, Impl: &greeter{}},
+			{Info: sdk.ComponentInfo{Name: "echo", Kind: sdk.KindProvider}, Impl: &echoProvider{}},
 		},
 	})
 }
@@ -86,4 +89,20 @@ func (g *greeter) Execute(ctx context.Context, req *commandv1.ExecuteRequest, st
 	fmt.Fprintf(stdout, "hello %s from %s", strings.Join(req.GetArgs(), " "), prefix)
 	fmt.Fprint(stderr, "to stderr")
 	return 4, nil
+}
+
+// echoProvider answers VMState with its "name" setting, so tests can tell
+// which configuration a call reached.
+type echoProvider struct {
+	sdk.UnimplementedProvider
+	name string
+}
+
+func (e *echoProvider) Configure(_ context.Context, config map[string]string, _ sdk.Host) error {
+	e.name = config["name"]
+	return nil
+}
+
+func (e *echoProvider) VMState(context.Context, *providerv1.EnvRef, *providerv1.VM) (string, error) {
+	return e.name, nil
 }
