@@ -371,8 +371,20 @@ func (f *fakeConn) DefineNetwork(x string) error {
 	}
 	f.call("DefineNetwork %s", n.Name)
 	if old, ok := f.nets[n.Name]; ok {
+		// Like libvirt: a redefinition must keep the network's uuid.
+		var o libvirtxml.Network
+		_ = o.Unmarshal(old.xml)
+		if n.UUID != o.UUID {
+			return fmt.Errorf("operation failed: network '%s' already exists with uuid %s", n.Name, o.UUID)
+		}
 		old.xml = x
 		return nil
+	}
+	f.uuids++
+	n.UUID = fmt.Sprintf("00000000-0000-0000-0000-%012d", f.uuids)
+	x, err := n.Marshal()
+	if err != nil {
+		return err
 	}
 	f.nets[n.Name] = &fakeNet{xml: x}
 	return nil

@@ -280,6 +280,12 @@ func runIntegration(t *testing.T, config map[string]string) {
 		if st != "up" {
 			t.Fatalf("network %s state %q", n.Name, st)
 		}
+		// Stop keeps the definition; starting again updates it.
+		noError(t, "StopNetwork "+n.Name, p.StopNetwork(ctx, env, n))
+		if st, _ := p.NetworkState(ctx, env, n); st != "down" {
+			t.Fatalf("network %s state after stop %q", n.Name, st)
+		}
+		noError(t, "StartNetwork again "+n.Name, p.StartNetwork(ctx, env, n))
 	}
 	start = time.Now()
 	noError(t, "StartVM", p.StartVM(ctx, env, vm))

@@ -47,6 +47,10 @@ func (p *Provider) StartNetwork(ctx context.Context, env *providerv1.EnvRef, n *
 		if ni.Active {
 			return withWarnings(warns, nil)
 		}
+		// Redefining must keep libvirt's uuid, or libvirt refuses.
+		if x, err = withNetworkUUID(x, ni.XML); err != nil {
+			return withWarnings(warns, errorDiag(label+": cannot update the definition", err))
+		}
 	}
 	if n.GetType() != "bridge" {
 		if d := subnetConflict(label, n, name, nets, cfg.Remote); d != nil {
@@ -280,4 +284,17 @@ func interfaceSubnets(x string) []ifaceSubnet {
 		}
 	}
 	return out
+}
+
+// withNetworkUUID copies the uuid of the existing definition old into x.
+func withNetworkUUID(x, old string) (string, error) {
+	var o, n libvirtxml.Network
+	if err := o.Unmarshal(old); err != nil {
+		return "", fmt.Errorf("parse existing network: %w", err)
+	}
+	if err := n.Unmarshal(x); err != nil {
+		return "", fmt.Errorf("parse network: %w", err)
+	}
+	n.UUID = o.UUID
+	return n.Marshal()
 }
