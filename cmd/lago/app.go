@@ -76,8 +76,21 @@ func (a *app) buildRoot() {
 		Version:       version.Version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Args:          cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// Reached only without a verb: print help, exit 1.
+			if len(args) > 0 {
+				// With TraverseChildren cobra hands an unknown verb to the
+				// root instead of reporting it.
+				msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					msg += "; did you mean " + strings.Join(s, " or ") + "?"
+				}
+				if a.hostErr != nil {
+					msg += " (" + a.hostErr.Error() + ")"
+				}
+				return errs.Userf("%s", msg)
+			}
+			// No verb: print help, exit 1.
 			cmd.SetOut(a.stdout)
 			_ = cmd.Help()
 			return errs.Exit(errs.ExitFailure)
@@ -94,7 +107,12 @@ func (a *app) buildRoot() {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return errs.User(err) })
 	root.CompletionOptions.HiddenDefaultCmd = false
 
-	pf := root.PersistentFlags()
+	// Global options are the root's own flags, given before the verb as in
+	// the original (argparse subparsers); TraverseChildren parses them on
+	// the way to the verb. As persistent flags they would clash with verb
+	// flags of the same letter (-l is --loglevel, and snapshot's --list).
+	root.TraverseChildren = true
+	pf := root.Flags()
 	for _, k := range config.SectionKeys(config.SectionLago) {
 		if k.Flag == "" {
 			continue
@@ -236,7 +254,7 @@ func (a *app) loadConfig(cmd *cobra.Command) error {
 			fmt.Fprintf(a.stderr, "lago: warning: --%s is deprecated: %s\n", f.Name, d)
 		}
 	}
-	a.root.PersistentFlags().VisitAll(visit)
+	a.root.Flags().VisitAll(visit)
 	if cmd != a.root {
 		cmd.LocalFlags().VisitAll(visit)
 	}

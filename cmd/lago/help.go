@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // writeUsage prints cmd's usage in cobra's default layout. It replaces
@@ -59,11 +60,18 @@ func writeUsage(w io.Writer, cmd *cobra.Command) {
 			}
 		}
 	}
-	if cmd.HasAvailableLocalFlags() {
+	if !cmd.HasParent() {
+		b.WriteString("\nGlobal options:\n" + strings.TrimRight(cmd.LocalFlags().FlagUsages(), " \n") + "\n")
+	} else if cmd.HasAvailableLocalFlags() {
 		b.WriteString("\nOptions:\n" + strings.TrimRight(cmd.LocalFlags().FlagUsages(), " \n") + "\n")
 	}
 	if cmd.HasAvailableInheritedFlags() {
-		b.WriteString("\nGlobal options:\n" + strings.TrimRight(cmd.InheritedFlags().FlagUsages(), " \n") + "\n")
+		b.WriteString("\nInherited options:\n" + strings.TrimRight(cmd.InheritedFlags().FlagUsages(), " \n") + "\n")
+	}
+	if cmd.HasParent() {
+		if g := globalFlags(cmd.Root()); g.HasAvailableFlags() {
+			b.WriteString("\nGlobal options (before the verb):\n" + strings.TrimRight(g.FlagUsages(), " \n") + "\n")
+		}
 	}
 	if cmd.HasAvailableSubCommands() {
 		fmt.Fprintf(&b, "\nUse \"%s VERB --help\" for more information about a verb.\n", cmd.CommandPath())
@@ -83,4 +91,15 @@ func writeHelp(w io.Writer, cmd *cobra.Command) {
 	if cmd.Runnable() || cmd.HasSubCommands() {
 		writeUsage(w, cmd)
 	}
+}
+
+// globalFlags returns the root's options without --help and --version.
+func globalFlags(root *cobra.Command) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("global", pflag.ContinueOnError)
+	root.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
+		if f.Name != "help" && f.Name != "version" {
+			fs.AddFlag(f)
+		}
+	})
+	return fs
 }

@@ -114,8 +114,5 @@ func (a *app) execute(ctx context.Context, args []string) error {
 	}
 	a.root.SetArgs(norm)
 	_, err = a.root.ExecuteContextC(ctx)
-	if err != nil && !a.started && a.hostErr != nil && len(path) > 0 && findSub(a.root, path[0]) == nil {
-		return errs.User(fmt.Errorf("%w (%v)", err, a.hostErr))
-	}
 	return err
 }

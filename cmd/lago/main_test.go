@@ -182,7 +182,7 @@ func TestOptionsReachHandler(t *testing.T) {
 	}
 	var got *Invocation
 	capture := func(_ context.Context, inv *Invocation) error { got = inv; return nil }
-	hs := map[string]Handler{"destroy": capture, "start": capture, "ansible_hosts": capture, "shell": capture, "export": capture}
+	hs := map[string]Handler{"destroy": capture, "start": capture, "ansible_hosts": capture, "shell": capture, "export": capture, "snapshot": capture}
 	tests := []struct {
 		name  string
 		args  []string
@@ -194,6 +194,12 @@ func TestOptionsReachHandler(t *testing.T) {
 			}
 			if inv.Config.SSHUser != "flaguser" || inv.Config.WorkdirPath != "/w" {
 				return fmt.Errorf("ssh user %q workdir %q", inv.Config.SSHUser, inv.Config.WorkdirPath)
+			}
+			return nil
+		}},
+		{"same letter global and verb option", []string{"-l", "debug", "snapshot", "-l"}, func(inv *Invocation) error {
+			if !inv.OptBool("list") || inv.Config.LogLevel != "debug" {
+				return fmt.Errorf("list %v loglevel %q", inv.OptBool("list"), inv.Config.LogLevel)
 			}
 			return nil
 		}},

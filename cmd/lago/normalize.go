@@ -95,22 +95,38 @@ func findSub(cmd *cobra.Command, name string) *cobra.Command {
 	return nil
 }
 
-// allFlags returns the options valid for cmd: its own, the persistent
-// ones of its ancestors, --help and --version.
+// allFlags returns the options valid at cmd's place on the command line:
+// its own, the persistent ones of its ancestors, --help and --version. A
+// name or letter already taken is skipped: the nearest command wins, as in
+// cobra's parsing.
 func allFlags(cmd *cobra.Command) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)
-	fs.AddFlagSet(cmd.Flags())
+	add := func(f *pflag.Flag) {
+		if fs.Lookup(f.Name) != nil || (f.Shorthand != "" && fs.ShorthandLookup(f.Shorthand) != nil) {
+			return
+		}
+		fs.AddFlag(f)
+	}
+	cmd.Flags().VisitAll(add)
 	for c := cmd; c != nil; c = c.Parent() {
-		fs.AddFlagSet(c.PersistentFlags())
+		c.PersistentFlags().VisitAll(add)
 	}
 	if fs.Lookup("help") == nil {
-		fs.BoolP("help", "h", false, "")
+		add(&pflag.Flag{Name: "help", Shorthand: "h", NoOptDefVal: "true", Value: new(boolFlag)})
 	}
 	if !cmd.HasParent() && fs.Lookup("version") == nil {
-		fs.BoolP("version", "v", false, "")
+		add(&pflag.Flag{Name: "version", Shorthand: "v", NoOptDefVal: "true", Value: new(boolFlag)})
 	}
 	return fs
 }
+
+// boolFlag is a placeholder value for --help and --version before cobra
+// declares them.
+type boolFlag bool
+
+func (b *boolFlag) String() string   { return "false" }
+func (b *boolFlag) Set(string) error { return nil }
+func (b *boolFlag) Type() string     { return "bool" }
 
 // resolveLong finds the option name stands for: an exact name, else the only
 // option it is a prefix of. nil means no option matches.
