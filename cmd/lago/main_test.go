@@ -85,6 +85,8 @@ func newFakeHost() *fakeHost {
 				{Name: "hello", Short: "Say hello", Usage: "[NAME...]", MaxArgs: -1,
 					Flags: []plugininfo.FlagSpec{{Name: "fail", Type: "bool", Usage: "exit 3"}, {Name: "greeting", Type: "string", Default: "hi"}}},
 				{Name: "status", Short: "tries to shadow a built-in", MaxArgs: 0},
+				{Name: "broken", Short: "declares a flag twice", MaxArgs: 0,
+					Flags: []plugininfo.FlagSpec{{Name: "x", Type: "bool"}, {Name: "x", Type: "string"}}},
 			},
 		}}},
 		{Name: "output-json", Version: "1.0.0", Path: "/p/lago-plugin-output-json", Components: []plugininfo.ComponentInfo{{Name: "json", Kind: kindOutput}}},
@@ -316,6 +318,12 @@ func TestPluginVerbs(t *testing.T) {
 	r = runCLI(t, newFakeHost(), nil, nil, "hello", "--fail")
 	if r.code != 3 {
 		t.Errorf("plugin exit code: got %d, want 3 (stderr %s)", r.code, r.stderr)
+	}
+
+	// A verb with a broken flag declaration is left out, not a panic.
+	r = runCLI(t, newFakeHost(), nil, nil, "broken")
+	if r.code != 2 || !strings.Contains(r.stderr, `unknown command "broken"`) || !strings.Contains(r.stderr, `flag "x" is empty or declared twice`) {
+		t.Errorf("broken plugin verb: code %d stderr %s", r.code, r.stderr)
 	}
 
 	// A plugin cannot replace a built-in verb.

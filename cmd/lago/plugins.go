@@ -115,6 +115,14 @@ func (a *app) pluginCommand(component string, spec plugininfo.CommandSpec) (*cob
 	}
 	fs := cmd.Flags()
 	for _, f := range spec.Flags {
+		// pflag panics on a duplicate; a plugin's describe must not be able
+		// to take the CLI down.
+		if f.Name == "" || f.Name == "help" || fs.Lookup(f.Name) != nil {
+			return nil, fmt.Errorf("plugin component %s: verb %s: flag %q is empty or declared twice", component, spec.Name, f.Name)
+		}
+		if f.Shorthand == "h" || len(f.Shorthand) > 1 || (f.Shorthand != "" && fs.ShorthandLookup(f.Shorthand) != nil) {
+			return nil, fmt.Errorf("plugin component %s: verb %s: flag --%s: shorthand %q is invalid or taken", component, spec.Name, f.Name, f.Shorthand)
+		}
 		var err error
 		switch f.Type {
 		case "bool":
