@@ -387,7 +387,7 @@ func TestIntegrationAutoDomainType(t *testing.T) {
 	noError(t, "Configure", p.Configure(ctx, map[string]string{SettingURL: uri}, nil))
 	defer p.Close()
 	start := time.Now()
-	_, _, dt, warns, err := p.connect(ctx)
+	_, _, dt, warns, err := p.connectTyped(ctx)
 	noError(t, "connect", err)
 	t.Logf("domain_type auto -> %s in %s (warnings: %+v)", dt, time.Since(start), []sdk.Diagnostic(warns))
 	switch dt {

@@ -183,29 +183,28 @@ func parseSettings(config map[string]string) (settings, sdk.Diagnostics) {
 	return cfg, diags
 }
 
-// connect returns the shared connection, opening it (and resolving the
-// domain type) on first use. warn collects warnings for the caller.
+// connect returns the shared connection, opening it on first use.
 func (p *Provider) connect(ctx context.Context) (Conn, settings, string, sdk.Diagnostics, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.configured {
-		cfg, diags := parseSettings(nil)
-		if diags.HasErrors() {
-			return nil, cfg, "", nil, diags
-		}
-		p.cfg, p.configured = cfg, true
-	}
-	if p.conn == nil {
-		c, err := p.dial(p.cfg.URL, p.cfg.User, p.cfg.Password)
-		if err != nil {
-			return nil, p.cfg, "", nil, sdk.Diagnostics{{Severity: sdk.SeverityError,
-				Summary: fmt.Sprintf("cannot connect to libvirt at %s", p.cfg.URL), Detail: err.Error()}}
-		}
-		p.conn = c
+	c, err := p.connectLocked()
+	return c, p.cfg, p.domainType, nil, err
+}
+
+// connectTyped is connect plus the resolved domain type, for the calls that
+// define domains. Resolving auto may run a KVM probe, so calls that only
+// look (state, lists, removal) do not pay for it. The warnings of the
+// resolution go to the first caller.
+func (p *Provider) connectTyped(ctx context.Context) (Conn, settings, string, sdk.Diagnostics, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, err := p.connectLocked()
+	if err != nil {
+		return nil, p.cfg, "", nil, err
 	}
 	var warns sdk.Diagnostics
 	if p.domainType == "" {
-		dt, w, err := p.resolveDomainType(ctx, p.conn)
+		dt, w, err := p.resolveDomainType(ctx, c)
 		if err != nil {
 			return nil, p.cfg, "", nil, err
 		}
@@ -214,7 +213,26 @@ func (p *Provider) connect(ctx context.Context) (Conn, settings, string, sdk.Dia
 			p.log.Warn(x.Summary, "detail", x.Detail)
 		}
 	}
-	return p.conn, p.cfg, p.domainType, warns, nil
+	return c, p.cfg, p.domainType, warns, nil
+}
+
+func (p *Provider) connectLocked() (Conn, error) {
+	if !p.configured {
+		cfg, diags := parseSettings(nil)
+		if diags.HasErrors() {
+			return nil, diags
+		}
+		p.cfg, p.configured = cfg, true
+	}
+	if p.conn == nil {
+		c, err := p.dial(p.cfg.URL, p.cfg.User, p.cfg.Password)
+		if err != nil {
+			return nil, sdk.Diagnostics{{Severity: sdk.SeverityError,
+				Summary: fmt.Sprintf("cannot connect to libvirt at %s", p.cfg.URL), Detail: err.Error()}}
+		}
+		p.conn = c
+	}
+	return p.conn, nil
 }
 
 // Close releases the libvirt connection.

@@ -89,7 +89,7 @@ func TestDomainTypeResolution(t *testing.T) {
 			fc := newFakeConn()
 			fc.caps = capsXML(tt.kvm, true)
 			p := newTestProvider(t, fc, tt.config, tt.probeErr)
-			_, _, dt, warns, err := p.connect(ctx)
+			_, _, dt, warns, err := p.connectTyped(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -557,5 +557,40 @@ func TestValidateSpecHostPassthroughFollowsDomainType(t *testing.T) {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestProbeOnlyWhenDefiningDomains(t *testing.T) {
+	fc := newFakeConn()
+	p := newTestProvider(t, fc, nil, nil)
+	probes := 0
+	p.probeKVM = func(context.Context, string) error { probes++; return errors.New("broken kvm") }
+	vm := testVM()
+	vm.SerialLogPath = ""
+	if _, err := p.VMState(ctx, testEnv, vm); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ListOwned(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if probes != 0 {
+		t.Fatalf("read-only calls probed KVM %d times", probes)
+	}
+	err := p.StartVM(ctx, testEnv, vm)
+	var d sdk.Diagnostics
+	if !errors.As(err, &d) || d.HasErrors() || len(d.Warnings()) != 1 {
+		t.Fatalf("StartVM = %v, want success with the fallback warning", err)
+	}
+	if err := p.StopVM(ctx, testEnv, vm); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.StartVM(ctx, testEnv, vm); err != nil {
+		t.Fatalf("second StartVM = %v, want no repeated warning", err)
+	}
+	if probes != 1 {
+		t.Fatalf("probed %d times, want once per process", probes)
+	}
+	if !strings.Contains(fc.doms["1a2b3c4d-vm0"].xml, `type="qemu"`) {
+		t.Fatalf("domain is not qemu after the fallback:\n%s", fc.doms["1a2b3c4d-vm0"].xml)
 	}
 }

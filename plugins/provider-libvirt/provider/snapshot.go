@@ -24,7 +24,7 @@ const quiescedMark = "lago: quiesced"
 // snapshot is taken as is (the memory state keeps a running guest
 // consistent anyway).
 func (p *Provider) Snapshot(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM, name string) error {
-	c, cfg, dt, warns, err := p.connect(ctx)
+	c, cfg, dt, warns, err := p.connectTyped(ctx)
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func isActive(s DomainState) bool {
 // StartVM defines the domain persistently (so stopped VMs keep their
 // snapshots) and starts it; a running VM is left alone.
 func (p *Provider) StartVM(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM) error {
-	c, cfg, dt, warns, err := p.connect(ctx)
+	c, cfg, dt, warns, err := p.connectTyped(ctx)
 	if err != nil {
 		return err
 	}
@@ -293,7 +293,7 @@ func (p *Provider) ValidateSpec(ctx context.Context, env *providerv1.EnvRef, net
 	var warns sdk.Diagnostics
 	if dt == domainTypeAuto {
 		dt = domainTypeKVM
-		if _, _, resolved, w, err := p.connect(ctx); err == nil {
+		if _, _, resolved, w, err := p.connectTyped(ctx); err == nil {
 			dt, warns = resolved, w
 		}
 	}
