@@ -153,7 +153,16 @@ func run() error {
 		{"lago_xz_exec_T1", lago("exec", xzThreads(1), "bench.qcow2")},
 		{"lago_xz_exec_nosync", lago("exec", func(s *template.Store) { xzThreads(0)(s); s.NoSync = true }, "bench.qcow2")},
 		{"baseline_curl_sha1sum_plain", func() error { return pipeline(sum, []string{"curl", "-s", url + "bench.qcow2"}, []string{"sha1sum"}) }},
+		{"baseline_curl_tee_sha1sum_sync_plain", func() error {
+			out := filepath.Join(dir, "tee.out")
+			defer os.Remove(out)
+			if err := pipeline(sum, []string{"curl", "-s", url + "bench.qcow2"}, []string{"tee", out}, []string{"sha1sum"}); err != nil {
+				return err
+			}
+			return exec.Command("sync", out).Run()
+		}},
 		{"lago_plain", lago("plain", nil, "plain/bench.qcow2")},
+		{"lago_plain_nosync", lago("plain", func(s *template.Store) { s.NoSync = true }, "plain/bench.qcow2")},
 	}
 	if envInt("LAGO_BENCH_FETCH_GO", 1) != 0 {
 		cases = append(cases, struct {
@@ -205,6 +214,8 @@ func run() error {
 	ratio("fetch_ratio_xz_exec_nosync_vs_baseline", "lago_xz_exec_nosync", "baseline_curl_xz_sha1sum")
 	ratio("fetch_ratio_xz_go_vs_baseline", "lago_xz_go", "baseline_curl_xz_sha1sum")
 	ratio("fetch_ratio_plain_vs_baseline", "lago_plain", "baseline_curl_sha1sum_plain")
+	ratio("fetch_ratio_plain_nosync_vs_baseline", "lago_plain_nosync", "baseline_curl_sha1sum_plain")
+	ratio("fetch_ratio_plain_vs_baseline_with_disk", "lago_plain", "baseline_curl_tee_sha1sum_sync_plain")
 	return nil
 }
 
