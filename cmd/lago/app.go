@@ -37,6 +37,9 @@ type app struct {
 	host       PluginHost
 	// hostErr is why plugin discovery for the command tree failed.
 	hostErr error
+	// armSignals starts catching SIGINT, SIGTERM and SIGHUP;
+	// disarmSignals stops it.
+	armSignals, disarmSignals func()
 	// started is set once cobra got past parsing and argument checks;
 	// errors before it are usage errors.
 	started bool
@@ -97,6 +100,9 @@ func (a *app) buildRoot() {
 		},
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			a.started = true
+			if a.armSignals != nil {
+				a.armSignals()
+			}
 			return a.loadConfig(cmd)
 		},
 	}

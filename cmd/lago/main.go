@@ -55,17 +55,14 @@ func (a *app) main(args []string) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var st signalState
-	sigc := make(chan os.Signal, 2)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigc)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case s := <-sigc:
+	// Signals are caught only once a verb is about to run (armSignals from
+	// PersistentPreRunE): help and version need no cleanups, and the
+	// signal-handling goroutines cost start-up time.
+	a.armSignals = func() {
+		sigc := make(chan os.Signal, 2)
+		signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		go func() {
+			for s := range sigc {
 				sig, _ := s.(syscall.Signal)
 				st.mu.Lock()
 				first := st.sig == 0
@@ -79,6 +76,15 @@ func (a *app) main(args []string) int {
 				}
 				cancel()
 			}
+		}()
+		a.disarmSignals = func() {
+			signal.Stop(sigc)
+			close(sigc)
+		}
+	}
+	defer func() {
+		if a.disarmSignals != nil {
+			a.disarmSignals()
 		}
 	}()
 
@@ -106,7 +112,7 @@ func (a *app) execute(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if needsPluginVerbs(path) {
+	if needsPluginVerbs(path) && !versionOnly(norm, path) {
 		a.addPluginVerbs()
 		if norm, _, err = normalizeArgs(a.root, args); err != nil {
 			return err
@@ -115,4 +121,18 @@ func (a *app) execute(ctx context.Context, args []string) error {
 	a.root.SetArgs(norm)
 	_, err = a.root.ExecuteContextC(ctx)
 	return err
+}
+
+// versionOnly reports whether cobra will just print the version: --version
+// (or -v) given before any verb. Plugin discovery is then wasted time.
+func versionOnly(args, path []string) bool {
+	if len(path) > 0 {
+		return false
+	}
+	for _, a := range args {
+		if a == "--version" || a == "-v" {
+			return true
+		}
+	}
+	return false
 }

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/knadh/koanf/v2"
@@ -177,11 +178,17 @@ func RequiredFiles(getenv func(string) string) []string {
 	return nil
 }
 
+// Patterns are compiled on first use: package initialisation is on the
+// start-up path of every lago command, including --help.
 var (
-	nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
-	keyRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-	hexRe  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	nameRe = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+	keyRe  = lazyRegexp(`^[a-z0-9][a-z0-9_-]*$`)
+	hexRe  = lazyRegexp(`^[0-9a-f]{64}$`)
 )
+
+func lazyRegexp(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
+}
 
 // loader merges the layers.
 type loader struct {
@@ -338,7 +345,7 @@ func (ld *loader) checkSection(name string) string {
 		return ""
 	}
 	if kind, inst, ok := strings.Cut(name, " "); ok && kind == SectionProvider {
-		if !nameRe.MatchString(inst) {
+		if !nameRe().MatchString(inst) {
 			return fmt.Sprintf("invalid provider instance name %q: use letters, digits, '-' and '_'", inst)
 		}
 		return ""
@@ -364,13 +371,13 @@ func (ld *loader) checkKey(section, key string) string {
 		return msg
 	}
 	if section == SectionPlugins {
-		if !nameRe.MatchString(key) {
+		if !nameRe().MatchString(key) {
 			return fmt.Sprintf("invalid plugin name %q in [plugins]", key)
 		}
 		return ""
 	}
 	if strings.HasPrefix(section, SectionProvider+" ") {
-		if !keyRe.MatchString(key) {
+		if !keyRe().MatchString(key) {
 			return fmt.Sprintf("invalid setting name %q in [%s]: use lower-case letters, digits, '-' and '_'", key, section)
 		}
 		return ""
@@ -556,7 +563,7 @@ func (ld *loader) build() (*Config, error) {
 		switch {
 		case section == SectionPlugins:
 			sum := strings.ToLower(v.Value)
-			if !hexRe.MatchString(sum) {
+			if !hexRe().MatchString(sum) {
 				return nil, errs.Userf("%s: pin of plugin %q must be a sha256 in hex (64 characters), got %q", v.Source, key, v.Value)
 			}
 			c.PluginPins[key] = sum
