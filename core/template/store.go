@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -366,4 +367,58 @@ func watchdog(ctx context.Context, cancel context.CancelCauseFunc, c *countingRe
 			}
 		}
 	}
+}
+
+// StoredVersions lists the images of a template already in the store, the
+// most recently downloaded first. init can fall back on it when the
+// repository cannot be reached, instead of failing on a template it has.
+func (s *Store) StoredVersions(repo, template string) ([]Image, error) {
+	ents, err := os.ReadDir(s.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list template store: %w", err)
+	}
+	prefix := repo + ":" + template + ":"
+	type found struct {
+		img Image
+		mod time.Time
+	}
+	var list []found
+	for _, e := range ents {
+		name := e.Name()
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok || rest == "" || isCompanion(rest) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		img, ok, err := s.Stored(name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			list = append(list, found{img, info.ModTime()})
+		}
+	}
+	sort.SliceStable(list, func(i, j int) bool { return list[i].mod.After(list[j].mod) })
+	out := make([]Image, len(list))
+	for i, f := range list {
+		out[i] = f.img
+	}
+	return out, nil
+}
+
+// isCompanion tells the store's side files from images: versions may hold
+// dots, but never end in one of these suffixes.
+func isCompanion(name string) bool {
+	for _, suf := range []string{".hash", ".metadata", ".tmp", ".lock", ".users"} {
+		if strings.HasSuffix(name, suf) {
+			return true
+		}
+	}
+	return false
 }

@@ -391,3 +391,28 @@ func TestStalledDownloadFails(t *testing.T) {
 		t.Fatalf("store holds %v", files)
 	}
 }
+
+func TestStoredVersions(t *testing.T) {
+	s := newStore(t, DecompressAuto)
+	os.MkdirAll(s.Dir, 0o755)
+	now := time.Now()
+	for i, name := range []string{"r:el7:v1", "r:el7:v2.1", "r:el7-other:v1", "q:el7:v9"} {
+		p := filepath.Join(s.Dir, name)
+		os.WriteFile(p, []byte("QFI\xfbxxxx"), 0o644)
+		os.WriteFile(p+".hash", []byte("h"), 0o644)
+		os.WriteFile(p+".metadata", []byte(`{"distro": "el7"}`), 0o644)
+		os.Chtimes(p, now, now.Add(time.Duration(i)*time.Minute))
+	}
+	os.WriteFile(filepath.Join(s.Dir, "r:el7:v3.tmp"), nil, 0o644)
+	os.WriteFile(filepath.Join(s.Dir, "r:el7:v3.lock"), nil, 0o644)
+	got, err := s.StoredVersions("r", "el7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Key != "r:el7:v2.1" || got[1].Key != "r:el7:v1" || got[0].Format != FormatQcow2 || got[0].Metadata["distro"] != "el7" {
+		t.Fatalf("got %+v, want r:el7:v2.1 then r:el7:v1", got)
+	}
+	if got, err := (&Store{Dir: filepath.Join(t.TempDir(), "none")}).StoredVersions("r", "el7"); err != nil || len(got) != 0 {
+		t.Fatalf("missing store: %v %v", got, err)
+	}
+}
