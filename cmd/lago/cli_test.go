@@ -20,11 +20,13 @@ func buildInstall(t *testing.T) (prefix string) {
 	}
 	prefix = t.TempDir()
 	ldflags := "-X github.com/lago-go/lago/core/version.Version=9.8.7-test"
-	for _, b := range []struct{ out, tags string }{
-		{filepath.Join(prefix, "bin", "lago"), "lagolight"},
-		{filepath.Join(prefix, "libexec", "lago", engineName), ""},
+	for _, b := range []struct{ out, tags, cgo string }{
+		// The front-end is built static: no dynamic loader at start-up.
+		{filepath.Join(prefix, "bin", "lago"), "lagolight", "CGO_ENABLED=0"},
+		{filepath.Join(prefix, "libexec", "lago", engineName), "", "CGO_ENABLED=1"},
 	} {
 		cmd := exec.Command("go", "build", "-tags", b.tags, "-ldflags", ldflags, "-o", b.out, ".")
+		cmd.Env = append(os.Environ(), b.cgo)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", b.out, err, out)
 		}

@@ -5,9 +5,10 @@
 # process started.
 #
 # Usage: test/bench/help.sh [RUNS] [LAGO]   (default 50 runs of bin/lago;
-# make bin/lago first). bin/lago should be the light front-end (go build
-# -tags lagolight), which links no gRPC; the full engine is measured too
-# when libexec/lago/lago-engine exists beside it.
+# make bin/lago first). bin/lago should be the light front-end
+# (CGO_ENABLED=0 go build -tags lagolight), which links no gRPC and needs no
+# dynamic loader; the full engine is measured too when
+# libexec/lago/lago-engine exists beside it.
 set -euo pipefail
 
 runs=${1:-50}
@@ -107,6 +108,9 @@ echo "lago --help peak RSS:    $((lago_rss / 1024)) MB (${lago_rss} KiB) (target
 echo "plugin processes started by lago --help: $(plugin_starts)"
 if command -v go >/dev/null && go version -m "$lago" 2>/dev/null | grep -q 'google.golang.org/grpc'; then
 	echo "note: $lago links gRPC (not the light front-end)"
+fi
+if command -v file >/dev/null && file -L "$lago" | grep -q 'dynamically linked'; then
+	echo "note: $lago is dynamically linked (build it with CGO_ENABLED=0)"
 fi
 engine="$(dirname "$lago")/../libexec/lago/lago-engine"
 if [[ -x $engine ]]; then
