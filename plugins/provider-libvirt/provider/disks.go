@@ -237,91 +237,114 @@ func volumePath(c Conn, pool, name string) (string, error) {
 	return v.Target.Path, nil
 }
 
-// prepareRemote makes every disk a volume in the storage pool, assuming
-// nothing about the hypervisor's filesystem:
-//   - template: the template is uploaded once per host into a shared volume
-//     named from its key and hash (reused when present), and the disk is a
-//     qcow2 overlay volume whose <backingStore> is that volume;
-//   - empty: a new volume of the disk's size;
-//   - file and iso: the image is uploaded into a volume of its own.
+// prepareRemote stages the VM's disks locally, exactly as in local mode,
+// so the core can build and bootstrap them (virt-customize and virt-sysprep
+// work on local files), and uploads each template once per host through a
+// libvirt stream into a shared volume named from its key and hash (reused
+// when present). StartVM then pushes the staged disks into volumes of their
+// own (pushDisks): nothing assumes the hypervisor sees the client's files.
 func (p *Provider) prepareRemote(ctx context.Context, c Conn, cfg settings, env *providerv1.EnvRef, vm *providerv1.VM) ([]*providerv1.PreparedDisk, error) {
 	if err := ensurePool(c, cfg); err != nil {
 		return nil, errorDiag("remote storage pool unavailable", err)
 	}
 	var out []*providerv1.PreparedDisk
 	for _, d := range vm.GetDisks() {
-		f := diskFormat(d)
-		name := diskVolumeName(env.GetUuid(), vm.GetName(), d.GetName(), f)
-		fail := func(err error) ([]*providerv1.PreparedDisk, error) {
-			return nil, errorDiag(fmt.Sprintf("vm '%s' disk '%s': cannot prepare volume %s/%s", vm.GetName(), d.GetName(), cfg.Pool, name), err)
+		fail := func(what string, err error) ([]*providerv1.PreparedDisk, error) {
+			return nil, errorDiag(fmt.Sprintf("vm '%s' disk '%s': %s", vm.GetName(), d.GetName(), what), err)
 		}
-		pd := &providerv1.PreparedDisk{Name: d.GetName(), Format: f, Path: cfg.Pool + "/" + name}
-		if _, err := c.VolumeXML(cfg.Pool, name); err == nil {
-			out = append(out, pd)
-			continue
-		} else if !errors.Is(err, ErrNotFound) {
-			return fail(err)
+		if d.GetType() == "template" {
+			if _, err := p.ensureTemplateVolume(ctx, c, cfg, d); err != nil {
+				return fail("cannot upload the template to the remote host", err)
+			}
 		}
-		switch d.GetType() {
-		case "template":
-			info, err := imageInfo(ctx, cfg.QemuImg, d.GetTemplatePath())
-			if err != nil {
-				return fail(err)
-			}
-			tfmt := d.GetTemplateFormat()
-			if tfmt == "" {
-				tfmt = info.Format
-			}
-			tname := templateVolumeName(d.GetTemplateKey(), d.GetTemplateHash(), tfmt)
-			lock := p.volumeLock(tname)
-			lock.Lock()
-			_, err = c.VolumeXML(cfg.Pool, tname)
-			if errors.Is(err, ErrNotFound) {
-				p.log.Info("uploading template", "template", d.GetTemplateKey(), "volume", cfg.Pool+"/"+tname)
-				err = uploadFile(c, cfg.Pool, tname, d.GetTemplatePath())
-			}
-			lock.Unlock()
-			if err != nil {
-				return fail(err)
-			}
-			tpath, err := volumePath(c, cfg.Pool, tname)
-			if err != nil {
-				return fail(err)
-			}
-			size := info.VirtualSize
-			if d.GetSizeBytes() > size {
-				size = d.GetSizeBytes()
-			}
-			x, err := volumeXML(name, size, "qcow2", &libvirtxml.StorageVolumeBackingStore{
-				Path: tpath, Format: &libvirtxml.StorageVolumeTargetFormat{Type: tfmt}})
-			if err != nil {
-				return fail(err)
-			}
-			if err := c.CreateVolume(cfg.Pool, x); err != nil {
-				return fail(err)
-			}
-		case "empty":
-			if d.GetSizeBytes() <= 0 {
-				return fail(errors.New("empty disk needs a size"))
-			}
-			x, err := volumeXML(name, d.GetSizeBytes(), f, nil)
-			if err != nil {
-				return fail(err)
-			}
-			if err := c.CreateVolume(cfg.Pool, x); err != nil {
-				return fail(err)
-			}
-		case "file", "iso":
-			if d.GetSourcePath() == "" {
-				return fail(errors.New("no source path"))
-			}
-			if err := uploadFile(c, cfg.Pool, name, d.GetSourcePath()); err != nil {
-				return fail(err)
-			}
-		default:
-			return fail(fmt.Errorf("unknown disk type %q", d.GetType()))
+		pd, err := prepareLocal(ctx, cfg, d)
+		if err != nil {
+			return fail("cannot prepare", err)
 		}
 		out = append(out, pd)
 	}
 	return out, nil
+}
+
+// templateFormat is the template's format, asking qemu-img when the core
+// did not say.
+func templateFormat(ctx context.Context, cfg settings, d *providerv1.Disk) (string, error) {
+	if d.GetTemplateFormat() != "" {
+		return d.GetTemplateFormat(), nil
+	}
+	info, err := imageInfo(ctx, cfg.QemuImg, d.GetTemplatePath())
+	if err != nil {
+		return "", err
+	}
+	return info.Format, nil
+}
+
+// ensureTemplateVolume uploads the template of d into its shared volume
+// unless it is there already, and returns the volume's path on the host.
+func (p *Provider) ensureTemplateVolume(ctx context.Context, c Conn, cfg settings, d *providerv1.Disk) (string, error) {
+	tfmt, err := templateFormat(ctx, cfg, d)
+	if err != nil {
+		return "", err
+	}
+	tname := templateVolumeName(d.GetTemplateKey(), d.GetTemplateHash(), tfmt)
+	lock := p.volumeLock(tname)
+	lock.Lock()
+	defer lock.Unlock()
+	_, err = c.VolumeXML(cfg.Pool, tname)
+	if errors.Is(err, ErrNotFound) {
+		p.log.Info("uploading template", "template", d.GetTemplateKey(), "volume", cfg.Pool+"/"+tname)
+		err = uploadFile(c, cfg.Pool, tname, d.GetTemplatePath())
+	}
+	if err != nil {
+		return "", err
+	}
+	return volumePath(c, cfg.Pool, tname)
+}
+
+// pushDisks creates the volume of every disk of vm that has none yet from
+// its staged local file. A template overlay is first rebased (metadata
+// only, on a temporary copy) onto the template volume's path on the host,
+// so the uploaded overlay finds its backing file there. Volumes that exist
+// are authoritative and never overwritten.
+func (p *Provider) pushDisks(ctx context.Context, c Conn, cfg settings, env *providerv1.EnvRef, vm *providerv1.VM) error {
+	srcs, err := diskSources(settings{}, env, vm) // the staged local files
+	if err != nil {
+		return err
+	}
+	for i, d := range vm.GetDisks() {
+		name := diskVolumeName(env.GetUuid(), vm.GetName(), d.GetName(), diskFormat(d))
+		if _, err := c.VolumeXML(cfg.Pool, name); err == nil {
+			continue
+		} else if !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("look up volume %s/%s: %w", cfg.Pool, name, err)
+		}
+		local := srcs[i].Path
+		if d.GetType() != "template" {
+			if err := uploadFile(c, cfg.Pool, name, local); err != nil {
+				return fmt.Errorf("disk '%s': %w", d.GetName(), err)
+			}
+			continue
+		}
+		tpath, err := p.ensureTemplateVolume(ctx, c, cfg, d)
+		if err != nil {
+			return fmt.Errorf("disk '%s': template volume: %w", d.GetName(), err)
+		}
+		tfmt, err := templateFormat(ctx, cfg, d)
+		if err != nil {
+			return err
+		}
+		tmp := filepath.Join(filepath.Dir(local), "."+filepath.Base(local)+".upload")
+		if _, err := runCmd(ctx, "cp", "--sparse=always", "--", local, tmp); err != nil {
+			return fmt.Errorf("disk '%s': %w", d.GetName(), err)
+		}
+		_, err = runCmd(ctx, cfg.QemuImg, "rebase", "-u", "-f", "qcow2", "-F", tfmt, "-b", tpath, tmp)
+		if err == nil {
+			err = uploadFile(c, cfg.Pool, name, tmp)
+		}
+		os.Remove(tmp)
+		if err != nil {
+			return fmt.Errorf("disk '%s': %w", d.GetName(), err)
+		}
+	}
+	return nil
 }

@@ -139,44 +139,78 @@ func TestPrepareDisksRemote(t *testing.T) {
 	fc := newFakeConn()
 	p := newTestProvider(t, fc, map[string]string{SettingDomainType: "qemu", SettingURL: "qemu+tcp://127.0.0.1:1/system"}, nil)
 	mkVM := func(name string) *providerv1.VM {
-		return &providerv1.VM{Name: name, Disks: []*providerv1.Disk{
-			{Name: "root", Dev: "vda", Type: "template", TemplatePath: tpl, TemplateFormat: "qcow2", TemplateKey: "repo:el:v1", TemplateHash: "0123456789abcdef0123"},
-			{Name: "data", Dev: "vdb", Type: "empty", SizeBytes: 1 << 30},
+		return &providerv1.VM{Name: name, MemoryMib: 256, Disks: []*providerv1.Disk{
+			{Name: "root", Dev: "vda", Type: "template", Path: filepath.Join(dir, "images", name+"_root.qcow2"),
+				TemplatePath: tpl, TemplateFormat: "qcow2", TemplateKey: "repo:el:v1", TemplateHash: "0123456789abcdef0123"},
+			{Name: "data", Dev: "vdb", Type: "empty", SizeBytes: 1 << 30, Path: filepath.Join(dir, "images", name+"_data.qcow2")},
 			{Name: "cd", Dev: "hdc", Type: "iso", SourcePath: iso},
 		}}
 	}
-	for _, name := range []string{"vm0", "vm1", "vm0"} {
-		got, err := p.PrepareDisks(ctx, testEnv, mkVM(name))
+	tname := "lago-template-repo_el_v1-0123456789ab.qcow2"
+	pool := func() *fakePool { return fc.pools["lago"] }
+	for _, name := range []string{"vm0", "vm1"} {
+		vm := mkVM(name)
+		got, err := p.PrepareDisks(ctx, testEnv, vm)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got[0].Path != "lago/lago-"+testUUID+"-"+name+"-root.qcow2" || got[2].Format != "raw" {
+		// Staged locally, so the core can build and bootstrap the disks.
+		if got[0].Path != vm.Disks[0].Path || got[0].Format != "qcow2" || got[2].Path != iso {
 			t.Fatalf("prepared %+v", got)
+		}
+		if i := info(t, got[0].Path); i.BackingFilename != tpl || i.BackingFormat != "qcow2" {
+			t.Fatalf("local overlay %+v", i)
+		}
+		for v := range pool().vols {
+			if strings.Contains(v, "-"+name+"-") {
+				t.Fatalf("volume %s exists before StartVM", v)
+			}
+		}
+		for i := 0; i < 2; i++ { // pushing happens once
+			if err := p.StartVM(ctx, testEnv, vm); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.StopVM(ctx, testEnv, vm); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	calls := strings.Join(fc.Calls(), "\n")
 	if !strings.Contains(calls, "DefinePool lago dir "+DefaultPoolPath) {
 		t.Fatalf("pool not created:\n%s", calls)
 	}
-	tname := "lago-template-repo_el_v1-0123456789ab.qcow2"
 	if n := strings.Count(calls, "UploadVolume lago/"+tname); n != 1 {
 		t.Fatalf("template uploaded %d times, want once per host:\n%s", n, calls)
 	}
-	pool := fc.pools["lago"]
+	if n := strings.Count(calls, "UploadVolume lago/lago-"+testUUID+"-vm0-root.qcow2"); n != 1 {
+		t.Fatalf("vm0 root pushed %d times, want once:\n%s", n, calls)
+	}
 	want, _ := os.ReadFile(tpl)
-	if !bytes.Equal(pool.vols[tname].data, want) {
+	if !bytes.Equal(pool().vols[tname].data, want) {
 		t.Fatal("uploaded template differs from the local file")
 	}
-	var ov libvirtxml.StorageVolume
-	if err := ov.Unmarshal(pool.vols["lago-"+testUUID+"-vm0-root.qcow2"].xml); err != nil {
+	// The pushed overlay is qcow2 and backed by the template volume's path
+	// on the host, not by the client's file.
+	pushed := filepath.Join(dir, "pushed.qcow2")
+	if err := os.WriteFile(pushed, pool().vols["lago-"+testUUID+"-vm0-root.qcow2"].data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if ov.BackingStore == nil || ov.BackingStore.Path != "/pool/lago/"+tname || ov.BackingStore.Format.Type != "qcow2" ||
-		ov.Target.Format.Type != "qcow2" || ov.Capacity.Value != 16<<20 {
-		t.Fatalf("overlay volume %+v backing %+v", ov, ov.BackingStore)
+	if i := info(t, pushed); i.Format != "qcow2" || i.BackingFilename != "/pool/lago/"+tname || i.BackingFormat != "qcow2" {
+		t.Fatalf("pushed overlay %+v", i)
 	}
-	if string(pool.vols["lago-"+testUUID+"-vm0-cd.raw"].data) != "iso bytes" {
+	if string(pool().vols["lago-"+testUUID+"-vm0-cd.raw"].data) != "iso bytes" {
 		t.Fatal("iso not uploaded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "images", ".vm0_root.qcow2.upload")); !os.IsNotExist(err) {
+		t.Fatalf("temporary upload copy left behind: %v", err)
+	}
+	// The domain uses the volumes.
+	var dom libvirtxml.Domain
+	if err := dom.Unmarshal(fc.doms["1a2b3c4d-vm0"].xml); err != nil {
+		t.Fatal(err)
+	}
+	if v := dom.Devices.Disks[0].Source.Volume; v == nil || v.Pool != "lago" || v.Volume != "lago-"+testUUID+"-vm0-root.qcow2" {
+		t.Fatalf("domain disk source %+v", dom.Devices.Disks[0].Source)
 	}
 	// ListOwned finds the disk volumes (not the shared template) and
 	// RemoveOwned deletes them.
@@ -188,7 +222,7 @@ func TestPrepareDisksRemote(t *testing.T) {
 	for _, r := range owned {
 		if r.Kind == KindVolume {
 			vols++
-			if r.OwnerUuid != testUUID {
+			if r.OwnerUuid != testUUID || r.OwnerPrefix != testEnv.PrefixPath {
 				t.Fatalf("volume %+v", r)
 			}
 		}
@@ -199,8 +233,8 @@ func TestPrepareDisksRemote(t *testing.T) {
 	if err := p.RemoveOwned(ctx, testEnv, nil); err != nil {
 		t.Fatal(err)
 	}
-	if len(pool.vols) != 1 || pool.vols[tname] == nil {
-		t.Fatalf("volumes left: %v (want only the shared template)", pool.vols)
+	if len(pool().vols) != 1 || pool().vols[tname] == nil {
+		t.Fatalf("volumes left: %v (want only the shared template)", pool().vols)
 	}
 }
 

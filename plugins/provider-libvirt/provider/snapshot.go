@@ -32,7 +32,7 @@ func (p *Provider) Snapshot(ctx context.Context, env *providerv1.EnvRef, vm *pro
 	if name == "" {
 		return withWarnings(warns, errorDiag(label+": a snapshot needs a name", nil))
 	}
-	st, _, err := p.ensureDefined(c, cfg, dt, env, vm)
+	st, _, err := p.ensureDefined(ctx, c, cfg, dt, env, vm)
 	if err != nil {
 		return withWarnings(warns, err)
 	}

@@ -76,7 +76,7 @@ func buildDomainXML(cfg settings, domainType string, env *providerv1.EnvRef, vm 
 
 // ensureDefined defines (or redefines, when not running) the domain of vm
 // and returns its state before the call.
-func (p *Provider) ensureDefined(c Conn, cfg settings, domainType string, env *providerv1.EnvRef, vm *providerv1.VM) (DomainState, bool, error) {
+func (p *Provider) ensureDefined(ctx context.Context, c Conn, cfg settings, domainType string, env *providerv1.EnvRef, vm *providerv1.VM) (DomainState, bool, error) {
 	label := vmLabel(env, vm)
 	name := domainName(env.GetUuid(), vm.GetName())
 	st, err := c.DomainState(name)
@@ -104,6 +104,11 @@ func (p *Provider) ensureDefined(c Conn, cfg settings, domainType string, env *p
 	x, err := buildDomainXML(cfg, domainType, env, vm, uuid)
 	if err != nil {
 		return st, exists, errorDiag(label+": invalid spec", err)
+	}
+	if cfg.Remote {
+		if err := p.pushDisks(ctx, c, cfg, env, vm); err != nil {
+			return st, exists, errorDiag(label+": cannot upload its disks to the remote host", err)
+		}
 	}
 	if !cfg.Remote && vm.GetSerialLogPath() != "" {
 		if err := os.MkdirAll(filepath.Dir(vm.GetSerialLogPath()), 0o755); err != nil {
@@ -143,7 +148,7 @@ func (p *Provider) StartVM(ctx context.Context, env *providerv1.EnvRef, vm *prov
 	if err != nil {
 		return err
 	}
-	st, _, err := p.ensureDefined(c, cfg, dt, env, vm)
+	st, _, err := p.ensureDefined(ctx, c, cfg, dt, env, vm)
 	if err != nil {
 		return withWarnings(warns, err)
 	}
