@@ -45,6 +45,7 @@ func TestTemplateBootsToSSH(t *testing.T) {
   <forward mode='nat'/>
   <bridge name='%[1]s' stp='off' delay='0'/>
   <domain name='lago.local' localOnly='yes'/>
+  <dns><host ip='%[3]s.11'><hostname>other</hostname></host></dns>
   <ip address='%[3]s.1' netmask='255.255.255.0'>
     <dhcp><range start='%[3]s.100' end='%[3]s.200'/><host mac='%[4]s' name='tpl' ip='%[5]s'/></dhcp>
   </ip>
@@ -114,6 +115,9 @@ func TestTemplateBootsToSSH(t *testing.T) {
 		{"bash wrapper", []string{"bash", "-c", "echo ok"}, "ok"},
 		{"scp present", []string{"sh", "-c", "command -v scp"}, "/usr/bin/scp"},
 		{"sftp-server present", []string{"sh", "-c", "test -x /usr/lib/sftp-server && echo ok"}, "ok"},
+		// Names of other VMs resolve through libvirt's dnsmasq (static
+		// busybox + glibc NSS + the search domain of resolv.conf).
+		{"dns name of another host", []string{"sh", "-c", "ping -c1 -W1 other 2>&1 | head -n1 | cut -d: -f1"}, "PING other (" + subnet + ".11)"},
 		{"gateway reachable", []string{"sh", "-c", "ping -c1 -W2 " + subnet + ".1 >/dev/null && echo ok"}, "ok"},
 		{"acpid running", []string{"sh", "-c", "pidof acpid >/dev/null && echo ok"}, "ok"},
 	}
