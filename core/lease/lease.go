@@ -369,11 +369,9 @@ func (s *Store) AcquireN(ctx context.Context, uuidPath, uuid string, reqs []Requ
 				return nil, fmt.Errorf("lease subnets: %w", err)
 			}
 			e, exists, err := s.read(next)
-			if err != nil {
-				undo()
-				return nil, err
-			}
-			if exists && e.Live {
+			if err != nil || (exists && e.Live) {
+				// A lease that cannot be checked counts as held: taking
+				// over a live prefix's subnet would break its network.
 				held++
 				continue
 			}

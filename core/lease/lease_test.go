@@ -382,3 +382,22 @@ func TestAcquireNeedsHolderFile(t *testing.T) {
 		t.Fatalf("refused acquisitions left leases: %+v", entries)
 	}
 }
+
+// A lease whose holder cannot be checked is passed over by automatic
+// picks, and refused, with the reason, to an explicit request.
+func TestUncheckableHolderCountsAsHeld(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	os.MkdirAll(s.Dir, 0o755)
+	// A holder "file" that is a folder cannot be read.
+	holder := t.TempDir()
+	os.WriteFile(filepath.Join(s.Dir, "200.lease"), []byte(`["`+holder+`", "u"]`), 0o644)
+	l, err := s.Acquire(ctx, prefix(t, "me"), "me", Request{})
+	if err != nil || l.Subnet != Subnet(201) {
+		t.Fatalf("got %v %v, want 192.168.201.0/24", l.Subnet, err)
+	}
+	_, err = s.Acquire(ctx, prefix(t, "me2"), "me2", Request{Gateway: netip.MustParseAddr("192.168.200.1")})
+	if err == nil || !strings.Contains(err.Error(), holder) {
+		t.Fatalf("explicit request on an uncheckable lease: %v", err)
+	}
+}
