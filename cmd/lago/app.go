@@ -98,10 +98,13 @@ func (a *app) buildRoot() {
 			_ = cmd.Help()
 			return errs.Exit(errs.ExitFailure)
 		},
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			a.started = true
 			if a.armSignals != nil {
 				a.armSignals()
+			}
+			if err := foldListArgs(cmd, args); err != nil {
+				return err
 			}
 			return a.loadConfig(cmd)
 		},
@@ -170,7 +173,6 @@ func addKeyFlag(fs *pflag.FlagSet, k config.Key) *pflag.Flag {
 	if k.Hidden {
 		f.Hidden = true
 	}
-
 	return f
 }
 
@@ -199,9 +201,13 @@ func (a *app) builtinCommand(spec verbSpec) *cobra.Command {
 	if spec.Flags != nil {
 		spec.Flags(cmd.Flags())
 	}
+	cmd.Annotations = map[string]string{}
 	if spec.NoInterspersed {
 		cmd.Flags().SetInterspersed(false)
-		cmd.Annotations = map[string]string{annotNoInterspersed: "true"}
+		cmd.Annotations[annotNoInterspersed] = "true"
+	}
+	if spec.ListArgs != "" {
+		cmd.Annotations[annotListArgs] = spec.ListArgs
 	}
 	if spec.ConfigKeys == "" && !spec.Meta {
 		// Every option of a verb may also be set in the verb's config
@@ -230,7 +236,30 @@ func (a *app) builtinCommand(spec verbSpec) *cobra.Command {
 	return cmd
 }
 
-const annotNoInterspersed = "lago/no-interspersed"
+// Command annotations.
+const (
+	annotNoInterspersed = "lago/no-interspersed"
+	// annotListArgs names the list flag that takes the positionals too.
+	annotListArgs = "lago/list-args"
+)
+
+// foldListArgs appends the positionals of a verb like `ansible_hosts -k a b`
+// to its list flag, as the original's nargs='*' options took them; it runs
+// before the configuration is loaded so the config sees the whole list.
+func foldListArgs(cmd *cobra.Command, args []string) error {
+	name := cmd.Annotations[annotListArgs]
+	if name == "" || len(args) == 0 {
+		return nil
+	}
+	f := cmd.Flags().Lookup(name)
+	if !f.Changed {
+		return errs.Userf("lago %s: unexpected arguments %q (they may only follow --%s)", cmd.Name(), args, name)
+	}
+	if err := f.Value.(pflag.SliceValue).Replace(append(sliceValue(f), args...)); err != nil {
+		return errs.User(fmt.Errorf("lago %s: --%s: %w", cmd.Name(), name, err))
+	}
+	return nil
+}
 
 func sliceValue(f *pflag.Flag) []string {
 	if sv, ok := f.Value.(pflag.SliceValue); ok {
@@ -285,21 +314,10 @@ func (a *app) configOptions(flags map[string]config.FlagValue) config.Options {
 // runBuiltin checks the verb's required options and list arguments, then
 // calls its handler.
 func (a *app) runBuiltin(cmd *cobra.Command, spec verbSpec, args []string) error {
-	inv := a.invocation(cmd, spec.Name, args)
-	if spec.ListArgs != "" && len(args) > 0 {
-		f := cmd.Flags().Lookup(spec.ListArgs)
-		if !f.Changed {
-			return errs.Userf("lago %s: unexpected arguments %q (they may only follow --%s)", spec.Name, args, spec.ListArgs)
-		}
-		if err := f.Value.(pflag.SliceValue).Replace(append(sliceValue(f), args...)); err != nil {
-			return errs.User(fmt.Errorf("lago %s: --%s: %w", spec.Name, spec.ListArgs, err))
-		}
-		if err := a.loadConfig(cmd); err != nil {
-			return err
-		}
-		inv.Config = a.cfg
-		inv.Args = nil
+	if spec.ListArgs != "" {
+		args = nil // folded into the list flag by foldListArgs
 	}
+	inv := a.invocation(cmd, spec.Name, args)
 	for _, r := range spec.Required {
 		if inv.Opt(r) == "" {
 			return errs.Userf("lago %s: --%s is required", spec.Name, r)
