@@ -314,6 +314,11 @@ func httpGet(ctx context.Context, client *http.Client, u string) (*http.Response
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		// *url.Error repeats the method and URL; keep only its cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("get %s: %w", redact(u), err)
 	}
 	if resp.StatusCode/100 == 2 {

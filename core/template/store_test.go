@@ -416,3 +416,39 @@ func TestStoredVersions(t *testing.T) {
 		t.Fatalf("missing store: %v %v", got, err)
 	}
 }
+
+func TestLoadRepoErrors(t *testing.T) {
+	srv := newServer(t)
+	srv.put("/bad.json", []byte("{"))
+	srv.put("/ok.json", []byte(`{"name": "ok", "sources": {}, "templates": {}}`))
+	dead := newServer(t)
+	deadURL := dead.URL + "/repo.metadata"
+	dead.Close()
+	missing := filepath.Join(t.TempDir(), "repo.metadata")
+	tests := []struct {
+		name, loc, errHas string
+	}{
+		{"missing file", missing, missing},
+		{"404", srv.URL + "/none.json", "404"},
+		{"bad json", srv.URL + "/bad.json", "parse template repository"},
+		{"server down", deadURL, "connection refused"},
+		{"ok", srv.URL + "/ok.json", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := LoadRepo(context.Background(), tt.loc, nil)
+			if tt.errHas == "" {
+				if err != nil || r.Name != "ok" || r.Location != tt.loc {
+					t.Fatalf("got %+v %v", r, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.errHas) {
+				t.Fatalf("got %v, want error mentioning %q", err, tt.errHas)
+			}
+			if strings.Count(err.Error(), tt.loc) > 1 {
+				t.Errorf("error repeats the location: %v", err)
+			}
+		})
+	}
+}
