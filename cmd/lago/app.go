@@ -308,6 +308,7 @@ func (a *app) configOptions(flags map[string]config.FlagValue) config.Options {
 		Environ:  a.environ,
 		Flags:    flags,
 		Extra:    a.extraKeys,
+		Sections: builtinNames(),
 	}
 }
 

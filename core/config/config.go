@@ -134,6 +134,9 @@ type Options struct {
 	// Extra declares more sections, e.g. one per verb holding its flags, so
 	// `[destroy] yes = True` works as in the original.
 	Extra []Key
+	// Sections are more section names accepted even without keys (one per
+	// verb: the original's generate-config wrote a section for each).
+	Sections []string
 }
 
 // FlagValue is a value given on the command line.
@@ -256,6 +259,9 @@ func Load(opts Options) (*Config, error) {
 		ld.keys[k.ID()] = k
 		ld.order = append(ld.order, k)
 		ld.section[k.Section] = true
+	}
+	for _, s := range opts.Sections {
+		ld.section[s] = true
 	}
 
 	defaults := newLayer()

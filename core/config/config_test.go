@@ -263,6 +263,14 @@ func TestExtraSections(t *testing.T) {
 	if _, err := Load(Options{Files: []string{p}}); err == nil {
 		t.Error("[destroy] accepted without its declaration")
 	}
+	empty := writeFile(t, t.TempDir(), "lago.conf", "[shell]\n")
+	if _, err := Load(Options{Files: []string{empty}, Sections: []string{"shell"}}); err != nil {
+		t.Errorf("empty declared section: %v", err)
+	}
+	withKey := writeFile(t, t.TempDir(), "lago.conf", "[shell]\nfoo = 1\n")
+	if _, err := Load(Options{Files: []string{withKey}, Sections: []string{"shell"}}); err == nil || !strings.Contains(err.Error(), `:2: unknown key "foo" in [shell]`) {
+		t.Errorf("key in a section without keys: %v", err)
+	}
 }
 
 // TestGenerateRoundTrip checks that generate-config output, read back as
