@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"libvirt.org/go/libvirt"
 )
@@ -23,6 +25,9 @@ func Dial(uri, user, password string) (Conn, error) {
 		c   *libvirt.Connect
 		err error
 	)
+	if remoteURI(uri) {
+		eventLoop()
+	}
 	if user == "" && password == "" {
 		c, err = libvirt.NewConnectWithAuthDefault(uri, 0)
 	} else {
@@ -46,7 +51,48 @@ func Dial(uri, user, password string) (Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to libvirt at %s: %w", uri, err)
 	}
+	if remoteURI(uri) && eventLoop() {
+		// A vanished remote host then fails calls within about 20 s
+		// instead of hanging until TCP gives up.
+		_ = c.SetKeepAlive(keepAliveInterval, keepAliveCount)
+	}
 	return &libvirtConn{c: c}, nil
+}
+
+// Keepalive of remote connections: a probe every 5 s, dead after 3 missed.
+const (
+	keepAliveInterval = 5
+	keepAliveCount    = 3
+)
+
+var (
+	eventLoopOnce sync.Once
+	eventLoopOK   bool
+)
+
+// eventLoop starts libvirt's default event loop once per process; libvirt
+// needs it to send keepalive probes. It must run before the connection
+// that uses it is opened, which Dial guarantees by calling it first.
+func eventLoop() bool {
+	eventLoopOnce.Do(func() {
+		if err := libvirt.EventRegisterDefaultImpl(); err != nil {
+			return
+		}
+		eventLoopOK = true
+		go func() {
+			for {
+				if err := libvirt.EventRunDefaultImpl(); err != nil {
+					time.Sleep(time.Second)
+				}
+			}
+		}()
+	})
+	return eventLoopOK
+}
+
+func remoteURI(uri string) bool {
+	u, err := url.Parse(uri)
+	return err == nil && u.Host != ""
 }
 
 // mapErr turns libvirt's "no such object" errors into ErrNotFound.
