@@ -149,6 +149,11 @@ func setupIntegration(t *testing.T, config map[string]string) *itEnv {
 	n1 := &providerv1.Network{Name: "n1", Type: "bridge"}
 	root := &providerv1.Disk{Name: "root", Dev: "vda", Type: "empty", Format: "qcow2", SizeBytes: 64 << 20,
 		Path: filepath.Join(dir, "images", "vm0_root.qcow2")}
+	// A cdrom: snapshots of running and stopped VMs must cope with it.
+	iso := filepath.Join(dir, "cd.iso")
+	if err := os.WriteFile(iso, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	bootable := false
 	if tpl := os.Getenv("LAGO_LIBVIRT_TEST_TEMPLATE"); tpl != "" {
 		// A private copy: libvirt relabels backing files, and the cached
@@ -167,8 +172,11 @@ func setupIntegration(t *testing.T, config map[string]string) *itEnv {
 	}
 	vm := &providerv1.VM{
 		Name: "vm0", MemoryMib: 256, Vcpu: 1,
-		Nics:          []*providerv1.Nic{{Net: "n0", Ip: ip, Mac: mac}, {Net: "n1", Mac: fmt.Sprintf("54:52:00:00:%02x:02", octet)}},
-		Disks:         []*providerv1.Disk{root, {Name: "data", Dev: "sdb", Type: "empty", SizeBytes: 16 << 20, Path: filepath.Join(dir, "images", "vm0_data.qcow2")}},
+		Nics: []*providerv1.Nic{{Net: "n0", Ip: ip, Mac: mac}, {Net: "n1", Mac: fmt.Sprintf("54:52:00:00:%02x:02", octet)}},
+		Disks: []*providerv1.Disk{root,
+			{Name: "data", Dev: "sdb", Type: "empty", SizeBytes: 16 << 20, Path: filepath.Join(dir, "images", "vm0_data.qcow2")},
+			{Name: "cd", Dev: "hdc", Type: "iso", SourcePath: iso},
+		},
 		SerialLogPath: filepath.Join(dir, "logs", "vm0.serial.log"),
 	}
 	return &itEnv{p: p, env: env, nets: []*providerv1.Network{n0, n1}, vm: vm, bootable: bootable, dir: dir}
@@ -363,7 +371,7 @@ func runIntegration(t *testing.T, config map[string]string) {
 	}
 	wantVols := 0
 	if p.cfg.Remote {
-		wantVols = 2
+		wantVols = 3
 	}
 	if kinds[KindDomain] != 1 || kinds[KindNetwork] != 2 || kinds[KindVolume] != wantVols {
 		t.Fatalf("owned kinds %v, want 1 domain, 2 networks, %d volumes", kinds, wantVols)
