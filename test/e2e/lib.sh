@@ -17,6 +17,7 @@
 
 E2E_URI="${E2E_URI:-qemu:///system}"
 E2E_OWN_DAEMON=0
+E2E_OWN_VIRTLOGD=0
 E2E_NS=""
 E2E_ROOT="${E2E_ROOT:-}"
 
@@ -85,6 +86,7 @@ e2e_setup_netns() {
 	ip netns exec "$E2E_NS" ip link set lo up
 	if ! pgrep -x virtlogd >/dev/null; then
 		ip netns exec "$E2E_NS" virtlogd -d
+		E2E_OWN_VIRTLOGD=1
 	fi
 	ip netns exec "$E2E_NS" libvirtd -d
 	e2e_wait_libvirt || e2e_die "libvirtd did not come up in netns $E2E_NS"
@@ -102,7 +104,10 @@ e2e_teardown_netns() {
 		kill "$pid" 2>/dev/null || true
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	fi
-	# virtlogd is left running: other users of the host may share it.
+	# A virtlogd that was already running is shared with others: left alone.
+	if [ "$E2E_OWN_VIRTLOGD" = 1 ] && [ -r /run/virtlogd.pid ]; then
+		kill "$(cat /run/virtlogd.pid)" 2>/dev/null || true
+	fi
 	if [ -n "$E2E_NS" ]; then
 		ip netns delete "$E2E_NS" 2>/dev/null || true
 	fi
