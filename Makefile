@@ -18,9 +18,13 @@ all: build
 
 build: bin/lago plugins
 
+# bin/lago is the light front-end (help, completion, config, plugin list;
+# no gRPC linked, static, fast to start); it execs libexec/lago/lago-engine,
+# the full build, for every verb that does real work.
 bin/lago: FORCE
-	@mkdir -p bin
-	cd cmd/lago && $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(CURDIR)/bin/lago .
+	@mkdir -p bin libexec/lago
+	cd cmd/lago && CGO_ENABLED=0 $(GO) build -trimpath -tags lagolight -ldflags '$(LDFLAGS)' -o $(CURDIR)/bin/lago .
+	cd cmd/lago && $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(CURDIR)/libexec/lago/lago-engine .
 
 plugins:
 	@mkdir -p libexec/lago/plugins
@@ -71,6 +75,7 @@ bench: build
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/lago/plugins
 	install -m 0755 bin/lago $(DESTDIR)$(PREFIX)/bin/lago
+	install -m 0755 libexec/lago/lago-engine $(DESTDIR)$(PREFIX)/libexec/lago/lago-engine
 	@for p in $(PLUGINS); do install -m 0755 libexec/lago/plugins/lago-plugin-$$p $(DESTDIR)$(PREFIX)/libexec/lago/plugins/; done
 
 clean:
