@@ -47,6 +47,10 @@ finish() {
 	for k in "${!result[@]}"; do
 		printf '  %-28s %s\n' "$k" "${result[$k]}"
 	done | sort
+	for f in "$log_dir"/*.log; do
+		[ -f "$f" ] || continue
+		grep -E -- '^--- FAIL' "$f" | sed "s|^--- FAIL: |  failed: $(basename "$f" .log) |" || true
+	done
 	printf '  %-28s %s\n' "leftover libvirt objects" "$swept (removed by the sweep)"
 	printf '  %-28s %s\n' "logs" "$log_dir"
 	printf '  %-28s %s s\n' "duration" "$(($(date +%s) - started))"
