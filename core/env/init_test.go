@@ -252,7 +252,7 @@ func TestInitSuccess(t *testing.T) {
 		t.Errorf("stored disk path %q is not relative to $LAGO_PREFIX_PATH", vm0.Disks[0].Path)
 	}
 	// Build ran on vm0 with the prefix key; bootstrap on both.
-	if len(f.builder.reqs) != 1 || f.builder.reqs[0].VM != "vm0" || !strings.HasPrefix(f.builder.reqs[0].PublicKey, "ssh-rsa ") ||
+	if len(f.builder.reqs) != 1 || f.builder.reqs[0].VM != "vm0" || !strings.HasPrefix(f.builder.reqs[0].PublicKey, "ssh-"+KeyType+" ") ||
 		f.builder.reqs[0].DiskPath != filepath.Join(p, "images", "vm0_root.qcow2") {
 		t.Errorf("build requests = %+v", f.builder.reqs)
 	}
