@@ -351,7 +351,9 @@ func (a *app) pluginHost() PluginHost {
 			pins = a.cfg.PluginPins
 			level = a.cfg.LogLevel
 		}
-		a.host = a.newHost(a.hostOptions(pins, level))
+		o := a.hostOptions(pins, level)
+		o.Config = a.cfg
+		a.host = a.newHost(o)
 	}
 	return a.host
 }

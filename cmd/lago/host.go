@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lago-go/lago/core/config"
 	"github.com/lago-go/lago/core/output"
 	"github.com/lago-go/lago/core/pluginhost/discovery"
 	"github.com/lago-go/lago/sdk/plugininfo"
@@ -53,6 +54,9 @@ type hostOptions struct {
 	// LogLevel is lago's --loglevel.
 	LogLevel string
 	Stderr   io.Writer
+	// Config is the effective configuration; the engine uses it to serve
+	// the Host callback service (guest commands) to plugins.
+	Config *config.Config
 }
 
 func (a *app) hostOptions(pins map[string]string, level string) hostOptions {

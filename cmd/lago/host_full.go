@@ -4,14 +4,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/lago-go/lago/core/env"
 	"github.com/lago-go/lago/core/output"
 	"github.com/lago-go/lago/core/pluginhost"
+	"github.com/lago-go/lago/core/prefix"
 	commandv1 "github.com/lago-go/lago/proto/lago/command/v1"
+	hostv1 "github.com/lago-go/lago/proto/lago/host/v1"
 	"github.com/lago-go/lago/sdk"
 )
 
@@ -25,14 +30,97 @@ func newPluginHost(o hostOptions) PluginHost {
 	if level != "debug" {
 		level = "warn"
 	}
-	return managerHost{pluginhost.New(pluginhost.Options{
+	eh := &engineHost{}
+	pm := pluginhost.New(pluginhost.Options{
 		SearchPath: o.SearchPath,
 		Pins:       o.Pins,
 		CacheFile:  o.CacheFile,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "lago", Level: hclog.LevelFromString(level), Output: o.Stderr,
 		}),
-	})}
+		Host: eh,
+	})
+	if cfg := o.Config; cfg != nil {
+		eh.make = func() sdk.Host {
+			m := env.New(env.OptionsFromConfig(cfg), env.RealDeps(pm, cfg, nil))
+			return &env.HostService{M: m, Stderr: o.Stderr, Prefix: func() (string, error) {
+				p, err := prefix.Find(prefix.FindOptions{PrefixPath: cfg.PrefixPath, WorkdirPath: cfg.WorkdirPath, PrefixName: cfg.PrefixName})
+				if err != nil {
+					return "", err
+				}
+				return p.Path, nil
+			}}
+		}
+	}
+	return managerHost{pm}
+}
+
+// engineHost serves the Host callback service to plugins, built on first
+// use: most commands never need it, and it needs the plugin host itself.
+type engineHost struct {
+	once sync.Once
+	make func() sdk.Host
+	host sdk.Host
+}
+
+func (e *engineHost) get() (sdk.Host, error) {
+	e.once.Do(func() {
+		if e.make != nil {
+			e.host = e.make()
+		}
+	})
+	if e.host == nil {
+		return nil, errors.New("no lago environment to act on")
+	}
+	return e.host, nil
+}
+
+func (e *engineHost) Exec(ctx context.Context, vm string, argv []string, stdin []byte, stdout, stderr io.Writer) (int, error) {
+	h, err := e.get()
+	if err != nil {
+		return 0, err
+	}
+	return h.Exec(ctx, vm, argv, stdin, stdout, stderr)
+}
+
+func (e *engineHost) CopyTo(ctx context.Context, vm, local, remote string) error {
+	h, err := e.get()
+	if err != nil {
+		return err
+	}
+	return h.CopyTo(ctx, vm, local, remote)
+}
+
+func (e *engineHost) CopyFrom(ctx context.Context, vm, remote, local string) error {
+	h, err := e.get()
+	if err != nil {
+		return err
+	}
+	return h.CopyFrom(ctx, vm, remote, local)
+}
+
+func (e *engineHost) Environment(ctx context.Context) (*hostv1.GetEnvironmentResponse, error) {
+	h, err := e.get()
+	if err != nil {
+		return nil, err
+	}
+	return h.Environment(ctx)
+}
+
+func (e *engineHost) Progress(ctx context.Context, msg string, fraction float64) error {
+	h, err := e.get()
+	if err != nil {
+		return err
+	}
+	return h.Progress(ctx, msg, fraction)
+}
+
+func (e *engineHost) Log(ctx context.Context, level, msg string) error {
+	h, err := e.get()
+	if err != nil {
+		return err
+	}
+	return h.Log(ctx, level, msg)
 }
 
 // managerHost adapts *pluginhost.Manager to PluginHost.
