@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# vms.sh prints lifecycle figures of lago with real guests (the tiny
+# template, 1 vCPU, 256 MiB, TCG) next to the floor measured in the same
+# run: the same guests created straight through libvirt and polled with ssh
+# every 0.2 s. Everything runs inside the harness's network namespace and is
+# removed at the end. Prints "name: value unit" lines.
+#
+# env: LAGO_BENCH_VM_RUNS (default 3) repetitions of each boot figure,
+#      LAGO_BENCH_FAST_RUNS (default 10) of status and shell.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../e2e/lib.sh
+source "$here/../e2e/lib.sh"
+root="$(e2e_repo_root)"
+lago="$root/bin/lago"
+runs="${LAGO_BENCH_VM_RUNS:-3}"
+fast="${LAGO_BENCH_FAST_RUNS:-10}"
+[ -x "$lago" ] || e2e_die "build first: make"
+e2e_require_root
+
+cleanup() {
+	set +e
+	if [ -n "${E2E_ROOT:-}" ]; then
+		for w in "$E2E_ROOT"/work/*; do
+			[ -d "$w/.lago" ] && (cd "$w" && "$lago" destroy --yes >/dev/null 2>&1)
+		done
+		e2e_sweep >/dev/null
+		rm -rf "$E2E_ROOT"
+	fi
+	e2e_teardown_netns
+}
+trap cleanup EXIT
+e2e_setup_netns
+e2e_make_root
+repo="$(e2e_build_template)"
+img="$(dirname "$repo")/tiny.qcow2"
+
+cat >"$E2E_ROOT/lago.conf" <<CONF
+[lago]
+lease_dir = $E2E_ROOT/leases
+[init]
+template_store = $E2E_ROOT/store
+template_repo_path = $repo
+skip_bootstrap = True
+[provider local-libvirt]
+domain_type = qemu
+CONF
+export LAGO_CONFIG="$E2E_ROOT/lago.conf" HOME="$E2E_ROOT/home"
+
+now() { date +%s%N; }
+ms() { echo $((($2 - $1) / 1000000)); }
+# median of the numbers on stdin
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
+say() { printf '%s: %s %s\n' "$1" "$2" "$3"; }
+in_ns() { ip netns exec "$E2E_NS" "$@"; }
+
+# ---- the floor: N guests straight through libvirt, ssh polled every 0.2 s
+floor() {
+	local n=$1 tag="lbf$$" w="$E2E_ROOT/floor" i t0 left
+	mkdir -p "$w" && chmod 0755 "$w"
+	{
+		echo "<network><name>$tag</name><forward mode='nat'/><bridge name='${tag}br' stp='off' delay='0'/>"
+		echo "<ip address='10.254.78.1' netmask='255.255.255.0'><dhcp><range start='10.254.78.100' end='10.254.78.200'/>"
+		for ((i = 0; i < n; i++)); do echo "<host mac='54:52:0a:fe:4e:1$i' ip='10.254.78.1$i'/>"; done
+		echo "</dhcp></ip></network>"
+	} >"$w/net.xml"
+	virsh -q -c "$E2E_URI" net-create "$w/net.xml" >/dev/null
+	for ((i = 0; i < n; i++)); do
+		qemu-img create -q -f qcow2 -F qcow2 -b "$img" "$w/d$i.qcow2"
+		cat >"$w/d$i.xml" <<XML
+<domain type='qemu'><name>$tag-$i</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os><features><acpi/></features>
+<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$w/d$i.qcow2'/><target dev='vda' bus='virtio'/></disk>
+<interface type='network'><source network='$tag'/><mac address='54:52:0a:fe:4e:1$i'/><model type='virtio'/></interface>
+<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng></devices></domain>
+XML
+	done
+	t0=$(now)
+	for ((i = 0; i < n; i++)); do virsh -q -c "$E2E_URI" create "$w/d$i.xml" >/dev/null; done
+	left=$n
+	declare -A up=()
+	while [ "$left" -gt 0 ]; do
+		for ((i = 0; i < n; i++)); do
+			[ -n "${up[$i]:-}" ] && continue
+			if in_ns timeout 2 ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+				-o ConnectTimeout=1 -o LogLevel=ERROR -o PreferredAuthentications=publickey "root@10.254.78.1$i" true 2>&1 |
+				grep -q "Permission denied"; then
+				up[$i]=1
+				left=$((left - 1))
+			fi
+		done
+		if [ $(($(now) - t0)) -gt 180000000000 ]; then e2e_die "floor: guests did not answer in 180 s"; fi
+		[ "$left" -gt 0 ] && sleep 0.2
+	done
+	ms "$t0" "$(now)"
+	for ((i = 0; i < n; i++)); do virsh -q -c "$E2E_URI" destroy "$tag-$i" >/dev/null 2>&1 || true; done
+	virsh -q -c "$E2E_URI" net-destroy "$tag" >/dev/null 2>&1 || true
+	rm -rf "$w"
+}
+
+# ---- init files
+mkdir -p "$E2E_ROOT/work"
+cat >"$E2E_ROOT/one.yaml" <<'YAML'
+domains:
+  vm0: {memory: 256, vcpu: 1, nics: [{net: n0}], disks: [{template_name: tiny, type: template, name: root, dev: vda, format: qcow2}]}
+nets:
+  n0: {type: nat, management: true}
+YAML
+cat >"$E2E_ROOT/three.yaml" <<'YAML'
+domains:
+  vm0: {memory: 256, vcpu: 1, nics: [{net: n0}, {net: n1}], disks: [{template_name: tiny, type: template, name: root, dev: vda, format: qcow2}]}
+  vm1: {memory: 256, vcpu: 1, nics: [{net: n0}], disks: [{template_name: tiny, type: template, name: root, dev: vda, format: qcow2}]}
+  vm2: {memory: 256, vcpu: 1, nics: [{net: n0}, {net: n1}], disks: [{template_name: tiny, type: template, name: root, dev: vda, format: qcow2}]}
+nets:
+  n0: {type: nat, management: true}
+  n1: {type: nat}
+YAML
+# env NAME FILE: a fresh workdir holding an initialized prefix of FILE
+env_dir() {
+	local d="$E2E_ROOT/work/$1"
+	rm -rf "$d" && mkdir -p "$d" && chmod 0755 "$d"
+	(cd "$d" && "$lago" init "$2" >/dev/null 2>&1) || e2e_die "init $2 failed"
+	echo "$d"
+}
+timed() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); ms "$t0" "$t1"; }
+
+# warm the template store once
+d="$(env_dir warm "$E2E_ROOT/three.yaml")"; (cd "$d" && "$lago" destroy --yes >/dev/null)
+
+# ---- init of 3 VMs on 2 nets (template in the store, --skip-bootstrap)
+i3=()
+for ((r = 0; r < fast; r++)); do
+	d="$E2E_ROOT/work/init$r"; mkdir -p "$d"; chmod 0755 "$d"
+	i3+=("$(cd "$d" && timed "$lago" init "$E2E_ROOT/three.yaml")")
+	(cd "$d" && "$lago" destroy --yes >/dev/null)
+done
+say init_3vms_2nets_median "$(printf '%s\n' "${i3[@]}" | median)" ms
+
+# ---- 1 VM: start until ssh answers, against the floor
+f1=(); s1=()
+for ((r = 0; r < runs; r++)); do
+	f1+=("$(floor 1)")
+	d="$(env_dir one$r "$E2E_ROOT/one.yaml")"
+	s1+=("$(cd "$d" && in_ns bash -c "$(declare -f now ms timed); timed $lago start")")
+	(cd "$d" && "$lago" destroy --yes >/dev/null)
+done
+F1=$(printf '%s\n' "${f1[@]}" | median); S1=$(printf '%s\n' "${s1[@]}" | median)
+say floor_1vm_ssh_median "$F1" ms
+say lago_start_1vm_until_ssh_median "$S1" ms
+say lago_start_1vm_minus_floor "$((S1 - F1))" ms
+
+# ---- 3 VMs: all at once and staggered (one StartVM at a time)
+f3=(); a3=(); g3=()
+for ((r = 0; r < runs; r++)); do
+	f3+=("$(floor 3)")
+	d="$(env_dir all$r "$E2E_ROOT/three.yaml")"
+	a3+=("$(cd "$d" && in_ns bash -c "$(declare -f now ms timed); timed $lago start --parallelism 0")")
+	(cd "$d" && "$lago" destroy --yes >/dev/null)
+	d="$(env_dir stag$r "$E2E_ROOT/three.yaml")"
+	g3+=("$(cd "$d" && in_ns bash -c "$(declare -f now ms timed); timed $lago start --parallelism 1")")
+	(cd "$d" && "$lago" destroy --yes >/dev/null)
+done
+say floor_3vms_all_at_once_median "$(printf '%s\n' "${f3[@]}" | median)" ms
+say lago_start_3vms_all_at_once_median "$(printf '%s\n' "${a3[@]}" | median)" ms
+say lago_start_3vms_one_at_a_time_median "$(printf '%s\n' "${g3[@]}" | median)" ms
+say original_lago_3vms_reference "9400-10400" ms
+
+# ---- 3 running VMs: status, shell, stop, start --no-wait, destroy
+d="$(env_dir run "$E2E_ROOT/three.yaml")"
+cd "$d"
+in_ns "$lago" start >/dev/null
+st=(); sh=()
+for ((r = 0; r < fast; r++)); do
+	st+=("$(timed "$lago" status)")
+	sh+=("$(in_ns bash -c "$(declare -f now ms timed); timed $lago shell vm0 true")")
+done
+say status_3vms_running_median "$(printf '%s\n' "${st[@]}" | median)" ms
+say shell_true_median "$(printf '%s\n' "${sh[@]}" | median)" ms
+say stop_3vms_running "$(timed "$lago" stop)" ms
+say start_no_wait_3vms "$(timed "$lago" start --no-wait)" ms
+in_ns "$lago" start >/dev/null
+say destroy_yes_3vms_running "$(timed "$lago" destroy --yes)" ms
+cd "$root"
