@@ -214,10 +214,19 @@ func TestSnapshotRevert(t *testing.T) {
 	h.initEnv(h.writeInitFile("domains:\n" + vmBlock("vm0", "net: lago") + oneNet))
 	h.must("start")
 
+	// exists tells whether path exists in vm0; anything but test's own
+	// answers (0, 1) means the shell itself failed.
 	exists := func(path string) bool {
 		t.Helper()
 		r := h.lago("shell", "vm0", "test", "-e", path)
-		return r.code == 0
+		switch r.code {
+		case 0:
+			return true
+		case 1:
+			return false
+		}
+		t.Fatalf("cannot check %s in vm0:\n%s", path, r)
+		return false
 	}
 
 	t.Run("running VM", func(t *testing.T) {

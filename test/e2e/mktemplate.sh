@@ -80,6 +80,9 @@ if [ -f "$out/repo.metadata" ]; then
 fi
 
 start_ms=$(($(date +%s%N) / 1000000))
+# Builds of older recipes, unused for a week, go.
+find "$cache_root" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended -regex '.*/[0-9a-f]{16}' \
+	! -name "$key" -mtime +7 -exec rm -rf {} + 2>/dev/null || true
 work="$(mktemp -d "$cache_root/.build-$key.XXXXXX")"
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
@@ -247,7 +250,11 @@ EOF
 chmod 0755 "$root/etc/init.d/rcS"
 
 # The DHCP hook writes names before it configures the address, so a guest
-# reachable over ssh already answers `hostname -f` correctly.
+# reachable over ssh already answers `hostname -f` correctly. Only a lease
+# that carries a domain (Lago's management network) touches the hostname,
+# /etc/hosts and /etc/resolv.conf: leases of the other networks name the NIC
+# (<vm>-eth1) and have DNS disabled, and the udhcpc instances run
+# concurrently, so letting them write would race with the management lease.
 cat >"$root/usr/share/udhcpc/default.script" <<'EOF'
 #!/bin/sh
 # udhcpc hook: $1 is deconfig|bound|renew|nak, options arrive in the environment.
@@ -257,26 +264,30 @@ deconfig)
 	ip link set "$interface" up
 	;;
 bound | renew)
-	if [ -n "$domain" ] || [ ! -e /run/dhcp-names ]; then
+	if [ -n "$domain" ]; then
+		domain="${domain%% *}"
 		if [ -n "$hostname" ]; then
 			short="${hostname%%.*}"
 			hostname "$short"
 			echo "$short" >/etc/hostname
-			if [ -n "$domain" ]; then
-				printf '127.0.0.1\tlocalhost\n%s\t%s.%s %s\n' "$ip" "$short" "$domain" "$short" >/etc/hosts
-			else
-				printf '127.0.0.1\tlocalhost\n%s\t%s\n' "$ip" "$short" >/etc/hosts
-			fi
+			printf '127.0.0.1\tlocalhost\n%s\t%s.%s %s\n' "$ip" "$short" "$domain" "$short" >/etc/hosts.tmp
+			mv /etc/hosts.tmp /etc/hosts
 		fi
 		{
-			[ -n "$domain" ] && echo "search $domain"
+			echo "search $domain"
 			for ns in $dns; do echo "nameserver $ns"; done
-		} >/etc/resolv.conf
-		[ -n "$domain" ] && echo "$interface" >/run/dhcp-names
+		} >/etc/resolv.conf.tmp
+		mv /etc/resolv.conf.tmp /etc/resolv.conf
 	fi
 	ip -4 addr flush dev "$interface"
 	ip -4 addr add "$ip/${mask:-24}" dev "$interface"
-	if [ -n "$router" ] && ! ip -4 route show default | grep -q .; then
+	if [ -n "$router" ] && [ -n "$domain" ]; then
+		# The management network's gateway is the default route.
+		ip -4 route del default 2>/dev/null
+		for r in $router; do
+			ip -4 route add default via "$r" dev "$interface" && break
+		done
+	elif [ -n "$router" ] && ! ip -4 route show default | grep -q .; then
 		for r in $router; do
 			ip -4 route add default via "$r" dev "$interface" && break
 		done
