@@ -250,7 +250,7 @@ func TestDescribeCache(t *testing.T) {
 		t.Helper()
 		m, _ := newManager(t, Options{SearchPath: []string{dir}, CacheFile: cache})
 		infos, err := m.Discover()
-		if err != nil || len(infos) != 1 || !infos[0].Usable() || len(infos[0].Components) != 2 {
+		if err != nil || len(infos) != 1 || !infos[0].Usable() || len(infos[0].Components) != 3 {
 			t.Fatalf("Discover = %+v, %v", infos, err)
 		}
 		return infos
