@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	xssh "golang.org/x/crypto/ssh"
@@ -31,7 +32,11 @@ import (
 // Default timeouts. A TCP connect to a booting guest that does not answer ARP
 // yet stalls for the whole timeout, so connects are short and retried.
 const (
-	DefaultDialTimeout      = 2 * time.Second
+	DefaultDialTimeout = 6 * time.Second
+	// connectAttempt bounds one SYN's wait inside DialTimeout: a fresh
+	// connect beats waiting for the kernel's SYN retransmits (1 s, then
+	// 3 s) when a guest was just restored from a snapshot or is busy.
+	connectAttempt          = time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultUser             = "root"
 	DefaultPort             = "22"
@@ -56,7 +61,8 @@ type Target struct {
 	// KnownHostsPath is the trust-on-first-use known_hosts file; empty
 	// accepts any host key.
 	KnownHostsPath string
-	// DialTimeout bounds one TCP connect; zero means DefaultDialTimeout.
+	// DialTimeout bounds the TCP connect, made of attempts of at most a
+	// second each; zero means DefaultDialTimeout.
 	DialTimeout time.Duration
 	// HandshakeTimeout bounds the ssh handshake and authentication; zero
 	// means DefaultHandshakeTimeout.
@@ -118,8 +124,7 @@ func dial(ctx context.Context, t Target, dialTimeout, handshakeTimeout time.Dura
 		return nil, err
 	}
 	addr := t.addr()
-	d := net.Dialer{Timeout: dialTimeout}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := connect(ctx, addr, dialTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
@@ -148,6 +153,34 @@ func dial(ctx context.Context, t Target, dialTimeout, handshakeTimeout time.Dura
 	}
 	_ = raw.SetDeadline(time.Time{})
 	return &Client{target: t, conn: xssh.NewClient(c, chans, reqs)}, nil
+}
+
+// connect dials addr within total, retrying attempts that time out or find
+// no host (a guest that does not answer ARP yet, e.g. just restored from a
+// snapshot); a refused connection is an answer and returns at once.
+func connect(ctx context.Context, addr string, total time.Duration) (net.Conn, error) {
+	deadline := time.Now().Add(total)
+	for {
+		attempt := min(connectAttempt, time.Until(deadline))
+		d := net.Dialer{Timeout: attempt}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return c, nil
+		}
+		var ne net.Error
+		transient := errors.Is(err, syscall.EHOSTUNREACH) || (errors.As(err, &ne) && ne.Timeout())
+		if ctx.Err() != nil || !transient || time.Until(deadline) <= 0 {
+			return nil, err
+		}
+		if !(errors.As(err, &ne) && ne.Timeout()) {
+			// An unreachable host answers at once: pace the retries.
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(min(200*time.Millisecond, time.Until(deadline))):
+			}
+		}
+	}
 }
 
 func clientConfig(t Target) (*xssh.ClientConfig, error) {

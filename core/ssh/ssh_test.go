@@ -363,3 +363,16 @@ func TestTargetAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestDialRefusedIsImmediate: a refused connect is an answer; only attempts
+// that time out are retried within DialTimeout.
+func TestDialRefusedIsImmediate(t *testing.T) {
+	start := time.Now()
+	_, err := Dial(context.Background(), Target{Addr: freeAddr(t), Password: "pw"})
+	if err == nil || !strings.Contains(err.Error(), "connect to") {
+		t.Fatalf("Dial to a closed port = %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Dial to a closed port took %s; a refusal must not be retried", d)
+	}
+}
