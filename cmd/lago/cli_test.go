@@ -66,7 +66,7 @@ func TestBinaries(t *testing.T) {
 		{"no verb", nil, 1, "Usage:", ""},
 		{"unknown verb", []string{"frobnicate"}, 2, "", `lago: error: unknown command "frobnicate"`},
 		{"generate-config", []string{"--ssh-tr", "7", "generate-config"}, 0, "ssh_tries = 7\n", ""},
-		{"not implemented verb", []string{"status"}, 2, "", "lago: error: lago status: not implemented yet"},
+		{"not implemented verb", []string{"export"}, 2, "", "lago: error: lago export: not implemented yet"},
 	}
 	run := func(t *testing.T, bin string, tt tc) {
 		cmd := exec.Command(bin, tt.args...)
