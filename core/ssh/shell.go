@@ -66,12 +66,9 @@ func (c *Client) runPTY(ctx context.Context, pty *ptyRequest, fd int, stdin io.R
 	if err != nil {
 		return -1, err
 	}
-	go func() {
-		_, _ = io.Copy(in, stdin)
-		in.Close()
-	}()
 	if err := s.Shell(); err != nil {
 		return -1, err
 	}
+	go feed(in, stdin)
 	return waitSession(ctx, s)
 }

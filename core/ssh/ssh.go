@@ -378,15 +378,11 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	// x/crypto's Wait also waits for Session.Stdin to reach EOF, which an
 	// interactive stdin never does; a pipe fed by our own goroutine lets the
 	// command's exit end Run.
+	var in io.WriteCloser
 	if stdin != nil {
-		in, err := s.StdinPipe()
-		if err != nil {
+		if in, err = s.StdinPipe(); err != nil {
 			return -1, fmt.Errorf("stdin pipe: %w", err)
 		}
-		go func() {
-			_, _ = io.Copy(in, stdin)
-			in.Close()
-		}()
 	}
 	if cmd == "" {
 		err = s.Shell()
@@ -396,7 +392,18 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	if err != nil {
 		return -1, fmt.Errorf("start remote command: %w", err)
 	}
+	// Feed stdin only once the command runs: an EOF sent before the exec
+	// request makes dropbear close the channel, and the exec then fails.
+	if in != nil {
+		go feed(in, stdin)
+	}
 	return waitSession(ctx, s)
+}
+
+// feed copies r to the remote stdin and then sends EOF.
+func feed(w io.WriteCloser, r io.Reader) {
+	_, _ = io.Copy(w, r)
+	w.Close()
 }
 
 // waitSession waits for the remote command and turns its end into an exit

@@ -376,3 +376,18 @@ func TestDialRefusedIsImmediate(t *testing.T) {
 		t.Errorf("Dial to a closed port took %s; a refusal must not be retried", d)
 	}
 }
+
+// TestStdinAfterStart: stdin is fed only once the command started. dropbear
+// closes a session whose stdin ends before the exec request, which made
+// about one `lago shell` in a hundred fail with "start remote command: EOF".
+func TestStdinAfterStart(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{Password: "pw", StrictEOF: true})
+	c := dialT(t, Target{Addr: srv.Addr(), Password: "pw"})
+	for i := 0; i < 50; i++ {
+		var out bytes.Buffer
+		code, err := c.Run(context.Background(), []string{"echo", "ok"}, strings.NewReader(""), &out, nil)
+		if err != nil || code != 0 || out.String() != "ok\n" {
+			t.Fatalf("run %d with an empty stdin = %d, %v, %q", i, code, err, out.String())
+		}
+	}
+}

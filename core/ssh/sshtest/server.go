@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -34,6 +35,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	logins   int
+	strict   bool
 }
 
 // Options configure a Server. At least one of Password and Key should be
@@ -47,6 +49,9 @@ type Options struct {
 	HostKey xssh.Signer
 	// Addr is the listen address, default 127.0.0.1:0.
 	Addr string
+	// StrictEOF closes a session whose client sends EOF on stdin before
+	// its exec or shell request, as dropbear does.
+	StrictEOF bool
 }
 
 // NewHostKey returns a fresh ed25519 host key.
@@ -95,7 +100,7 @@ func Start(t testing.TB, o Options) *Server {
 	if o.HostKey == nil {
 		o.HostKey = NewHostKey(t)
 	}
-	s := &Server{t: t, password: o.Password, key: o.Key}
+	s := &Server{t: t, password: o.Password, key: o.Key, strict: o.StrictEOF}
 	s.cfg = &xssh.ServerConfig{}
 	if o.Password != "" {
 		s.cfg.PasswordCallback = func(_ xssh.ConnMetadata, pw []byte) (*xssh.Permissions, error) {
@@ -180,6 +185,21 @@ func (s *Server) session(ch xssh.Channel, reqs <-chan *xssh.Request) {
 	defer ch.Close()
 	var cmd *exec.Cmd
 	done := make(chan struct{})
+	// stdin is read from the moment the channel opens, so an EOF that
+	// arrives before the command is seen (and, with StrictEOF, punished).
+	var started sync.Mutex
+	startedFlag := false
+	stdinR, stdinW := io.Pipe()
+	go func() {
+		_, _ = io.Copy(stdinW, ch)
+		started.Lock()
+		early := !startedFlag
+		started.Unlock()
+		if early && s.strict {
+			ch.Close()
+		}
+		stdinW.Close()
+	}()
 	for req := range reqs {
 		switch req.Type {
 		case "exec", "shell":
@@ -192,12 +212,15 @@ func (s *Server) session(ch xssh.Channel, reqs <-chan *xssh.Request) {
 				}
 				line = p.Command
 			}
+			started.Lock()
+			startedFlag = true
+			started.Unlock()
 			if line == "" {
 				cmd = exec.Command("/bin/sh")
 			} else {
 				cmd = exec.Command("/bin/sh", "-c", line)
 			}
-			cmd.Stdin = ch
+			cmd.Stdin = stdinR
 			cmd.Stdout = ch
 			cmd.Stderr = ch.Stderr()
 			if err := cmd.Start(); err != nil {
