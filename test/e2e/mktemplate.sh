@@ -238,7 +238,8 @@ mount -t tmpfs -o mode=0755 run /run
 while read -r m; do insmod "$m" 2>/dev/null; done </etc/modules-boot
 hostname -F /etc/hostname
 ip link set lo up
-dropbear -R -p 22
+# No syslogd runs: dropbear logs to a file, for post-mortems of failed logins.
+dropbear -R -p 22 -E 2>>/var/log/dropbear.log
 acpid
 for dev in /sys/class/net/*; do
 	ifc="${dev##*/}"
