@@ -54,6 +54,7 @@ type Conn interface {
 	StartDomain(name string) error
 	DestroyDomain(name string) error
 	ShutdownDomain(name string) error
+	// RebootDomain asks the guest agent to reboot the guest.
 	RebootDomain(name string) error
 	// UndefineDomain removes the definition with its snapshot metadata,
 	// managed save and nvram.

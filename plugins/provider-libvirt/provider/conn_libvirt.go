@@ -191,7 +191,7 @@ func (l *libvirtConn) ShutdownDomain(name string) error {
 }
 
 func (l *libvirtConn) RebootDomain(name string) error {
-	return l.withDomain(name, func(d *libvirt.Domain) error { return d.Reboot(libvirt.DOMAIN_REBOOT_ACPI_POWER_BTN) })
+	return l.withDomain(name, func(d *libvirt.Domain) error { return d.Reboot(libvirt.DOMAIN_REBOOT_GUEST_AGENT) })
 }
 
 func (l *libvirtConn) UndefineDomain(name string) error {

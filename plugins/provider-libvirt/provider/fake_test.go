@@ -200,8 +200,14 @@ func (f *fakeConn) RebootDomain(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.call("RebootDomain %s", name)
-	_, err := f.dom(name)
-	return err
+	d, err := f.dom(name)
+	if err != nil {
+		return err
+	}
+	if !d.agent {
+		return errors.New("QEMU guest agent is not connected")
+	}
+	return nil
 }
 
 func (f *fakeConn) UndefineDomain(name string) error {

@@ -319,6 +319,25 @@ func runIntegration(t *testing.T, config map[string]string) {
 			}
 		}
 		checkGuestThroughConsole(t, p, env, vm)
+		if !p.cfg.Remote {
+			// Reboot: the guest comes back to a second login prompt.
+			before, _ := os.ReadFile(vm.SerialLogPath)
+			start := time.Now()
+			noError(t, "ShutdownVM reboot", p.ShutdownVM(ctx, env, vm, true, time.Minute))
+			deadline := time.Now().Add(120 * time.Second)
+			for {
+				b, _ := os.ReadFile(vm.SerialLogPath)
+				if len(b) > len(before) && strings.Contains(string(b[len(before):]), "login:") {
+					t.Logf("reboot to login prompt: %s", time.Since(start))
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no login prompt after a reboot; serial log since:\n%s", b[min(len(before), len(b)):])
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			waitState(t, it, "running", 10*time.Second)
+		}
 	}
 
 	noError(t, "Snapshot running", p.Snapshot(ctx, env, vm, "running1"))

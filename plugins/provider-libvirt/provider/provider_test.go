@@ -266,7 +266,8 @@ func TestShutdownVM(t *testing.T) {
 		{"guest handles acpi", true, true, false, "", "ShutdownDomain"},
 		{"guest ignores acpi", false, true, false, "did not shut down within", "ShutdownDomain"},
 		{"already off", false, false, false, "", ""},
-		{"reboot", false, true, true, "", "RebootDomain"},
+		{"reboot through the agent", false, true, true, "", "RebootDomain"},
+		{"reboot without agent power cycles", true, true, true, "", "RebootDomain"},
 		{"reboot of stopped vm", false, false, true, "not running", ""},
 	}
 	for _, tt := range tests {
@@ -278,7 +279,7 @@ func TestShutdownVM(t *testing.T) {
 			if tt.running {
 				st = DomainRunning
 			}
-			fc.doms["1a2b3c4d-vm0"] = &fakeDom{state: st}
+			fc.doms["1a2b3c4d-vm0"] = &fakeDom{state: st, agent: tt.name == "reboot through the agent"}
 			err := p.ShutdownVM(ctx, testEnv, &providerv1.VM{Name: "vm0"}, tt.reboot, 50*time.Millisecond)
 			if tt.wantErr != "" {
 				wantDiag(t, err, tt.wantErr)
@@ -291,6 +292,15 @@ func TestShutdownVM(t *testing.T) {
 			}
 			if tt.name == "guest ignores acpi" && len(calls) < 2 {
 				t.Fatalf("power button pressed only %d times", len(calls))
+			}
+			if tt.name == "reboot without agent power cycles" {
+				want := "RebootDomain 1a2b3c4d-vm0|ShutdownDomain 1a2b3c4d-vm0|StartDomain 1a2b3c4d-vm0"
+				if got := strings.Join(calls, "|"); got != want {
+					t.Fatalf("calls %s, want %s", got, want)
+				}
+				if fc.doms["1a2b3c4d-vm0"].state != DomainRunning {
+					t.Fatal("vm not running after the reboot")
+				}
 			}
 		})
 	}

@@ -193,8 +193,14 @@ var (
 	shutdownRepress = 10 * time.Second
 )
 
-// ShutdownVM presses the ACPI power button and waits until the VM is off,
-// or reboots it (virDomainReboot) when reboot is set.
+// ShutdownVM presses the ACPI power button and waits until the VM is off.
+//
+// With reboot it asks the guest agent (virDomainReboot, agent mode) when
+// one answers. Otherwise it shuts the VM down the same way and starts it
+// again: virDomainReboot's ACPI mode depends on libvirt's "fake reboot"
+// (reset after the guest powers off), and on libvirt 9.0 with qemu 7.2 the
+// guest was seen powering off and never coming back, and the call to hang
+// while a console stream was open.
 func (p *Provider) ShutdownVM(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM, reboot bool, timeout time.Duration) error {
 	c, _, _, warns, err := p.connect(ctx)
 	if err != nil {
@@ -213,16 +219,35 @@ func (p *Provider) ShutdownVM(ctx context.Context, env *providerv1.EnvRef, vm *p
 		return withWarnings(warns, errorDiag(label+": cannot read state", err))
 	}
 	if reboot {
-		if err := c.RebootDomain(name); err != nil {
-			return withWarnings(warns, errorDiag(label+": cannot reboot", err))
+		err := c.RebootDomain(name)
+		if err == nil {
+			return withWarnings(warns, nil)
 		}
-		return withWarnings(warns, nil)
+		p.log.Debug("no guest agent reboot, power cycling through ACPI", "vm", vm.GetName(), "error", err)
 	}
 	if timeout <= 0 {
 		timeout = defaultShutdownWait * time.Second
 	}
+	if err := p.acpiShutdown(ctx, c, name, timeout); err != nil {
+		what := "shut down"
+		if reboot {
+			what = "reboot (shut down)"
+		}
+		return withWarnings(warns, errorDiag(fmt.Sprintf("%s: cannot %s", label, what), err))
+	}
+	if reboot {
+		if err := c.StartDomain(name); err != nil {
+			return withWarnings(warns, errorDiag(label+": cannot reboot (start again)", err))
+		}
+	}
+	return withWarnings(warns, nil)
+}
+
+// acpiShutdown presses the power button (again every shutdownRepress) until
+// the domain is off or timeout passes.
+func (p *Provider) acpiShutdown(ctx context.Context, c Conn, name string, timeout time.Duration) error {
 	if err := c.ShutdownDomain(name); err != nil {
-		return withWarnings(warns, errorDiag(label+": cannot shut down", err))
+		return err
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -234,11 +259,11 @@ func (p *Provider) ShutdownVM(ctx context.Context, env *providerv1.EnvRef, vm *p
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
-			return withWarnings(warns, errorDiag(fmt.Sprintf("%s: did not shut down within %s", label, timeout), nil))
+			return fmt.Errorf("did not shut down within %s", timeout)
 		case <-tick.C:
 			st, err := c.DomainState(name)
 			if errors.Is(err, ErrNotFound) || (err == nil && !isActive(st)) {
-				return withWarnings(warns, nil)
+				return nil
 			}
 			if time.Since(lastPress) >= shutdownRepress {
 				_ = c.ShutdownDomain(name)
