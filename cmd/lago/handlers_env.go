@@ -232,7 +232,26 @@ func runDestroy(ctx context.Context, inv *Invocation) error {
 	}
 	p, err := findPrefix(inv)
 	if err != nil {
-		return err
+		// A first init killed before it linked `current` leaves a workdir
+		// that discovery cannot see; destroy removes that too.
+		w := inv.Config.WorkdirPath
+		if w == "" {
+			w = ".lago"
+		}
+		if st, serr := os.Lstat(filepath.Join(w, prefix.CurrentLink)); serr == nil || st != nil {
+			return err
+		}
+		if st, serr := os.Stat(w); serr != nil || !st.IsDir() {
+			return err
+		}
+		abs, aerr := filepath.Abs(w)
+		if aerr != nil {
+			return err
+		}
+		if !inv.OptBool("yes") && !confirm(inv, abs) {
+			return errs.Userf("not destroying %s", abs)
+		}
+		return m.DestroyUnlinkedWorkdir(ctx, abs)
 	}
 	if !inv.OptBool("yes") && !confirm(inv, p.Path) {
 		return errs.Userf("not destroying %s", p.Path)

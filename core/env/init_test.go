@@ -733,3 +733,56 @@ func TestDestroyFoundPrefix(t *testing.T) {
 	}
 	f.assertNothingLeft()
 }
+
+// TestDestroyUnlinkedWorkdir: a first init killed before it linked
+// `current` leaves a workdir that prefix discovery does not see; destroy
+// must still remove it whole, and refuse anything that is not such a
+// leftover.
+func TestDestroyUnlinkedWorkdir(t *testing.T) {
+	f := newInitFixture(t)
+	f.m.afterStep = func(step int) error {
+		if step == stepDisks {
+			return errKilled
+		}
+		return nil
+	}
+	if _, err := f.m.Init(context.Background(), f.opts()); !errors.Is(err, errKilled) {
+		t.Fatalf("Init error = %v, want the simulated kill", err)
+	}
+	if _, err := os.Lstat(filepath.Join(f.workdir, CurrentLink)); !os.IsNotExist(err) {
+		t.Fatalf("the test needs a workdir without %s (%v)", CurrentLink, err)
+	}
+	// A folder killed before its uuid was written is empty.
+	mustMkdir(t, filepath.Join(f.workdir, "empty"))
+	if err := f.m.DestroyUnlinkedWorkdir(context.Background(), f.workdir); err != nil {
+		t.Fatalf("DestroyUnlinkedWorkdir: %v", err)
+	}
+	if _, err := os.Lstat(f.workdir); !os.IsNotExist(err) {
+		t.Errorf("workdir still there: %v", err)
+	}
+	if entries, _ := f.leases.List(context.Background()); len(entries) != 0 {
+		t.Errorf("leases left: %+v", entries)
+	}
+	if o := f.prov.Owned(""); len(o) != 0 {
+		t.Errorf("provider objects left: %v", o)
+	}
+
+	for name, setup := range map[string]func(dir string){
+		"a file": func(dir string) { mustWrite(t, filepath.Join(dir, "notes.txt"), "mine") },
+		"an initialized prefix": func(dir string) {
+			mustMkdir(t, filepath.Join(dir, "p"))
+			mustWrite(t, filepath.Join(dir, "p", fileInitialized), "")
+		},
+		"a current link": func(dir string) { _ = os.Symlink("p", filepath.Join(dir, CurrentLink)) },
+	} {
+		dir := filepath.Join(t.TempDir(), ".lago")
+		mustMkdir(t, dir)
+		setup(dir)
+		if err := f.m.DestroyUnlinkedWorkdir(context.Background(), dir); err == nil {
+			t.Errorf("a workdir with %s was destroyed", name)
+		}
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("refusing a workdir with %s removed it: %v", name, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/lago-go/lago/core/prefix"
 )
@@ -110,4 +111,54 @@ func (m *Manager) DestroyPrefix(ctx context.Context, p *prefix.Prefix) error {
 		return m.DestroyInWorkdir(ctx, p.Workdir.Path, p.Name)
 	}
 	return m.Destroy(ctx, p.Path)
+}
+
+// DestroyUnlinkedWorkdir removes a workdir that a first `init` killed
+// before it linked `current` left behind: a folder without `current` whose
+// subfolders are all half-made prefixes (no `initialized`). Each is
+// destroyed like any prefix (provider objects, leases, files), then the
+// workdir goes. Anything else is refused, so a wrong path never deletes a
+// user's files.
+func (m *Manager) DestroyUnlinkedWorkdir(ctx context.Context, workdir string) error {
+	if _, err := os.Lstat(filepath.Join(workdir, CurrentLink)); err == nil {
+		return userErrorf("%s has a %s link: destroy its prefixes instead", workdir, CurrentLink)
+	}
+	entries, err := os.ReadDir(workdir)
+	if err != nil {
+		return userErrorf("no lago workdir at %s: %v", workdir, err)
+	}
+	for _, e := range entries {
+		p := filepath.Join(workdir, e.Name())
+		if !e.IsDir() {
+			return userErrorf("%s is not a lago workdir: it holds %s", workdir, e.Name())
+		}
+		if _, err := os.Stat(filepath.Join(p, fileInitialized)); err == nil {
+			return userErrorf("%s holds the initialized prefix %s but no %s link: run lago set-current first", workdir, e.Name(), CurrentLink)
+		}
+	}
+	for _, e := range entries {
+		p := filepath.Join(workdir, e.Name())
+		if err := m.Destroy(ctx, p); err != nil {
+			// A folder killed before even its uuid was written holds
+			// nothing that needs a teardown.
+			if empty, _ := isEmptyDir(p); !empty {
+				return err
+			}
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("destroy %s: %w", p, err)
+			}
+		}
+	}
+	if err := os.Remove(workdir); err != nil {
+		return fmt.Errorf("destroy workdir %s: %w", workdir, err)
+	}
+	return nil
+}
+
+func isEmptyDir(p string) (bool, error) {
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		return false, err
+	}
+	return len(entries) == 0, nil
 }
