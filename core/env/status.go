@@ -189,6 +189,16 @@ func (s *LiveState) Document(defaultRootPassword string) (map[string]any, error)
 	for _, v := range s.Env.VMs {
 		specs.VMs = append(specs.VMs, *v)
 	}
-	live := prefix.StateMaps{VMs: s.VMs, Nets: s.Nets, SnapshotLists: s.Snapshots}
+	// Our domains stay defined when powered off (so stopped VMs can be
+	// snapshotted), where the original's vanished: the original printed
+	// "down" for a stopped VM, and scripts parse that word.
+	vms := make(map[string]string, len(s.VMs))
+	for name, st := range s.VMs {
+		if st == stateShutOff {
+			st = stateDown
+		}
+		vms[name] = st
+	}
+	live := prefix.StateMaps{VMs: vms, Nets: s.Nets, SnapshotLists: s.Snapshots}
 	return prefix.StatusTree(&prefix.Prefix{Path: s.Env.Path}, specs, live, prefix.StatusOptions{DefaultRootPassword: defaultRootPassword})
 }

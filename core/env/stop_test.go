@@ -325,6 +325,16 @@ func TestStatusDocument(t *testing.T) {
 	if st := vms["vm1"].(map[string]any)["status"]; st != "down" {
 		t.Errorf("vm1 status = %v", st)
 	}
+	// A powered-off but still defined domain reads "down", as the
+	// original's vanished domains did.
+	f.prov.SetVMState(testUUID, "vm2", "shut off")
+	doc, err = f.m.StatusDocument(ctx, f.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := doc["Prefix"].(map[string]any)["VMs"].(map[string]any)["vm2"].(map[string]any)["status"]; st != "down" {
+		t.Errorf("shut off vm2 status = %v, want down", st)
+	}
 	if pw := vms["vm1"].(map[string]any)["root password"]; pw != DefaultSSHPassword {
 		t.Errorf("vm1 root password = %v, want the configured default", pw)
 	}
