@@ -107,6 +107,14 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
+// sub returns the harness for a subtest: failures then end the subtest, not
+// its parent (FailNow must run on the failing test's own goroutine).
+func (h *harness) sub(t *testing.T) *harness {
+	c := *h
+	c.t = t
+	return &c
+}
+
 // writeConfig writes the test's lago.conf: scratch lease dir and template
 // store, TCG local provider, plus extra sections.
 func (h *harness) writeConfig(extra string) {

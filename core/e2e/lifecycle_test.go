@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,8 +217,8 @@ func TestSnapshotRevert(t *testing.T) {
 
 	// exists tells whether path exists in vm0; anything but test's own
 	// answers (0, 1) means the shell itself failed.
-	exists := func(path string) bool {
-		t.Helper()
+	exists := func(h *harness, path string) bool {
+		h.t.Helper()
 		r := h.lago("shell", "vm0", "test", "-e", path)
 		switch r.code {
 		case 0:
@@ -225,11 +226,12 @@ func TestSnapshotRevert(t *testing.T) {
 		case 1:
 			return false
 		}
-		t.Fatalf("cannot check %s in vm0:\n%s", path, r)
+		h.t.Fatalf("cannot check %s in vm0:\n%s", path, r)
 		return false
 	}
 
 	t.Run("running VM", func(t *testing.T) {
+		h := h.sub(t)
 		h.shell("vm0", "sh", "-c", "echo before > /root/before && sync")
 		h.must("snapshot", "live")
 		h.shell("vm0", "sh", "-c", "echo after > /root/after && sync")
@@ -240,15 +242,16 @@ func TestSnapshotRevert(t *testing.T) {
 		if got := h.status().vmStatus("vm0"); got != "running" {
 			t.Fatalf("after reverting a live snapshot vm0 is %q, want running", got)
 		}
-		if !exists("/root/before") {
+		if !exists(h, "/root/before") {
 			t.Error("/root/before, written before the snapshot, is gone")
 		}
-		if exists("/root/after") {
+		if exists(h, "/root/after") {
 			t.Error("/root/after, written after the snapshot, survived the revert")
 		}
 	})
 
 	t.Run("stopped VM", func(t *testing.T) {
+		h := h.sub(t)
 		h.must("stop")
 		h.must("snapshot", "cold")
 		h.must("start")
@@ -256,10 +259,10 @@ func TestSnapshotRevert(t *testing.T) {
 		h.must("stop")
 		h.must("revert", "cold")
 		h.must("start")
-		if !exists("/root/before") {
+		if !exists(h, "/root/before") {
 			t.Error("/root/before is gone after reverting the cold snapshot")
 		}
-		if exists("/root/after-cold") {
+		if exists(h, "/root/after-cold") {
 			t.Error("/root/after-cold, written after the cold snapshot, survived the revert")
 		}
 	})
@@ -364,6 +367,83 @@ func TestBootstrapInjectsKey(t *testing.T) {
 	if !strings.Contains(keys, strings.TrimSpace(string(pub))) {
 		t.Errorf("the prefix key is not in authorized_keys:\n%s", keys)
 	}
+	h.must("destroy", "--yes")
+	h.assertNothingLeft()
+}
+
+// TestDeployAndShutdown runs deploy scripts (fed to `bash -s`, $VARS
+// expanded in their paths), reports a failing script by name, status and
+// VM, reboots a VM and shuts another down through ACPI.
+func TestDeployAndShutdown(t *testing.T) {
+	h := newHarness(t)
+	ok := filepath.Join(h.dir, "ok.sh")
+	bad := filepath.Join(h.dir, "bad.sh")
+	if err := os.WriteFile(ok, []byte("echo deployed-$(hostname) > /root/deployed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("exit 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withScript := func(vm, script string) string {
+		return strings.Replace(vmBlock(vm, "net: lago"), "    vcpu: 1\n",
+			"    vcpu: 1\n    metadata:\n      deploy-scripts:\n        - "+script+"\n", 1)
+	}
+	initFile := "domains:\n" +
+		withScript("vm0", "$LAGO_INITFILE_PATH/ok.sh") +
+		withScript("vm1", bad) +
+		oneNet
+	h.initEnv(h.writeInitFile(initFile))
+	h.must("start")
+
+	t.Run("deploy", func(t *testing.T) {
+		h := h.sub(t)
+		r := h.lago("deploy")
+		if r.code == 0 {
+			t.Fatalf("deploy with a failing script succeeded:\n%s", r)
+		}
+		if want := "failed with status 3 on vm1"; !strings.Contains(r.stderr, want) {
+			t.Errorf("deploy error lacks %q:\n%s", want, r)
+		}
+		if got := strings.TrimSpace(h.shell("vm0", "cat", "/root/deployed")); got != "deployed-vm0" {
+			t.Errorf("vm0's deploy script left %q, want deployed-vm0", got)
+		}
+	})
+
+	// After `shutdown --reboot` returns, the VM answers again and its
+	// uptime restarted.
+	t.Run("reboot", func(t *testing.T) {
+		h := h.sub(t)
+		uptime := func() float64 {
+			f := strings.Fields(h.shell("vm1", "cat", "/proc/uptime"))
+			v, err := strconv.ParseFloat(f[0], 64)
+			if err != nil {
+				t.Fatalf("uptime %q: %v", f, err)
+			}
+			return v
+		}
+		before := uptime()
+		h.must("shutdown", "--reboot", "vm1")
+		if after := uptime(); after >= before {
+			t.Errorf("vm1 uptime went from %.1f to %.1f across a reboot", before, after)
+		}
+	})
+
+	// Graceful shutdown through the ACPI power button (busybox acpid).
+	t.Run("shutdown", func(t *testing.T) {
+		h := h.sub(t)
+		h.must("shutdown", "vm0")
+		if got := h.domainState(h.env.URI, "vm0"); got == "running" {
+			t.Errorf("vm0 still running after lago shutdown")
+		}
+		st := h.status()
+		if got := st.vmStatus("vm0"); got == "running" {
+			t.Errorf("status says vm0 is running after lago shutdown")
+		}
+		if got := st.vmStatus("vm1"); got != "running" {
+			t.Errorf("shutdown of vm0 changed vm1 to %q", got)
+		}
+	})
+
 	h.must("destroy", "--yes")
 	h.assertNothingLeft()
 }
