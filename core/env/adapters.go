@@ -15,6 +15,7 @@ import (
 	builderv1 "github.com/lago-go/lago/proto/lago/builder/v1"
 	"github.com/lago-go/lago/sdk"
 
+	"github.com/lago-go/lago/core/errs"
 	lagossh "github.com/lago-go/lago/core/ssh"
 	"github.com/lago-go/lago/core/template"
 )
@@ -36,7 +37,17 @@ func (SSHClient) target(t SSHTarget) lagossh.Target {
 
 // WaitReady implements SSH.
 func (c SSHClient) WaitReady(ctx context.Context, t SSHTarget) error {
-	return lagossh.WaitReady(ctx, c.target(t), 0)
+	return sshUserError(lagossh.WaitReady(ctx, c.target(t), 0))
+}
+
+// sshUserError marks the ssh failures the user can fix (wrong password or
+// key, a guest whose host key changed) as Lago errors: exit status 2.
+func sshUserError(err error) error {
+	var changed *lagossh.HostKeyChangedError
+	if errors.Is(err, lagossh.ErrAuth) || errors.As(err, &changed) {
+		return errs.User(err)
+	}
+	return err
 }
 
 // Run implements SSH: an interactive shell (with a pty when stdin is a
@@ -44,7 +55,7 @@ func (c SSHClient) WaitReady(ctx context.Context, t SSHTarget) error {
 func (c SSHClient) Run(ctx context.Context, t SSHTarget, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	cl, err := lagossh.Dial(ctx, c.target(t))
 	if err != nil {
-		return -1, err
+		return -1, sshUserError(err)
 	}
 	defer cl.Close()
 	if len(argv) == 0 {
@@ -151,10 +162,13 @@ var _ Bootstrapper = VirtSysprep{}
 // Args returns virt-sysprep's argv (without the binary) for req, with the
 // root password read from passwordFile.
 func (v VirtSysprep) Args(req BootstrapRequest, passwordFile string) []string {
-	args := []string{"-a", req.DiskPath}
+	// virt-sysprep applies --format to the -a options after it, and
+	// refuses a --format that follows the last -a.
+	var args []string
 	if req.DiskFormat != "" {
 		args = append(args, "--format", req.DiskFormat)
 	}
+	args = append(args, "-a", req.DiskPath)
 	if req.Hostname != "" {
 		args = append(args, "--hostname", req.Hostname)
 	}

@@ -3,6 +3,7 @@ package env
 import (
 	"context"
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +13,9 @@ import (
 
 	builderv1 "github.com/lago-go/lago/proto/lago/builder/v1"
 
+	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/spec"
+	lagossh "github.com/lago-go/lago/core/ssh"
 	"github.com/lago-go/lago/core/template"
 )
 
@@ -74,7 +77,7 @@ func TestVirtSysprepArgvAndPasswordFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := strings.Split(strings.TrimSpace(string(b)), "\n")
-	want := []string{"-a", "/p/images/vm0 root.qcow2", "--format", "qcow2", "--hostname", "vm0", "--root-password", "", "--ssh-inject", "root:file:/p/id_rsa.pub"}
+	want := []string{"--format", "qcow2", "-a", "/p/images/vm0 root.qcow2", "--hostname", "vm0", "--root-password", "", "--ssh-inject", "root:file:/p/id_rsa.pub"}
 	if len(args) != len(want) {
 		t.Fatalf("argv = %q, want %q", args, want)
 	}
@@ -145,5 +148,20 @@ func TestStoreTemplatesFromFileRepo(t *testing.T) {
 	}
 	if _, err := st.Get(context.Background(), TemplateRef{Name: "nope"}); err == nil {
 		t.Error("Get of a missing template succeeded")
+	}
+}
+
+func TestSSHUserErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		user bool
+	}{
+		{fmt.Errorf("ssh to h as root: %w: denied", lagossh.ErrAuth), true},
+		{fmt.Errorf("dial: %w", &lagossh.HostKeyChangedError{}), true},
+		{errors.New("connection refused"), false},
+	} {
+		if got := errs.IsUser(sshUserError(tc.err)); got != tc.user {
+			t.Errorf("IsUser(sshUserError(%v)) = %v, want %v", tc.err, got, tc.user)
+		}
 	}
 }

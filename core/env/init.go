@@ -194,9 +194,6 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	if err != nil {
 		return fail(err)
 	}
-	for _, b := range bound {
-		addTemplates(b, images)
-	}
 	err = parallel(ctx, len(bound), m.opts.DiskParallelism, func(ctx context.Context, i int) error {
 		b := bound[i]
 		m.log().Info("preparing disks", "vm", b.spec.Name, "provider", b.instance)
@@ -399,6 +396,7 @@ func applyTemplateMetadata(vm *spec.VM, images map[TemplateRef]Image) {
 		if !ok {
 			continue
 		}
+		d.TemplateImage = &spec.TemplateImage{Path: img.Path, Key: img.Key, Hash: img.Hash, Format: img.Format}
 		if len(img.Metadata) > 0 {
 			d.Metadata = map[string]any{}
 			for k, v := range img.Metadata {
@@ -408,19 +406,6 @@ func applyTemplateMetadata(vm *spec.VM, images map[TemplateRef]Image) {
 		if di == 0 && vm.Distro == "" {
 			vm.Distro = img.Metadata["distro"]
 		}
-	}
-}
-
-// addTemplates fills in the store image of each template disk.
-func addTemplates(b boundVM, images map[TemplateRef]Image) {
-	for di := range b.spec.Disks {
-		d := &b.spec.Disks[di]
-		if !isStoreTemplate(d) || di >= len(b.pv.Disks) {
-			continue
-		}
-		img := images[imageKey(d)]
-		pd := b.pv.Disks[di]
-		pd.TemplatePath, pd.TemplateFormat, pd.TemplateKey, pd.TemplateHash = img.Path, img.Format, img.Key, img.Hash
 	}
 }
 

@@ -786,3 +786,48 @@ func TestDestroyUnlinkedWorkdir(t *testing.T) {
 		}
 	}
 }
+
+// startRecorder records the template images StartVM is given.
+type startRecorder struct {
+	*envtest.Provider
+	mu        sync.Mutex
+	templates map[string]string
+}
+
+func (r *startRecorder) StartVM(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM) error {
+	r.mu.Lock()
+	for _, d := range vm.GetDisks() {
+		if d.GetType() == "template" {
+			r.templates[vm.GetName()] = d.GetTemplatePath() + "|" + d.GetTemplateKey()
+		}
+	}
+	r.mu.Unlock()
+	return r.Provider.StartVM(ctx, env, vm)
+}
+
+// TestStartKnowsTheTemplateImage: a provider that copies templates at
+// start (remote libvirt) must learn the store image in a later process
+// than init's, so init records it in the VM spec.
+func TestStartKnowsTheTemplateImage(t *testing.T) {
+	f := newInitFixture(t)
+	rec := &startRecorder{Provider: f.prov, templates: map[string]string{}}
+	f.m.deps.Providers = func(ctx context.Context, name string) (sdk.Provider, error) { return rec, nil }
+	res, err := f.m.Init(context.Background(), f.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fresh manager, as a later `lago start` would have.
+	m := New(Options{DefaultProvider: "local"}, Deps{Providers: f.m.deps.Providers, SSH: newFakeSSH()})
+	if err := m.Start(context.Background(), res.Prefix, nil, StartOptions{NoWait: true}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.templates) == 0 {
+		t.Fatal("no template disk reached StartVM")
+	}
+	for vm, got := range rec.templates {
+		path, key, _ := strings.Cut(got, "|")
+		if !filepath.IsAbs(path) || key == "" {
+			t.Errorf("StartVM of %s got template image %q key %q, want the store path and key", vm, path, key)
+		}
+	}
+}

@@ -372,6 +372,9 @@ func toProviderVM(e *Environment, vm *spec.VM) (*providerv1.VM, error) {
 		if d.Type == spec.DiskTemplate && d.TemplateType == "qcow2" {
 			pd.TemplatePath, pd.TemplateFormat = pd.SourcePath, "qcow2"
 		}
+		if t := d.TemplateImage; t != nil {
+			pd.TemplatePath, pd.TemplateFormat, pd.TemplateKey, pd.TemplateHash = t.Path, t.Format, t.Key, t.Hash
+		}
 		if pd.Name == "" {
 			pd.Name = d.Dev
 		}

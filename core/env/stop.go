@@ -151,15 +151,26 @@ func (m *Manager) Shutdown(ctx context.Context, prefix string, vms []string, reb
 		}
 		p := provs[b.instance]
 		perr := p.ShutdownVM(ctx, e.Ref(), b.pv, reboot, timeout)
-		if perr == nil {
+		if perr != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("shut down vm %s: %w", b.spec.Name, perr)
+			}
+			m.log().Info("provider shutdown failed; trying over ssh", "vm", b.spec.Name, "err", perr)
+			if err := m.sshPowerOff(ctx, e, p, b, reboot); err != nil {
+				return fmt.Errorf("shut down vm %s: provider: %w; over ssh: %w", b.spec.Name, perr, err)
+			}
+		}
+		if !reboot || m.deps.SSH == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("shut down vm %s: %w", b.spec.Name, perr)
+		// A reboot is done when the guest answers again, as after start:
+		// the next verb (shell, deploy) must find it usable.
+		t, err := m.sshTarget(e, b.spec)
+		if err != nil {
+			return err
 		}
-		m.log().Info("provider shutdown failed; trying over ssh", "vm", b.spec.Name, "err", perr)
-		if err := m.sshPowerOff(ctx, e, p, b, reboot); err != nil {
-			return fmt.Errorf("shut down vm %s: provider: %w; over ssh: %w", b.spec.Name, perr, err)
+		if err := m.deps.SSH.WaitReady(ctx, t); err != nil {
+			return fmt.Errorf("reboot vm %s: no ssh answer within %s: %w", b.spec.Name, timeout, err)
 		}
 		return nil
 	})

@@ -371,3 +371,25 @@ func TestConsole(t *testing.T) {
 		t.Errorf("console output %q", out.String())
 	}
 }
+
+// TestRebootWaitsForSSH: `shutdown --reboot` returns only when the guests
+// answer ssh again, and names one that does not.
+func TestRebootWaitsForSSH(t *testing.T) {
+	f := newFixture(t)
+	f.m = f.manager(Options{ShutdownTimeout: 300 * time.Millisecond})
+	startAll(t, f)
+	f.ssh.mu.Lock()
+	f.ssh.targets = nil
+	f.ssh.never["vm1"] = true
+	f.ssh.mu.Unlock()
+	err := f.m.Shutdown(context.Background(), f.prefix, nil, true)
+	if err == nil || !strings.Contains(err.Error(), "reboot vm vm1") {
+		t.Fatalf("reboot with vm1 silent = %v, want an error naming vm1", err)
+	}
+	f.ssh.mu.Lock()
+	waited := len(f.ssh.targets)
+	f.ssh.mu.Unlock()
+	if waited != 3 {
+		t.Errorf("waited for %d VMs after the reboot, want 3", waited)
+	}
+}

@@ -116,6 +116,14 @@ type NIC struct {
 	MTU int    `json:"mtu,omitempty"`
 }
 
+// TemplateImage names an image of the template store.
+type TemplateImage struct {
+	Path   string `json:"path"`
+	Key    string `json:"key"`
+	Hash   string `json:"hash,omitempty"`
+	Format string `json:"format,omitempty"`
+}
+
 // Disk is one disk of a VM. Before init, Path of a template disk is
 // empty; after init every disk has Path (under $LAGO_PREFIX_PATH/images
 // unless the user's own file is used in place).
@@ -146,6 +154,10 @@ type Disk struct {
 	// Metadata is the template's metadata (distro, root-password, ...)
 	// once the disk is made.
 	Metadata map[string]any `json:"metadata,omitempty"`
+	// TemplateImage is the store image a template disk was made from, as
+	// resolved at init: providers that copy templates elsewhere (a remote
+	// libvirt uploads it at start) need it after init too.
+	TemplateImage *TemplateImage `json:"template_image,omitempty"`
 }
 
 // NumaCell is one guest NUMA cell.
