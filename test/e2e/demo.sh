@@ -37,8 +37,8 @@ finish() {
 	exit "$rc"
 }
 
-step "installing packages (test/e2e/deps.sh)"
-bash "$here/deps.sh"
+step "installing packages (scripts/deps.sh)"
+bash "$repo/scripts/deps.sh"
 
 step "building lago (make build)"
 make build
