@@ -344,6 +344,11 @@ func toProviderVM(e *Environment, vm *spec.VM) (*providerv1.VM, error) {
 	if pv.Vcpu == 0 {
 		pv.Vcpu = spec.DefaultVCPU
 	}
+	cpu, err := cpuCustomXML(vm.CPUCustom)
+	if err != nil {
+		return nil, fmt.Errorf("vm %s: %w", vm.Name, err)
+	}
+	pv.CpuCustom = cpu
 	for _, c := range vm.Numa {
 		pv.Numa = append(pv.Numa, &providerv1.NumaCell{Id: int32(c.ID), Cpus: c.CPUs, MemoryMib: int64(c.Memory)})
 	}
