@@ -56,3 +56,16 @@ func TestCPUCustomXML(t *testing.T) {
 		t.Errorf("no cpu_custom = %q, %v", s, err)
 	}
 }
+
+// TestNatNetsHaveTheOriginalsIPv6 checks the ULA /64 every nat net gets.
+func TestNatNetsHaveTheOriginalsIPv6(t *testing.T) {
+	f := newFixture(t)
+	e, err := f.m.Load(f.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pn := toProviderNet(e, e.Net("n1"))
+	if pn.GetIpv6Gateway() != "fd8f:1391:3a82:201::1" || pn.GetIpv6PrefixLength() != 64 {
+		t.Errorf("n1 ipv6 = %s/%d, want fd8f:1391:3a82:201::1/64", pn.GetIpv6Gateway(), pn.GetIpv6PrefixLength())
+	}
+}

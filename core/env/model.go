@@ -262,6 +262,9 @@ func findVM(e *Environment, name string) (*spec.VM, error) {
 }
 
 // toProviderNet converts a net spec to what providers take.
+// ipv6ULAPrefix is the original's IPv6 prefix of nat nets.
+const ipv6ULAPrefix = "fd8f:1391:3a82:"
+
 func toProviderNet(e *Environment, n *spec.Net) *providerv1.Network {
 	pn := &providerv1.Network{
 		Name:          n.Name,
@@ -276,6 +279,13 @@ func toProviderNet(e *Environment, n *spec.Net) *providerv1.Network {
 	}
 	if p, ok := n.Prefix(); ok {
 		pn.PrefixLength = int32(p.Bits())
+		if pn.Type == spec.NetNAT && p.Addr().Is4() {
+			// As the original: every nat net also has an IPv6 ULA /64
+			// named after its subnet's third octet, written in decimal
+			// digits (192.168.201.0/24 -> fd8f:1391:3a82:201::/64).
+			pn.Ipv6Gateway = fmt.Sprintf("%s%d::1", ipv6ULAPrefix, p.Addr().As4()[2])
+			pn.Ipv6PrefixLength = 64
+		}
 		if n.DHCP != nil {
 			pn.DhcpStart = octet(p, n.DHCP.Start)
 			pn.DhcpEnd = octet(p, n.DHCP.End)
