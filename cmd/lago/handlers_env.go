@@ -4,15 +4,19 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/lago-go/lago/core/env"
 	"github.com/lago-go/lago/core/errs"
@@ -155,9 +159,45 @@ var runDeploy = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manage
 	return m.Deploy(ctx, p, inv.Stdout, inv.Stderr)
 })
 
+// consoleEscape (Ctrl-]) detaches from a console, as in virsh console.
+const consoleEscape = 0x1d
+
+// runConsole attaches the terminal to the VM's serial console: raw mode on
+// a terminal, so keys reach the guest as typed, until Ctrl-] or EOF.
 var runConsole = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager, p string) error {
-	return m.Console(ctx, p, inv.Args[0], inv.Stdin, inv.Stdout)
+	in := inv.Stdin
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		old, err := term.MakeRaw(int(f.Fd()))
+		if err != nil {
+			return fmt.Errorf("console: raw terminal: %w", err)
+		}
+		defer term.Restore(int(f.Fd()), old)
+		fmt.Fprintf(inv.Stderr, "Connected to %s's console; escape character is ^]\r\n", inv.Args[0])
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	err := m.Console(ctx, p, inv.Args[0], &escapeReader{r: in, onEscape: cancel}, inv.Stdout)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
 })
+
+// escapeReader passes input through until the escape byte, then ends the
+// session.
+type escapeReader struct {
+	r        io.Reader
+	onEscape func()
+}
+
+func (e *escapeReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if i := bytes.IndexByte(p[:n], consoleEscape); i >= 0 {
+		e.onEscape()
+		return i, io.EOF
+	}
+	return n, err
+}
 
 // runShell runs CMD in the VM and exits with its status. A single CMD that
 // names a local file is sent as a script to `bash -s`, as the original.
