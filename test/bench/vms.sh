@@ -56,7 +56,7 @@ in_ns() { ip netns exec "$E2E_NS" "$@"; }
 
 # ---- the floor: N guests straight through libvirt, ssh polled every 0.2 s
 floor() {
-	local n=$1 tag="lbf$$" w="$E2E_ROOT/floor" i t0 left
+	local n=$1 tag="lbf$$" w="$E2E_ROOT/floor" i t0 left out
 	mkdir -p "$w" && chmod 0755 "$w"
 	{
 		echo "<network><name>$tag</name><forward mode='nat'/><bridge name='${tag}br' stp='off' delay='0'/>"
@@ -82,9 +82,10 @@ XML
 	while [ "$left" -gt 0 ]; do
 		for ((i = 0; i < n; i++)); do
 			[ -n "${up[$i]:-}" ] && continue
-			if in_ns timeout 2 ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-				-o ConnectTimeout=1 -o LogLevel=ERROR -o PreferredAuthentications=publickey "root@10.254.78.1$i" true 2>&1 |
-				grep -q "Permission denied"; then
+			# sshd answering authentication (it refuses us: no key) is up.
+			out="$(in_ns timeout 2 ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+				-o ConnectTimeout=1 -o LogLevel=ERROR -o PreferredAuthentications=publickey "root@10.254.78.1$i" true 2>&1 || true)"
+			if [[ $out == *"Permission denied"* ]]; then
 				up[$i]=1
 				left=$((left - 1))
 			fi
