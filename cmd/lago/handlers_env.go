@@ -278,7 +278,7 @@ func runDestroy(ctx context.Context, inv *Invocation) error {
 		if w == "" {
 			w = ".lago"
 		}
-		if st, serr := os.Lstat(filepath.Join(w, prefix.CurrentLink)); serr == nil || st != nil {
+		if _, serr := os.Lstat(filepath.Join(w, prefix.CurrentLink)); serr == nil {
 			return err
 		}
 		if st, serr := os.Stat(w); serr != nil || !st.IsDir() {
