@@ -151,6 +151,13 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	fail := func(err error) (*InitResult, error) {
 		return nil, m.undoInit(ctx, paths, createdWorkdir, instances, err)
 	}
+	// A workdir made by this init gets its `current` link now, so a kill
+	// from here on leaves a prefix that discovery (and so destroy) finds.
+	if createdWorkdir {
+		if err := SetCurrent(paths.workdir, filepath.Base(paths.prefix)); err != nil {
+			return fail(err)
+		}
+	}
 	if err := m.hook(stepPrefix); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/lago-go/lago/core/prefix"
 )
@@ -123,9 +124,21 @@ func (m *Manager) DestroyUnlinkedWorkdir(ctx context.Context, workdir string) er
 	if _, err := os.Lstat(filepath.Join(workdir, CurrentLink)); err == nil {
 		return userErrorf("%s has a %s link: destroy its prefixes instead", workdir, CurrentLink)
 	}
-	entries, err := os.ReadDir(workdir)
+	all, err := os.ReadDir(workdir)
 	if err != nil {
 		return userErrorf("no lago workdir at %s: %v", workdir, err)
+	}
+	var entries []os.DirEntry
+	for _, e := range all {
+		// A temp file of an atomic write (".current.tmp-PID-N") that the
+		// kill interrupted.
+		if strings.HasPrefix(e.Name(), "."+CurrentLink+".tmp-") {
+			if err := os.Remove(filepath.Join(workdir, e.Name())); err != nil {
+				return fmt.Errorf("destroy workdir %s: %w", workdir, err)
+			}
+			continue
+		}
+		entries = append(entries, e)
 	}
 	for _, e := range entries {
 		p := filepath.Join(workdir, e.Name())
