@@ -88,21 +88,3 @@ func searchPath(exe string) (path []string) {
 	}()
 	return discovery.DefaultSearchPath(exe)
 }
-
-// usableComponents lists the components of kind served by usable plugins,
-// in the order the plugin host sorts them.
-func usableComponents(infos []discovery.Info, kind string) []plugininfo.ComponentInfo {
-	var out []plugininfo.ComponentInfo
-	for _, in := range infos {
-		if !in.Usable() {
-			continue
-		}
-		for _, c := range in.Components {
-			if kind == "" || c.Kind == kind {
-				out = append(out, c)
-			}
-		}
-	}
-	discovery.SortComponents(out)
-	return out
-}

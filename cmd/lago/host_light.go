@@ -52,7 +52,7 @@ func (c *catalog) Components(kind string) ([]plugininfo.ComponentInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return usableComponents(infos, kind), nil
+	return discovery.UsableComponents(infos, kind), nil
 }
 
 var errLight = errors.New("the light lago front-end cannot start plugins")

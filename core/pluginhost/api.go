@@ -116,19 +116,7 @@ func (m *Manager) Components(kind string) ([]sdk.ComponentInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []sdk.ComponentInfo
-	for _, in := range infos {
-		if !in.Usable() {
-			continue
-		}
-		for _, c := range in.Components {
-			if kind == "" || c.Kind == kind {
-				out = append(out, c)
-			}
-		}
-	}
-	discovery.SortComponents(out)
-	return out, nil
+	return discovery.UsableComponents(infos, kind), nil
 }
 
 // find returns the plugin serving the component kind/name; with verb set it

@@ -328,6 +328,25 @@ func (c *cacheFile) save(path string) error {
 	return nil
 }
 
+// UsableComponents lists the components of kind ("" for all) served by
+// the usable plugins among infos, sorted by kind and name: what both the
+// plugin host and the CLI's light front-end offer.
+func UsableComponents(infos []Info, kind string) []plugininfo.ComponentInfo {
+	var out []plugininfo.ComponentInfo
+	for _, in := range infos {
+		if !in.Usable() {
+			continue
+		}
+		for _, c := range in.Components {
+			if kind == "" || c.Kind == kind {
+				out = append(out, c)
+			}
+		}
+	}
+	SortComponents(out)
+	return out
+}
+
 // SortComponents orders component infos by kind then name, for stable
 // listings.
 func SortComponents(cs []plugininfo.ComponentInfo) {
