@@ -437,6 +437,25 @@ type boundNet struct {
 
 func (b boundNet) key() string { return b.instance + "/" + b.spec.Name }
 
+// loadBound loads the prefix and binds the named VMs (all when vms is
+// empty) to their provider instances: the preamble of every verb that acts
+// on a selection of VMs.
+func (m *Manager) loadBound(prefix string, vms []string) (*Environment, []*spec.VM, []boundVM, error) {
+	e, err := m.Load(prefix)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sel, err := selectVMs(e, vms)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	bound, err := m.bindVMs(e, sel)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return e, sel, bound, nil
+}
+
 // bindVMs converts VMs and pairs them with their providers.
 func (m *Manager) bindVMs(e *Environment, vms []*spec.VM) ([]boundVM, error) {
 	out := make([]boundVM, 0, len(vms))

@@ -117,15 +117,7 @@ func (r *startRun) rollback(ctx context.Context) error {
 // Running VMs and up networks are left alone. When any step fails or ctx
 // ends, what this call started is stopped again.
 func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o StartOptions) error {
-	e, err := m.Load(prefix)
-	if err != nil {
-		return err
-	}
-	sel, err := selectVMs(e, vms)
-	if err != nil {
-		return err
-	}
-	bound, err := m.bindVMs(e, sel)
+	e, sel, bound, err := m.loadBound(prefix, vms)
 	if err != nil {
 		return err
 	}

@@ -120,15 +120,7 @@ func (m *Manager) stop(ctx context.Context, e *Environment, vms []string) error 
 // `poweroff`/`reboot` over ssh when that fails, waiting up to
 // Options.ShutdownTimeout.
 func (m *Manager) Shutdown(ctx context.Context, prefix string, vms []string, reboot bool) error {
-	e, err := m.Load(prefix)
-	if err != nil {
-		return err
-	}
-	sel, err := selectVMs(e, vms)
-	if err != nil {
-		return err
-	}
-	bound, err := m.bindVMs(e, sel)
+	e, _, bound, err := m.loadBound(prefix, vms)
 	if err != nil {
 		return err
 	}
