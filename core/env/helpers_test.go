@@ -126,16 +126,23 @@ type fakeSSH struct {
 	exit    int
 	runErr  error
 	targets []SSHTarget
+	waits   []string // VMs WaitReady was called for, in order
+	// boots counts the boot id reads per VM: every read after the first
+	// sees a new boot, unless sameBoot says the VM never reboots.
+	boots    map[string]int
+	sameBoot map[string]bool
 }
 
 func newFakeSSH() *fakeSSH {
-	return &fakeSSH{never: map[string]bool{}, delay: map[string]time.Duration{}}
+	return &fakeSSH{never: map[string]bool{}, delay: map[string]time.Duration{},
+		boots: map[string]int{}, sameBoot: map[string]bool{}}
 }
 
 func (s *fakeSSH) WaitReady(ctx context.Context, t SSHTarget) error {
 	s.mu.Lock()
 	never, d := s.never[t.VM], s.delay[t.VM]
 	s.targets = append(s.targets, t)
+	s.waits = append(s.waits, t.VM)
 	s.mu.Unlock()
 	if never {
 		<-ctx.Done()
@@ -156,6 +163,15 @@ func (s *fakeSSH) Run(ctx context.Context, t SSHTarget, argv []string, stdin io.
 	s.targets = append(s.targets, t)
 	if s.runErr != nil {
 		return -1, s.runErr
+	}
+	if len(argv) == 2 && argv[0] == "cat" && argv[1] == bootIDPath {
+		if stdout != nil {
+			fmt.Fprintf(stdout, "boot-%d\n", s.boots[t.VM])
+		}
+		if !s.sameBoot[t.VM] {
+			s.boots[t.VM]++
+		}
+		return s.exit, nil
 	}
 	if stdout != nil {
 		fmt.Fprintf(stdout, "ran %v on %s\n", argv, t.Host)

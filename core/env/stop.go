@@ -1,10 +1,13 @@
 package env
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -142,6 +145,10 @@ func (m *Manager) Shutdown(ctx context.Context, prefix string, vms []string, reb
 			return nil
 		}
 		p := provs[b.instance]
+		var before string
+		if reboot {
+			before = m.bootID(ctx, e, b)
+		}
 		perr := p.ShutdownVM(ctx, e.Ref(), b.pv, reboot, timeout)
 		if perr != nil {
 			if ctx.Err() != nil {
@@ -155,22 +162,72 @@ func (m *Manager) Shutdown(ctx context.Context, prefix string, vms []string, reb
 		if !reboot || m.deps.SSH == nil {
 			return nil
 		}
-		// A reboot is done when the guest answers again, as after start:
-		// the next verb (shell, deploy) must find it usable.
-		t, err := m.sshTarget(e, b.spec)
-		if err != nil {
-			return err
-		}
-		if err := m.deps.SSH.WaitReady(ctx, t); err != nil {
-			return fmt.Errorf("reboot vm %s: no ssh answer within %s: %w", b.spec.Name, timeout, err)
-		}
-		return nil
+		return m.waitRebooted(ctx, e, b, before, timeout)
 	})
 	if err != nil {
 		return fmt.Errorf("shut down prefix %s: %w", e.Path, err)
 	}
 	return nil
 }
+
+// bootIDPath is the kernel's random id of the running boot: it differs
+// after every reboot, unlike uptime, which after a quick reboot can be
+// back where it was.
+const bootIDPath = "/proc/sys/kernel/random/boot_id"
+
+// bootIDWait bounds reading the boot id before a reboot: a guest that
+// does not answer quickly is rebooted anyway, and then only waited for.
+const bootIDWait = 5 * time.Second
+
+// bootID reads the guest's boot id over ssh, or "" when it cannot.
+func (m *Manager) bootID(ctx context.Context, e *Environment, b boundVM) string {
+	if m.deps.SSH == nil {
+		return ""
+	}
+	t, err := m.sshTarget(e, b.spec)
+	if err != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, bootIDWait)
+	defer cancel()
+	var out bytes.Buffer
+	code, err := m.deps.SSH.Run(ctx, t, []string{"cat", bootIDPath}, nil, &out, io.Discard)
+	if err != nil || code != 0 {
+		return ""
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// waitRebooted returns when the guest answers ssh again from a new boot:
+// the next verb (shell, deploy) must find it usable, and an ACPI reboot
+// leaves the old boot's sshd answering for a few seconds. When the boot
+// id before the reboot is unknown, answering ssh is all it can check.
+func (m *Manager) waitRebooted(ctx context.Context, e *Environment, b boundVM, before string, timeout time.Duration) error {
+	t, err := m.sshTarget(e, b.spec)
+	if err != nil {
+		return err
+	}
+	for {
+		if err := m.deps.SSH.WaitReady(ctx, t); err != nil {
+			return fmt.Errorf("reboot vm %s: no ssh answer within %s: %w", b.spec.Name, timeout, err)
+		}
+		if before == "" {
+			return nil
+		}
+		now := m.bootID(ctx, e, b)
+		if now != "" && now != before {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reboot vm %s: still the same boot (%s) after %s: %w", b.spec.Name, before, timeout, ctx.Err())
+		case <-time.After(rebootPoll):
+		}
+	}
+}
+
+// rebootPoll is how often waitRebooted asks for the boot id again.
+const rebootPoll = 200 * time.Millisecond
 
 // sshPowerOff runs poweroff (or reboot) in the guest and, for poweroff,
 // waits until the provider sees the VM off.

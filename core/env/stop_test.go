@@ -112,7 +112,16 @@ func TestShutdown(t *testing.T) {
 		}, wantRuns: []string{"vm0 [poweroff]", "vm1 [poweroff]", "vm2 [poweroff]"}},
 		{name: "reboot falls back to ssh reboot", reboot: true, setup: func(f *fixture) {
 			f.prov.FailOn["ShutdownVM"] = errBoom
-		}, wantRuns: []string{"vm0 [reboot]", "vm1 [reboot]", "vm2 [reboot]"}},
+		}, wantRuns: []string{"vm0 [reboot]", "vm1 [reboot]", "vm2 [reboot]",
+			// boot id before and after each reboot
+			"vm0 [cat " + bootIDPath + "]", "vm1 [cat " + bootIDPath + "]", "vm2 [cat " + bootIDPath + "]",
+			"vm0 [cat " + bootIDPath + "]", "vm1 [cat " + bootIDPath + "]", "vm2 [cat " + bootIDPath + "]",
+		}},
+		{name: "provider reboot checks the boot id", reboot: true, setup: func(f *fixture) {},
+			wantRuns: []string{
+				"vm0 [cat " + bootIDPath + "]", "vm1 [cat " + bootIDPath + "]", "vm2 [cat " + bootIDPath + "]",
+				"vm0 [cat " + bootIDPath + "]", "vm1 [cat " + bootIDPath + "]", "vm2 [cat " + bootIDPath + "]",
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -379,7 +388,7 @@ func TestRebootWaitsForSSH(t *testing.T) {
 	f.m = f.manager(Options{ShutdownTimeout: 300 * time.Millisecond})
 	startAll(t, f)
 	f.ssh.mu.Lock()
-	f.ssh.targets = nil
+	f.ssh.waits = nil
 	f.ssh.never["vm1"] = true
 	f.ssh.mu.Unlock()
 	err := f.m.Shutdown(context.Background(), f.prefix, nil, true)
@@ -387,9 +396,43 @@ func TestRebootWaitsForSSH(t *testing.T) {
 		t.Fatalf("reboot with vm1 silent = %v, want an error naming vm1", err)
 	}
 	f.ssh.mu.Lock()
-	waited := len(f.ssh.targets)
+	waited := map[string]bool{}
+	for _, vm := range f.ssh.waits {
+		waited[vm] = true
+	}
 	f.ssh.mu.Unlock()
-	if waited != 3 {
-		t.Errorf("waited for %d VMs after the reboot, want 3", waited)
+	if len(waited) != 3 {
+		t.Errorf("waited for %v after the reboot, want all 3 VMs", waited)
+	}
+}
+
+// TestRebootWaitsForNewBoot: a guest whose old sshd still answers after
+// the reboot request has not rebooted yet; shutdown --reboot keeps
+// waiting for a new boot id and names the VM that never gets one.
+func TestRebootWaitsForNewBoot(t *testing.T) {
+	f := newFixture(t)
+	f.m = f.manager(Options{ShutdownTimeout: 700 * time.Millisecond})
+	startAll(t, f)
+	f.ssh.mu.Lock()
+	f.ssh.sameBoot["vm2"] = true
+	f.ssh.mu.Unlock()
+	start := time.Now()
+	err := f.m.Shutdown(context.Background(), f.prefix, nil, true)
+	if err == nil || !strings.Contains(err.Error(), "reboot vm vm2: still the same boot (boot-0)") {
+		t.Fatalf("reboot with vm2 never rebooting = %v, want an error naming vm2's unchanged boot", err)
+	}
+	if strings.Contains(err.Error(), "vm0") || strings.Contains(err.Error(), "vm1") {
+		t.Errorf("error blames VMs that did reboot: %v", err)
+	}
+	if d := time.Since(start); d < 600*time.Millisecond {
+		t.Errorf("gave up after %s, before the %s timeout", d, 700*time.Millisecond)
+	}
+	f.ssh.mu.Lock()
+	reads := f.ssh.boots
+	f.ssh.mu.Unlock()
+	for _, vm := range []string{"vm0", "vm1"} {
+		if reads[vm] != 2 {
+			t.Errorf("%s boot id read %d times, want 2 (before and after)", vm, reads[vm])
+		}
 	}
 }
