@@ -27,6 +27,9 @@ import (
 )
 
 func main() {
+	if code, ok := hiddenMain(os.Args[1:], os.Stdin, os.Stderr); ok {
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ()))
 }
 

@@ -85,6 +85,7 @@ type Config struct {
 	SSHPassword         string
 	SSHTries            int
 	SSHTimeout          time.Duration
+	SSHPersist          time.Duration // how long a VM's ssh mux keeps its connection
 	LibvirtURL          string
 	LibvirtUser         string
 	LibvirtPassword     string
@@ -532,6 +533,7 @@ func (ld *loader) build() (*Config, error) {
 	c.SSHPassword = str("lago.ssh_password")
 	c.SSHTries = integer("lago.ssh_tries")
 	c.SSHTimeout = duration("lago.ssh_timeout")
+	c.SSHPersist = duration("lago.ssh_persist")
 	c.LibvirtURL = str("lago.libvirt_url")
 	c.LibvirtUser = str("lago.libvirt_user")
 	c.LibvirtPassword = str("lago.libvirt_password")

@@ -74,6 +74,8 @@ var builtinKeys = []Key{
 		Help: "how many times to try connecting to a VM with ssh"},
 	{Section: SectionLago, Name: "ssh_timeout", Type: TypeDuration, Default: "10", Flag: "ssh-timeout",
 		Help: "timeout of one ssh connection attempt (seconds, or a duration like 30s)"},
+	{Section: SectionLago, Name: "ssh_persist", Type: TypeDuration, Default: "60",
+		Help: "keep each VM's ssh connection open this long after a command, for the next ones (0 turns it off)"},
 	{Section: SectionLago, Name: "libvirt_url", Default: "qemu:///system", Flag: "libvirt-url",
 		Help: "libvirt URI of the built-in local-libvirt provider"},
 	{Section: SectionLago, Name: "libvirt_user", Flag: "libvirt-user",

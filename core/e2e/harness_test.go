@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	lagossh "github.com/lago-go/lago/core/ssh"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +78,8 @@ type harness struct {
 	conf string
 	// extraEnv is added to lago's environment.
 	extraEnv []string
+	// uuids are the uuids of the prefixes initEnv made (shared by subtests).
+	uuids *[]string
 }
 
 // localProvider is the provider configuration every test uses: guests run
@@ -101,7 +104,7 @@ func newHarness(t *testing.T) *harness {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, env: e, dir: dir, conf: filepath.Join(dir, "lago.conf")}
+	h := &harness{t: t, env: e, dir: dir, conf: filepath.Join(dir, "lago.conf"), uuids: new([]string)}
 	h.writeConfig("")
 	t.Cleanup(h.cleanup)
 	return h
@@ -221,6 +224,32 @@ func (h *harness) initEnv(initFile string, extra ...string) {
 	}
 	args = append(args, initFile)
 	h.must(args...)
+	if id := h.uuid(); id != "" {
+		*h.uuids = append(*h.uuids, id)
+	}
+}
+
+// uuid is the uuid of the current prefix, or "" when there is none.
+func (h *harness) uuid() string {
+	b, err := os.ReadFile(filepath.Join(h.dir, ".lago", "current", "uuid"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// muxSockets lists the ssh mux sockets of the prefix with uuid.
+func (h *harness) muxSockets(uuid string) []string { return h.muxFiles(uuid, ".sock") }
+
+// muxFiles lists the ssh mux files (sockets and locks) of the prefix with
+// uuid whose names end in suffix.
+func (h *harness) muxFiles(uuid, suffix string) []string {
+	dir, err := lagossh.MuxDir()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, uuid+"-*"+suffix))
+	return files
 }
 
 func contains(list []string, s string) bool {
@@ -406,6 +435,11 @@ func (h *harness) assertNothingLeft(uris ...string) {
 	}
 	if l := h.leasesOf(); len(l) > 0 {
 		h.t.Errorf("leases left in %s: %v", h.env.LeaseDir, l)
+	}
+	for _, id := range *h.uuids {
+		if files := h.muxFiles(id, ""); len(files) > 0 {
+			h.t.Errorf("ssh mux files of prefix %s left: %v", id, files)
+		}
 	}
 }
 

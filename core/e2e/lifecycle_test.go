@@ -91,7 +91,26 @@ func TestOneVMLifecycle(t *testing.T) {
 		t.Errorf("shell with a script on stdin:\n%s", r)
 	}
 
+	// Commands after the first go through one kept connection: the guest
+	// sees them come from one client port. stop releases it.
+	clientPort := func() string {
+		f := strings.Fields(h.shell("vm0", "sh", "-c", "echo $SSH_CLIENT"))
+		if len(f) != 3 {
+			t.Fatalf("SSH_CLIENT in the guest is %q", f)
+		}
+		return f[1]
+	}
+	if p1, p2 := clientPort(), clientPort(); p1 != p2 {
+		t.Errorf("two commands came from client ports %s and %s: the ssh connection was not kept", p1, p2)
+	}
+	if socks := h.muxSockets(h.uuid()); len(socks) != 1 {
+		t.Errorf("ssh mux sockets of vm0: %v, want one", socks)
+	}
+
 	h.must("stop")
+	if socks := h.muxSockets(h.uuid()); len(socks) != 0 {
+		t.Errorf("stop left the ssh mux of vm0: %v", socks)
+	}
 	st = h.status()
 	if got := st.vmStatus("vm0"); got != "down" {
 		t.Errorf("status after stop: vm0 is %q, want down", got)

@@ -88,6 +88,7 @@ func (m *Manager) destroyable(path string) (*Environment, error) {
 // every configured one), then leases.
 func (m *Manager) teardown(ctx context.Context, e *Environment, extra ...string) error {
 	if e.UUID != "" {
+		m.releaseSSH(ctx, e, nil)
 		// Without a uuid nothing can have been created or leased: init
 		// writes the uuid before it leases or asks a provider anything.
 		required, precaution := m.destroyInstances(e, extra)

@@ -66,6 +66,18 @@ type SSHTarget struct {
 	// KnownHostsFile is the prefix's trust-on-first-use known_hosts, so a
 	// guest whose host key changes is noticed.
 	KnownHostsFile string
+	// UUID is the prefix's uuid; it names the VM's ssh mux socket.
+	UUID string
+}
+
+// SSHReleaser is implemented by an SSH that keeps connections open
+// between commands (see SSHClient.Persist): a VM that stops, reboots or
+// reverts must not be reached through a connection of its past.
+type SSHReleaser interface {
+	// Release closes the kept connection to t, if any.
+	Release(ctx context.Context, t SSHTarget)
+	// ReleaseAll closes every kept connection of the prefix with uuid.
+	ReleaseAll(ctx context.Context, uuid string)
 }
 
 // SSH is what env needs from core/ssh.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -119,14 +120,15 @@ func (f *fixture) manager(o Options) *Manager {
 // fakeSSH answers WaitReady for hosts marked ready (after an optional
 // delay) and records Run calls.
 type fakeSSH struct {
-	mu      sync.Mutex
-	never   map[string]bool
-	delay   map[string]time.Duration
-	runs    []string
-	exit    int
-	runErr  error
-	targets []SSHTarget
-	waits   []string // VMs WaitReady was called for, in order
+	mu       sync.Mutex
+	never    map[string]bool
+	delay    map[string]time.Duration
+	runs     []string
+	exit     int
+	runErr   error
+	targets  []SSHTarget
+	waits    []string // VMs WaitReady was called for, in order
+	released []string
 	// boots counts the boot id reads per VM: every read after the first
 	// sees a new boot, unless sameBoot says the VM never reboots.
 	boots    map[string]int
@@ -177,6 +179,28 @@ func (s *fakeSSH) Run(ctx context.Context, t SSHTarget, argv []string, stdin io.
 		fmt.Fprintf(stdout, "ran %v on %s\n", argv, t.Host)
 	}
 	return s.exit, nil
+}
+
+// Release and ReleaseAll record what was released, as "vm0" or "all:<uuid>".
+func (s *fakeSSH) Release(_ context.Context, t SSHTarget) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.released = append(s.released, t.VM)
+}
+
+func (s *fakeSSH) ReleaseAll(_ context.Context, uuid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.released = append(s.released, "all:"+uuid)
+}
+
+func (s *fakeSSH) Released() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := append([]string(nil), s.released...)
+	s.released = nil
+	sort.Strings(out)
+	return out
 }
 
 func (s *fakeSSH) Runs() []string {

@@ -28,6 +28,9 @@ func (m *Manager) Revert(ctx context.Context, prefix, name string) error {
 		return userErrorf("snapshot name is empty")
 	}
 	return m.eachVM(ctx, prefix, "revert", func(ctx context.Context, e *Environment, p providerHandle, b boundVM) error {
+		// A kept ssh connection belongs to the VM's present, which the
+		// revert replaces.
+		m.releaseSSH(ctx, e, []string{b.spec.Name})
 		return p.Revert(ctx, e.Ref(), b.pv, name)
 	})
 }

@@ -272,6 +272,7 @@ func (m *Manager) sshTarget(e *Environment, vm *spec.VM) (SSHTarget, error) {
 		// Each prefix has its own known_hosts: its guests reuse
 		// addresses that other prefixes' guests had.
 		KnownHostsFile: filepath.Join(e.Path, "known_hosts"),
+		UUID:           e.UUID,
 	}
 	if t.User == "" {
 		t.User = m.opts.SSHUser

@@ -65,6 +65,13 @@ func (m *Manager) stop(ctx context.Context, e *Environment, vms []string) error 
 			targets = append(targets, b)
 		}
 	}
+	var names []string
+	for _, b := range targets {
+		names = append(names, b.spec.Name)
+	}
+	if len(names) > 0 {
+		m.releaseSSH(ctx, e, names)
+	}
 	errVMs := parallel(ctx, len(targets), 0, func(ctx context.Context, i int) error {
 		b := targets[i]
 		if err := provs[b.instance].StopVM(ctx, e.Ref(), b.pv); err != nil {
@@ -149,6 +156,7 @@ func (m *Manager) Shutdown(ctx context.Context, prefix string, vms []string, reb
 		if reboot {
 			before = m.bootID(ctx, e, b)
 		}
+		m.releaseSSH(ctx, e, []string{b.spec.Name})
 		perr := p.ShutdownVM(ctx, e.Ref(), b.pv, reboot, timeout)
 		if perr != nil {
 			if ctx.Err() != nil {
@@ -162,7 +170,11 @@ func (m *Manager) Shutdown(ctx context.Context, prefix string, vms []string, reb
 		if !reboot || m.deps.SSH == nil {
 			return nil
 		}
-		return m.waitRebooted(ctx, e, b, before, timeout)
+		err := m.waitRebooted(ctx, e, b, before, timeout)
+		// The boot id reads may have started a mux while the old boot
+		// still answered.
+		m.releaseSSH(ctx, e, []string{b.spec.Name})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("shut down prefix %s: %w", e.Path, err)

@@ -436,3 +436,43 @@ func TestRebootWaitsForNewBoot(t *testing.T) {
 		}
 	}
 }
+
+// TestVerbsReleaseKeptSSH: verbs that change what runs in a VM close the
+// kept ssh connections of exactly the VMs they touch, so no later command
+// reaches a VM's past through one.
+func TestVerbsReleaseKeptSSH(t *testing.T) {
+	tests := []struct {
+		name string
+		verb func(f *fixture) error
+		want []string
+	}{
+		{name: "stop of a subset", verb: func(f *fixture) error { return f.m.Stop(context.Background(), f.prefix, []string{"vm1"}) }, want: []string{"vm1"}},
+		{name: "stop of all", verb: func(f *fixture) error { return f.m.Stop(context.Background(), f.prefix, nil) }, want: []string{"vm0", "vm1", "vm2"}},
+		{name: "shutdown", verb: func(f *fixture) error {
+			return f.m.Shutdown(context.Background(), f.prefix, []string{"vm2"}, false)
+		}, want: []string{"vm2"}},
+		{name: "reboot releases before and after", verb: func(f *fixture) error {
+			return f.m.Shutdown(context.Background(), f.prefix, []string{"vm0"}, true)
+		}, want: []string{"vm0", "vm0"}},
+		{name: "revert", verb: func(f *fixture) error {
+			if err := f.m.Snapshot(context.Background(), f.prefix, "s"); err != nil {
+				return err
+			}
+			return f.m.Revert(context.Background(), f.prefix, "s")
+		}, want: []string{"vm0", "vm1", "vm2"}},
+		{name: "destroy", verb: func(f *fixture) error { return f.m.Destroy(context.Background(), f.prefix) }, want: []string{"all:" + testUUID}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			startAll(t, f)
+			f.ssh.Released()
+			if err := tt.verb(f); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.ssh.Released(); strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("released %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package env
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/lago-go/lago/sdk"
@@ -100,6 +101,19 @@ func RealDeps(pm *pluginhost.Manager, c *config.Config, progress template.Progre
 		},
 		Builder:   PluginBuilders{Plugins: pm},
 		Bootstrap: VirtSysprep{},
-		SSH:       SSHClient{},
+		SSH:       sshClient(c),
 	}
 }
+
+// sshClient is the real SSH: with ssh_persist set, commands reuse a per-VM
+// connection kept by this very binary run as `__ssh-mux`.
+func sshClient(c *config.Config) SSHClient {
+	exe, err := os.Executable()
+	if err != nil || c.SSHPersist <= 0 {
+		return SSHClient{}
+	}
+	return SSHClient{Persist: c.SSHPersist, MuxCommand: []string{exe, MuxVerb}}
+}
+
+// MuxVerb is the hidden verb of the engine that runs an ssh mux.
+const MuxVerb = "__ssh-mux"

@@ -170,13 +170,22 @@ say original_lago_3vms_reference "9400-10400" ms
 d="$(env_dir run "$E2E_ROOT/three.yaml")"
 cd "$d"
 in_ns "$lago" start >/dev/null
-st=(); sh=()
+shell_true() { in_ns env "$@" bash -c "$(declare -f now ms timed); timed $lago shell vm0 true"; }
+# The first shell connects itself and then starts vm0's ssh mux
+# (ssh_persist); the next ones go through the mux's kept connection.
+# ssh_persist = 0 (LAGO_SSH_PERSIST=0) connects afresh every time.
+sh1="$(shell_true)"
+sleep 1
+st=(); sh=(); shd=()
 for ((r = 0; r < fast; r++)); do
 	st+=("$(timed "$lago" status)")
-	sh+=("$(in_ns bash -c "$(declare -f now ms timed); timed $lago shell vm0 true")")
+	sh+=("$(shell_true)")
+	shd+=("$(shell_true LAGO_SSH_PERSIST=0)")
 done
 say status_3vms_running_median "$(printf '%s\n' "${st[@]}" | median)" ms
-say shell_true_median "$(printf '%s\n' "${sh[@]}" | median)" ms
+say shell_true_first_connect "$sh1" ms
+say shell_true_kept_connection_median "$(printf '%s\n' "${sh[@]}" | median)" ms
+say shell_true_ssh_persist_0_median "$(printf '%s\n' "${shd[@]}" | median)" ms
 say stop_3vms_running "$(timed "$lago" stop)" ms
 say start_no_wait_3vms "$(timed "$lago" start --no-wait)" ms
 in_ns "$lago" start >/dev/null

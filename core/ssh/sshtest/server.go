@@ -36,6 +36,7 @@ type Server struct {
 	mu       sync.Mutex
 	logins   int
 	strict   bool
+	conns    []net.Conn
 }
 
 // Options configure a Server. At least one of Password and Key should be
@@ -157,7 +158,20 @@ func (s *Server) serve() {
 	}
 }
 
+// Drop closes every open connection, as a guest that powers off does.
+func (s *Server) Drop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
+}
+
 func (s *Server) handle(c net.Conn) {
+	s.mu.Lock()
+	s.conns = append(s.conns, c)
+	s.mu.Unlock()
 	conn, chans, reqs, err := xssh.NewServerConn(c, s.cfg)
 	if err != nil {
 		c.Close()

@@ -1,0 +1,144 @@
+package env
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	lagossh "github.com/lago-go/lago/core/ssh"
+)
+
+// A VM's ssh mux is a detached process (the engine's hidden __ssh-mux
+// verb) that keeps one connection to the VM open for Persist after its
+// last command, so `lago shell` and deploy skip the guest's key exchange.
+// It is an accelerator only: when none runs or it fails, Run connects
+// directly. Stop, shutdown, revert and destroy release it, and it exits on
+// its own when idle, when its guest connection fails and when the prefix's
+// key file disappears.
+
+// MuxRequest is what the mux process reads on stdin (JSON): a password
+// stays out of argv, where ps would show it.
+type MuxRequest struct {
+	Target lagossh.Target
+	Socket string
+	Idle   time.Duration
+}
+
+// socket returns t's mux socket, or "" when muxes are off or unusable.
+func (c SSHClient) socket(t SSHTarget) string {
+	if c.Persist <= 0 || len(c.MuxCommand) == 0 || t.UUID == "" {
+		return ""
+	}
+	dir, err := lagossh.MuxDir()
+	if err != nil {
+		return ""
+	}
+	return lagossh.MuxSocket(dir, t.UUID, t.VM)
+}
+
+// spawnMux starts a mux for t in the background and does not wait for
+// it: this command connects on its own, the next ones find the mux. Its
+// failures are quiet by design (the direct path reports them).
+func (c SSHClient) spawnMux(t SSHTarget, sock string) {
+	req, err := json.Marshal(MuxRequest{Target: c.target(t), Socket: sock, Idle: c.Persist})
+	if err != nil {
+		return
+	}
+	cmd := exec.Command(c.MuxCommand[0], c.MuxCommand[1:]...) //nolint:gosec // our own engine binary
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return
+	}
+	// Its own session: a Ctrl-C meant for this command must not kill
+	// the mux, and it outlives us.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return
+	}
+	_, _ = in.Write(req)
+	in.Close()
+	_ = cmd.Process.Release()
+}
+
+// Release implements SSHReleaser.
+func (c SSHClient) Release(ctx context.Context, t SSHTarget) {
+	if sock := c.socketAlways(t); sock != "" {
+		lagossh.StopMux(ctx, sock)
+	}
+}
+
+// ReleaseAll implements SSHReleaser.
+func (c SSHClient) ReleaseAll(ctx context.Context, uuid string) {
+	if uuid == "" {
+		return
+	}
+	if dir, err := lagossh.MuxDir(); err == nil {
+		lagossh.StopMuxes(ctx, dir, uuid)
+	}
+}
+
+// socketAlways is t's socket whatever Persist says now: a mux started by
+// an earlier command with other settings must be released too.
+func (c SSHClient) socketAlways(t SSHTarget) string {
+	if t.UUID == "" {
+		return ""
+	}
+	dir, err := lagossh.MuxDir()
+	if err != nil {
+		return ""
+	}
+	return lagossh.MuxSocket(dir, t.UUID, t.VM)
+}
+
+// ServeMuxRequest is the mux process: it reads a MuxRequest from in and
+// serves until the mux exits. It stops early when the prefix's key file
+// goes (the prefix was destroyed or removed).
+func ServeMuxRequest(ctx context.Context, in io.Reader) error {
+	var req MuxRequest
+	if err := json.NewDecoder(in).Decode(&req); err != nil {
+		return fmt.Errorf("ssh mux request: %w", err)
+	}
+	if req.Socket == "" {
+		return errors.New("ssh mux request: no socket")
+	}
+	alive := func() bool { return true }
+	if k := req.Target.KeyPath; k != "" {
+		alive = func() bool {
+			_, err := os.Stat(k)
+			return err == nil
+		}
+	}
+	err := lagossh.ServeMux(ctx, req.Target, lagossh.MuxOptions{Socket: req.Socket, Idle: req.Idle, Alive: alive}, nil)
+	if errors.Is(err, lagossh.ErrMuxRunning) {
+		return nil
+	}
+	return err
+}
+
+// releaseSSH closes kept connections to the named VMs of e (all when
+// names is empty) before a verb changes what runs in them.
+func (m *Manager) releaseSSH(ctx context.Context, e *Environment, names []string) {
+	r, ok := m.deps.SSH.(SSHReleaser)
+	if !ok {
+		return
+	}
+	if len(names) == 0 {
+		r.ReleaseAll(ctx, e.UUID)
+		return
+	}
+	for _, n := range names {
+		v := e.VM(n)
+		if v == nil {
+			continue
+		}
+		if t, err := m.sshTarget(e, v); err == nil {
+			r.Release(ctx, t)
+		}
+	}
+}

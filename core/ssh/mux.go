@@ -1,0 +1,445 @@
+package ssh
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	xssh "golang.org/x/crypto/ssh"
+)
+
+// A mux keeps one authenticated connection to a guest open for a while and
+// serves it to later lago commands over a unix socket, as OpenSSH's
+// ControlPersist does. A guest under TCG spends 90-130 ms of emulated CPU
+// on every key exchange; through a mux a command costs one session open.
+//
+// The socket speaks ssh: a client does a cheap handshake with the mux
+// (both ends are Go on the host) and gets an ordinary *Client, so exec,
+// stdin, exit codes, signals and ptys need no protocol of their own. The
+// mux opens one guest channel per client channel and copies data and
+// requests both ways. Only the user who runs the mux may connect: the
+// socket's folder is private and every peer's uid is checked.
+//
+// A mux exits when it has served no session for its idle time, when the
+// guest connection fails (keepalives notice a guest that vanished), when
+// a client asks it to (lago stops, reverts or destroys the VM) or when its
+// Alive check fails (the prefix was removed).
+
+// DefaultMuxIdle is how long a mux waits for the next session.
+const DefaultMuxIdle = 60 * time.Second
+
+const (
+	muxExitRequest = "lago-exit@lago-go"
+	muxKeepalive   = 5 * time.Second
+	// muxKeepaliveWait is generous: a busy TCG guest answers slowly.
+	muxKeepaliveWait = 20 * time.Second
+	muxTick          = time.Second
+)
+
+// MuxDir returns this user's folder of mux sockets, creating it. It is
+// under the temporary folder rather than in the prefix because a socket
+// path is limited to 107 bytes, and it must be a folder only this user
+// can enter.
+func MuxDir() (string, error) {
+	dir := filepath.Join(os.TempDir(), "lago-mux-"+strconv.Itoa(os.Getuid()))
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("create ssh mux folder: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return "", fmt.Errorf("ssh mux folder: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || int(st.Uid) != os.Getuid() || fi.Mode().Perm() != 0o700 {
+		return "", fmt.Errorf("ssh mux folder %s is not a private folder of uid %d: not using it", dir, os.Getuid())
+	}
+	return dir, nil
+}
+
+// MuxSocket names the socket of one VM of one prefix (by its uuid) in dir.
+// The VM name is hashed to keep the path short.
+func MuxSocket(dir, uuid, vm string) string {
+	h := sha256.Sum256([]byte(vm))
+	return filepath.Join(dir, uuid+"-"+hex.EncodeToString(h[:6])+".sock")
+}
+
+// MuxOptions configure ServeMux.
+type MuxOptions struct {
+	// Socket is where to listen (see MuxSocket).
+	Socket string
+	// Idle is how long to wait for the next session; zero is
+	// DefaultMuxIdle.
+	Idle time.Duration
+	// Alive, when set, is asked every second whether to go on.
+	Alive func() bool
+}
+
+// ServeMux connects to t, then serves that connection on o.Socket until
+// it is idle, lost, asked to exit, no longer Alive, or ctx ends. ready is
+// called once: with nil when the socket accepts clients, or with the
+// error that prevented it. A second mux for the same socket finds the
+// first one's lock and returns at once with ready(ErrMuxRunning).
+func ServeMux(ctx context.Context, t Target, o MuxOptions, ready func(error)) error {
+	if ready == nil {
+		ready = func(error) {}
+	}
+	if o.Idle <= 0 {
+		o.Idle = DefaultMuxIdle
+	}
+	lock, err := os.OpenFile(o.Socket+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		ready(err)
+		return fmt.Errorf("ssh mux lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil || !samePath(lock, o.Socket+".lock") {
+		// Held by another mux, or unlinked by one that just exited.
+		ready(ErrMuxRunning)
+		return ErrMuxRunning
+	}
+	// Whatever happens next, the lock file goes while we hold it.
+	defer os.Remove(o.Socket + ".lock")
+	guest, err := Dial(ctx, t)
+	if err != nil {
+		ready(err)
+		return err
+	}
+	defer guest.Close()
+	_ = os.Remove(o.Socket) // a stale socket of a mux that died; we hold the lock
+	ln, err := net.Listen("unix", o.Socket)
+	if err != nil {
+		ready(err)
+		return fmt.Errorf("ssh mux listen: %w", err)
+	}
+	defer func() {
+		ln.Close()
+		_ = os.Remove(o.Socket)
+	}()
+	m := &mux{guest: guest.conn, idle: o.Idle, last: time.Now(), quit: make(chan string, 1)}
+	cfg, err := muxServerConfig()
+	if err != nil {
+		ready(err)
+		return err
+	}
+	ready(nil)
+	go m.accept(ln, cfg)
+	go m.keepalive()
+	go func() {
+		_ = m.guest.Wait()
+		m.stop("guest connection closed")
+	}()
+	tick := time.NewTicker(muxTick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case why := <-m.quit:
+			_ = why
+			return nil
+		case <-tick.C:
+			if o.Alive != nil && !o.Alive() {
+				return nil
+			}
+			if m.idleFor() > m.idle {
+				return nil
+			}
+		}
+	}
+}
+
+// samePath reports whether path still names the open file f.
+func samePath(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
+}
+
+// ErrMuxRunning is what a second mux for the same socket returns.
+var ErrMuxRunning = errors.New("an ssh mux already serves this socket")
+
+type mux struct {
+	guest *xssh.Client
+	idle  time.Duration
+	quit  chan string
+
+	mu       sync.Mutex
+	sessions int
+	last     time.Time
+}
+
+func (m *mux) stop(why string) {
+	select {
+	case m.quit <- why:
+	default:
+	}
+}
+
+func (m *mux) idleFor() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sessions > 0 {
+		return 0
+	}
+	return time.Since(m.last)
+}
+
+func (m *mux) busy(delta int) {
+	m.mu.Lock()
+	m.sessions += delta
+	m.last = time.Now()
+	m.mu.Unlock()
+}
+
+func (m *mux) keepalive() {
+	for {
+		time.Sleep(muxKeepalive)
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := m.guest.SendRequest("keepalive@openssh.com", true, nil)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				m.stop("keepalive: " + err.Error())
+				return
+			}
+		case <-time.After(muxKeepaliveWait):
+			m.stop("keepalive unanswered")
+			return
+		}
+	}
+}
+
+func muxServerConfig() (*xssh.ServerConfig, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := xssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	// The socket is reachable only by its owner (private folder, peer
+	// uid checked on accept), so the ssh layer needs no authentication.
+	cfg := &xssh.ServerConfig{NoClientAuth: true}
+	cfg.AddHostKey(signer)
+	return cfg, nil
+}
+
+func (m *mux) accept(ln net.Listener, cfg *xssh.ServerConfig) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		if !sameUser(c) {
+			c.Close()
+			continue
+		}
+		m.busy(0)
+		go m.serve(c, cfg)
+	}
+}
+
+// sameUser reports whether the peer of a unix connection runs as our uid.
+func sameUser(c net.Conn) bool {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return false
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *syscall.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil || cerr != nil {
+		return false
+	}
+	return int(cred.Uid) == os.Getuid()
+}
+
+func (m *mux) serve(c net.Conn, cfg *xssh.ServerConfig) {
+	_ = c.SetDeadline(time.Now().Add(DefaultHandshakeTimeout))
+	conn, chans, reqs, err := xssh.NewServerConn(c, cfg)
+	if err != nil {
+		c.Close()
+		return
+	}
+	_ = c.SetDeadline(time.Time{})
+	defer conn.Close()
+	go func() {
+		for r := range reqs {
+			if r.Type == muxExitRequest {
+				_ = r.Reply(true, nil)
+				m.stop("asked to exit")
+				continue
+			}
+			if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		}
+	}()
+	for nc := range chans {
+		go m.proxy(nc)
+	}
+}
+
+// proxy joins one client channel to a new guest channel of the same type.
+func (m *mux) proxy(nc xssh.NewChannel) {
+	gch, greqs, err := m.guest.OpenChannel(nc.ChannelType(), nc.ExtraData())
+	if err != nil {
+		var oe *xssh.OpenChannelError
+		if errors.As(err, &oe) {
+			_ = nc.Reject(oe.Reason, oe.Message)
+		} else {
+			_ = nc.Reject(xssh.ConnectionFailed, err.Error())
+		}
+		return
+	}
+	cch, creqs, err := nc.Accept()
+	if err != nil {
+		gch.Close()
+		return
+	}
+	m.busy(1)
+	defer m.busy(-1)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { // guest output to the client
+		defer wg.Done()
+		_, _ = io.Copy(cch, gch)
+	}()
+	go func() {
+		defer wg.Done()
+		_, _ = io.Copy(cch.Stderr(), gch.Stderr())
+	}()
+	go func() { // the guest's requests (exit-status, ...) to the client
+		defer wg.Done()
+		forwardRequests(greqs, cch)
+	}()
+	go func() { // client input to the guest; EOF is passed on
+		_, _ = io.Copy(gch, cch)
+		_ = gch.CloseWrite()
+	}()
+	go func() { // the client's requests (exec, pty-req, signal, ...)
+		forwardRequests(creqs, gch)
+		// The client closed its channel: a killed command stops.
+		gch.Close()
+	}()
+	wg.Wait()
+	_ = cch.CloseWrite()
+	cch.Close()
+	gch.Close()
+}
+
+func forwardRequests(in <-chan *xssh.Request, out xssh.Channel) {
+	for r := range in {
+		ok, err := out.SendRequest(r.Type, r.WantReply, r.Payload)
+		if r.WantReply {
+			_ = r.Reply(ok && err == nil, nil)
+		}
+	}
+}
+
+// DialMux connects to the mux serving socket. The result is used as a
+// Client dialled to t.
+func DialMux(ctx context.Context, socket string, t Target) (*Client, error) {
+	d := net.Dialer{Timeout: time.Second}
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(DefaultHandshakeTimeout))
+	cfg := &xssh.ClientConfig{User: t.user(), HostKeyCallback: xssh.InsecureIgnoreHostKey()} //nolint:gosec // a private unix socket, peer checked by the server
+	sc, chans, reqs, err := xssh.NewClientConn(c, "lago-mux", cfg)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("ssh mux %s: %w", socket, err)
+	}
+	_ = c.SetDeadline(time.Time{})
+	return &Client{target: t, conn: xssh.NewClient(sc, chans, reqs)}, nil
+}
+
+// muxStarting reports whether a mux holds socket's lock without serving
+// yet: it is still connecting to its guest.
+func muxStarting(socket string) bool {
+	f, err := os.Open(socket + ".lock")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return true
+	}
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
+}
+
+// DialMuxWait is DialMux that, when a mux for socket is still connecting
+// to its guest, waits up to max for it rather than making a second
+// connection that would compete with it for the guest's CPU.
+func DialMuxWait(ctx context.Context, socket string, t Target, max time.Duration) (*Client, error) {
+	deadline := time.Now().Add(max)
+	for {
+		cl, err := DialMux(ctx, socket, t)
+		if err == nil || !muxStarting(socket) || time.Now().After(deadline) {
+			return cl, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// StopMux asks the mux on socket, if one answers, to exit, and waits up
+// to a second for its socket to go.
+func StopMux(ctx context.Context, socket string) {
+	cl, err := DialMux(ctx, socket, Target{})
+	if err != nil {
+		return
+	}
+	_, _, _ = cl.conn.SendRequest(muxExitRequest, true, nil)
+	cl.Close()
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(socket); err != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// StopMuxes stops every mux of the prefix with this uuid.
+func StopMuxes(ctx context.Context, dir, uuid string) {
+	socks, _ := filepath.Glob(filepath.Join(dir, uuid+"-*.sock"))
+	var wg sync.WaitGroup
+	for _, s := range socks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			StopMux(ctx, s)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,216 @@
+package ssh_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	lagossh "github.com/lago-go/lago/core/ssh"
+	"github.com/lago-go/lago/core/ssh/sshtest"
+)
+
+// startMux serves a mux for srv on a fresh socket and returns the socket
+// and a channel that receives ServeMux's result.
+func startMux(t *testing.T, srv *sshtest.Server, o lagossh.MuxOptions) (string, <-chan error) {
+	t.Helper()
+	if o.Socket == "" {
+		// A short folder: socket paths are limited to 107 bytes.
+		dir, err := os.MkdirTemp("", "mux")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		o.Socket = filepath.Join(dir, "vm.sock")
+	}
+	ready := make(chan error, 1)
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		done <- lagossh.ServeMux(ctx, lagossh.Target{Addr: srv.Addr(), Password: "pw"}, o, func(err error) { ready <- err })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-finished:
+		case <-time.After(5 * time.Second):
+			t.Error("mux did not stop when its context ended")
+		}
+	})
+	if err := <-ready; err != nil {
+		t.Fatalf("mux not ready: %v", err)
+	}
+	return o.Socket, done
+}
+
+func waitDone(t *testing.T, done <-chan error, within time.Duration, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("mux ended with %v", err)
+		}
+	case <-time.After(within):
+		t.Fatalf("mux still serving %s after %s", what, within)
+	}
+}
+
+// TestMuxReusesOneLogin: commands through the mux keep stdout, stderr,
+// stdin and exit codes apart and exact, and all of them share the mux's
+// single login to the guest.
+func TestMuxReusesOneLogin(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
+	sock, _ := startMux(t, srv, lagossh.MuxOptions{})
+	tests := []struct {
+		name           string
+		argv           []string
+		stdin          string
+		code           int
+		stdout, stderr string
+	}{
+		{name: "exit code and both streams", argv: []string{"sh", "-c", "echo out; echo err >&2; exit 3"}, code: 3, stdout: "out\n", stderr: "err\n"},
+		{name: "stdin to the command", argv: []string{"tr", "a-z", "A-Z"}, stdin: "hello\n", stdout: "HELLO\n"},
+		{name: "argv quoting", argv: []string{"echo", "a b", "$HOME"}, stdout: "a b $HOME\n"},
+		{name: "large output", argv: []string{"sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x"}, stdout: strings.Repeat("x", 300000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cl, err := lagossh.DialMux(context.Background(), sock, lagossh.Target{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			var out, errOut bytes.Buffer
+			var in *strings.Reader
+			if tt.stdin != "" {
+				in = strings.NewReader(tt.stdin)
+			}
+			var code int
+			if in != nil {
+				code, err = cl.Run(context.Background(), tt.argv, in, &out, &errOut)
+			} else {
+				code, err = cl.Run(context.Background(), tt.argv, nil, &out, &errOut)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code || out.String() != tt.stdout || errOut.String() != tt.stderr {
+				t.Errorf("got code %d stdout %.40q stderr %q, want %d %.40q %q", code, out.String(), errOut.String(), tt.code, tt.stdout, tt.stderr)
+			}
+		})
+	}
+	if n := srv.Logins(); n != 1 {
+		t.Errorf("guest saw %d logins for %d commands, want 1", n, len(tests))
+	}
+}
+
+// TestMuxExits: each reason a mux has to go ends it and removes its socket.
+func TestMuxExits(t *testing.T) {
+	tests := []struct {
+		name  string
+		opts  lagossh.MuxOptions
+		cause func(srv *sshtest.Server, sock string)
+	}{
+		{name: "idle", opts: lagossh.MuxOptions{Idle: 300 * time.Millisecond}, cause: func(*sshtest.Server, string) {}},
+		{name: "asked to", cause: func(_ *sshtest.Server, sock string) { lagossh.StopMux(context.Background(), sock) }},
+		{name: "guest gone", cause: func(srv *sshtest.Server, _ string) { srv.Drop() }},
+		{name: "prefix gone", opts: lagossh.MuxOptions{Alive: func() bool { return false }}, cause: func(*sshtest.Server, string) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
+			sock, done := startMux(t, srv, tt.opts)
+			tt.cause(srv, sock)
+			waitDone(t, done, 4*time.Second, "after its cause")
+			for _, f := range []string{sock, sock + ".lock"} {
+				if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s left behind: %v", f, err)
+				}
+			}
+			if _, err := lagossh.DialMux(context.Background(), sock, lagossh.Target{}); err == nil {
+				t.Error("a stopped mux still answers")
+			}
+		})
+	}
+}
+
+// TestMuxBusyIsNotIdle: a command that runs longer than the idle time
+// keeps the mux up.
+func TestMuxBusyIsNotIdle(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
+	sock, done := startMux(t, srv, lagossh.MuxOptions{Idle: 200 * time.Millisecond})
+	cl, err := lagossh.DialMux(context.Background(), sock, lagossh.Target{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out bytes.Buffer
+	code, err := cl.Run(context.Background(), []string{"sh", "-c", "sleep 1.5; echo done"}, nil, &out, nil)
+	if err != nil || code != 0 || out.String() != "done\n" {
+		t.Fatalf("long command through the mux: code %d err %v out %q", code, err, out.String())
+	}
+	waitDone(t, done, 4*time.Second, "once idle")
+}
+
+// TestSecondMuxRefused: one mux per socket; a second one says so and
+// leaves the first serving.
+func TestSecondMuxRefused(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
+	sock, _ := startMux(t, srv, lagossh.MuxOptions{})
+	var got error
+	err := lagossh.ServeMux(context.Background(), lagossh.Target{Addr: srv.Addr(), Password: "pw"},
+		lagossh.MuxOptions{Socket: sock}, func(err error) { got = err })
+	if !errors.Is(err, lagossh.ErrMuxRunning) || !errors.Is(got, lagossh.ErrMuxRunning) {
+		t.Fatalf("second mux: %v (ready %v), want ErrMuxRunning", err, got)
+	}
+	if _, err := lagossh.DialMux(context.Background(), sock, lagossh.Target{}); err != nil {
+		t.Errorf("first mux gone after the second was refused: %v", err)
+	}
+}
+
+// TestMuxLoginFails: a mux that cannot log in reports it and leaves no
+// socket.
+func TestMuxLoginFails(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{Password: "other"})
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s")
+	var got error
+	err := lagossh.ServeMux(context.Background(), lagossh.Target{Addr: srv.Addr(), Password: "pw"},
+		lagossh.MuxOptions{Socket: sock}, func(err error) { got = err })
+	if !errors.Is(err, lagossh.ErrAuth) || !errors.Is(got, lagossh.ErrAuth) {
+		t.Fatalf("mux with a wrong password: %v (ready %v), want ErrAuth", err, got)
+	}
+	for _, f := range []string{sock, sock + ".lock"} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s of a failed mux exists: %v", f, err)
+		}
+	}
+}
+
+func TestMuxDirIsPrivate(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	dir, err := lagossh.MuxDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("mux folder %s: %v %v", dir, fi.Mode(), err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lagossh.MuxDir(); err == nil || !strings.Contains(err.Error(), "not a private folder") {
+		t.Errorf("a mux folder others can enter was used: %v", err)
+	}
+	a, b := lagossh.MuxSocket(dir, "u", "vm0"), lagossh.MuxSocket(dir, "u", "vm1")
+	if a == b || !strings.HasPrefix(filepath.Base(a), "u-") {
+		t.Errorf("sockets %s and %s", a, b)
+	}
+}
