@@ -20,6 +20,9 @@ e2e_require_root
 
 cleanup() {
 	set +e
+	# the floor's guests and network (not a prefix's, so not swept)
+	for ((i = 0; i < 3; i++)); do virsh -q -c "$E2E_URI" destroy "lbf$$-$i" >/dev/null 2>&1; done
+	virsh -q -c "$E2E_URI" net-destroy "lbf$$" >/dev/null 2>&1
 	if [ -n "${E2E_ROOT:-}" ]; then
 		for w in "$E2E_ROOT"/work/*; do
 			[ -d "$w/.lago" ] && (cd "$w" && "$lago" destroy --yes >/dev/null 2>&1)
