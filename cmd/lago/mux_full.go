@@ -27,4 +27,3 @@ func hiddenMain(args []string, stdin io.Reader, stderr io.Writer) (int, bool) {
 	}
 	return 0, true
 }
-

@@ -32,14 +32,10 @@ type MuxRequest struct {
 
 // socket returns t's mux socket, or "" when muxes are off or unusable.
 func (c SSHClient) socket(t SSHTarget) string {
-	if c.Persist <= 0 || len(c.MuxCommand) == 0 || t.UUID == "" {
+	if c.Persist <= 0 || len(c.MuxCommand) == 0 {
 		return ""
 	}
-	dir, err := lagossh.MuxDir()
-	if err != nil {
-		return ""
-	}
-	return lagossh.MuxSocket(dir, t.UUID, t.VM)
+	return c.socketAlways(t)
 }
 
 // spawnMux starts a mux for t in the background and does not wait for
