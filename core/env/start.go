@@ -147,49 +147,34 @@ func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o Star
 		return err
 	}
 
-	// Every net starts at once, and each VM as soon as the nets of its own
-	// NICs are up: a VM on the first net boots while the second net's
-	// firewall rules are still being written (libvirt sets up one network
-	// at a time, ~0.3 s each here).
-	netReady := make(map[netOn]chan struct{}, len(nets))
-	netErrs := make([]error, len(nets))
-	for _, n := range nets {
-		netReady[n] = make(chan struct{})
-	}
-	var netWG sync.WaitGroup
-	for i, n := range nets {
-		netWG.Add(1)
-		go func() {
-			defer netWG.Done()
-			defer close(netReady[n])
-			netErrs[i] = m.startNet(ctx, e, provs[n.instance], n, run)
-		}()
-	}
-	netFailed := func(n netOn) bool {
-		for i, x := range nets {
-			if x == n {
-				return netErrs[i] != nil
-			}
+	// Networks first: a VM's NICs need them.
+	err = parallel(ctx, len(nets), 0, func(ctx context.Context, i int) error {
+		n := nets[i]
+		if e.Net(n.net) == nil {
+			return fmt.Errorf("start network %s: not in the prefix's specs", n.net)
 		}
-		return false
+		pn := toProviderNet(e, e.Net(n.net))
+		p := provs[n.instance]
+		if st, err := p.NetworkState(ctx, e.Ref(), pn); err == nil && st == stateUp {
+			return nil
+		}
+		m.log().Info("starting network", "net", n.net, "provider", n.instance)
+		if err := p.StartNetwork(ctx, e.Ref(), pn); err != nil {
+			return fmt.Errorf("start network %s: %w", n.net, err)
+		}
+		run.addNet(n)
+		return nil
+	})
+	if err != nil {
+		return fail(err)
 	}
 
 	par := o.Parallelism
 	if par == 0 {
 		par = m.opts.StartParallelism
 	}
-	errVMs := parallel(ctx, len(bound), par, func(ctx context.Context, i int) error {
+	err = parallel(ctx, len(bound), par, func(ctx context.Context, i int) error {
 		b := bound[i]
-		for _, n := range m.usedNets([]*spec.VM{b.spec}) {
-			select {
-			case <-netReady[n]:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			if netFailed(n) {
-				return errSkipped // the net's own error says why
-			}
-		}
 		p := provs[b.instance]
 		if st, err := p.VMState(ctx, e.Ref(), b.pv); err == nil && st == stateRunning {
 			return nil
@@ -204,8 +189,7 @@ func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o Star
 		run.addVM(b)
 		return nil
 	})
-	netWG.Wait()
-	if err := errors.Join(append(netErrs, withoutSkipped(errVMs))...); err != nil {
+	if err != nil {
 		return fail(err)
 	}
 	if o.NoWait {
@@ -215,45 +199,6 @@ func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o Star
 		return fail(err)
 	}
 	return nil
-}
-
-// startNet starts one net unless it is up already, recording it in run.
-func (m *Manager) startNet(ctx context.Context, e *Environment, p providerHandle, n netOn, run *startRun) error {
-	if e.Net(n.net) == nil {
-		return fmt.Errorf("start network %s: not in the prefix's specs", n.net)
-	}
-	pn := toProviderNet(e, e.Net(n.net))
-	if st, err := p.NetworkState(ctx, e.Ref(), pn); err == nil && st == stateUp {
-		return nil
-	}
-	m.log().Info("starting network", "net", n.net, "provider", n.instance)
-	if err := p.StartNetwork(ctx, e.Ref(), pn); err != nil {
-		return fmt.Errorf("start network %s: %w", n.net, err)
-	}
-	run.addNet(n)
-	return nil
-}
-
-// errSkipped marks a VM not started because one of its nets failed; the
-// net's error is reported instead.
-var errSkipped = errors.New("skipped: a network it needs failed")
-
-// withoutSkipped drops errSkipped from a joined error.
-func withoutSkipped(err error) error {
-	j, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		if errors.Is(err, errSkipped) {
-			return nil
-		}
-		return err
-	}
-	var keep []error
-	for _, e := range j.Unwrap() {
-		if e != errSkipped {
-			keep = append(keep, e)
-		}
-	}
-	return errors.Join(keep...)
 }
 
 // waitSSH waits until every VM answers ssh or wctx (the start's overall
