@@ -77,9 +77,7 @@ for d in "$@"; do
 	[ -d "$d" ] && mount -t tmpfs -o mode=0755 lago-remote-hidden "$d"
 done
 virtlogd -d
-# under a subreaper, as lib.sh explains; the mount namespace lives on
-# with it after this script returns
-setsid tini -s -- libvirtd --listen </dev/null >"$state/log/libvirtd.out" 2>&1 &
+libvirtd -d --listen
 for _ in $(seq 100); do
 	[ -s /run/libvirtd.pid ] && [ -S /run/libvirt/libvirt-sock ] && break
 	sleep 0.1
