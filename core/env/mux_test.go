@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +21,9 @@ import (
 // real spawn path (argv, stdin request, detached session) is exercised.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == MuxVerb {
-		if err := ServeMuxRequest(context.Background(), os.Stdin); err != nil {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		if err := ServeMuxRequest(ctx, os.Stdin); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -103,5 +108,70 @@ func TestSSHClientKeepsConnection(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("a mux started with ssh_persist = 0: %v", err)
+	}
+}
+
+// TestReleaseEndsConnectingMux: a mux still in its key exchange has no
+// socket yet; Release (as stop and destroy call it) still ends it and
+// leaves no file, instead of letting it finish after the VM is gone.
+func TestReleaseEndsConnectingMux(t *testing.T) {
+	tmp, err := os.MkdirTemp("/tmp", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	t.Setenv("TMPDIR", tmp)
+	// A guest that accepts TCP but never speaks ssh: the mux hangs in
+	// its handshake.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	target := SSHTarget{VM: "vm0", Host: host, Port: p, User: "root", Password: "pw", UUID: "feedbeef"}
+	c := SSHClient{Persist: 30 * time.Second, MuxCommand: []string{os.Args[0], MuxVerb}}
+	sock := c.socket(target)
+	c.spawnMux(target, sock)
+	held := false
+	for i := 0; i < 300 && !held; i++ {
+		if b, err := os.ReadFile(sock + ".lock"); err == nil && len(b) > 0 {
+			held = true
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !held {
+		t.Fatal("the mux never took its lock")
+	}
+	b, _ := os.ReadFile(sock + ".lock")
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("lock file holds %q, want the mux's pid", b)
+	}
+	start := time.Now()
+	c.ReleaseAll(context.Background(), target.UUID)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("ReleaseAll took %s", d)
+	}
+	for _, f := range []string{sock, sock + ".lock"} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s left after ReleaseAll: %v", f, err)
+		}
+	}
+	// The mux is our child's child in no way we wait for: it exited if
+	// signal 0 finds no process (or a zombie, which pid 1 reaps).
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(st), ") Z ") {
+		t.Errorf("mux pid %d still runs after ReleaseAll: %s", pid, st)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/lago-go/lago/core/config"
 	"github.com/lago-go/lago/core/lease"
 	"github.com/lago-go/lago/core/pluginhost"
+	lagossh "github.com/lago-go/lago/core/ssh"
 	"github.com/lago-go/lago/core/template"
 )
 
@@ -116,4 +117,4 @@ func sshClient(c *config.Config) SSHClient {
 }
 
 // MuxVerb is the hidden verb of the engine that runs an ssh mux.
-const MuxVerb = "__ssh-mux"
+const MuxVerb = lagossh.MuxVerb

@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -111,6 +113,9 @@ func ServeMux(ctx context.Context, t Target, o MuxOptions, ready func(error)) er
 	}
 	// Whatever happens next, the lock file goes while we hold it.
 	defer os.Remove(o.Socket + ".lock")
+	// Our pid, for StopMux to end a mux that is still connecting.
+	_ = lock.Truncate(0)
+	_, _ = lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	guest, err := Dial(ctx, t)
 	if err != nil {
 		ready(err)
@@ -413,26 +418,77 @@ func DialMuxWait(ctx context.Context, socket string, t Target, max time.Duration
 	}
 }
 
-// StopMux asks the mux on socket, if one answers, to exit, and waits up
-// to a second for its socket to go.
+// StopMux ends the mux of socket, whether it serves already or is still
+// connecting to its guest, and returns once it is gone (up to
+// muxStopWait), so a verb that goes on to stop or destroy the VM leaves no
+// mux behind. A serving mux is asked over its socket; one still
+// connecting has no socket yet and gets SIGTERM (its pid is in the lock
+// file, and only a holder of the lock running as a mux is signalled).
 func StopMux(ctx context.Context, socket string) {
-	cl, err := DialMux(ctx, socket, Target{})
-	if err != nil {
-		return
+	if cl, err := DialMux(ctx, socket, Target{}); err == nil {
+		_, _, _ = cl.conn.SendRequest(muxExitRequest, true, nil)
+		cl.Close()
+	} else if pid := startingMuxPid(socket); pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
-	_, _, _ = cl.conn.SendRequest(muxExitRequest, true, nil)
-	cl.Close()
-	for i := 0; i < 100; i++ {
-		if _, err := os.Stat(socket); err != nil {
-			return
+	deadline := time.Now().Add(muxStopWait)
+	for time.Now().Before(deadline) {
+		_, serr := os.Stat(socket)
+		if errors.Is(serr, os.ErrNotExist) && !muxStarting(socket) {
+			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// A lock file nobody holds is left by a mux killed with SIGKILL.
+	if !muxStarting(socket) {
+		_ = os.Remove(socket + ".lock")
+		if _, err := DialMux(ctx, socket, Target{}); err != nil {
+			_ = os.Remove(socket)
+		}
+	}
 }
 
-// StopMuxes stops every mux of the prefix with this uuid.
+// muxStopWait bounds how long StopMux waits for a mux to go.
+const muxStopWait = 3 * time.Second
+
+// startingMuxPid returns the pid of the mux holding socket's lock, or 0
+// when none holds it or the holder is not a mux.
+func startingMuxPid(socket string) int {
+	if !muxStarting(socket) {
+		return 0
+	}
+	b, err := os.ReadFile(socket + ".lock")
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil || !bytes.Contains(cmdline, []byte("\x00"+MuxVerb+"\x00")) {
+		return 0
+	}
+	return pid
+}
+
+// MuxVerb is the argument a mux process is started with (the engine's
+// hidden entry point); StopMux signals only processes that carry it.
+const MuxVerb = "__ssh-mux"
+
+// StopMuxes stops every mux of the prefix with this uuid, serving or
+// still connecting.
 func StopMuxes(ctx context.Context, dir, uuid string) {
-	socks, _ := filepath.Glob(filepath.Join(dir, uuid+"-*.sock"))
+	files, _ := filepath.Glob(filepath.Join(dir, uuid+"-*.sock*"))
+	seen := map[string]bool{}
+	var socks []string
+	for _, f := range files {
+		s := strings.TrimSuffix(f, ".lock")
+		if !seen[s] {
+			seen[s] = true
+			socks = append(socks, s)
+		}
+	}
 	var wg sync.WaitGroup
 	for _, s := range socks {
 		wg.Add(1)
