@@ -157,6 +157,9 @@ func (m *Manager) Shutdown(ctx context.Context, prefix string, vms []string, reb
 			before = m.bootID(ctx, e, b)
 		}
 		m.releaseSSH(ctx, e, []string{b.spec.Name})
+		// Released again at the end: the boot id reads and an ssh
+		// poweroff may have started a mux while the old boot answered.
+		defer m.releaseSSH(ctx, e, []string{b.spec.Name})
 		perr := p.ShutdownVM(ctx, e.Ref(), b.pv, reboot, timeout)
 		if perr != nil {
 			if ctx.Err() != nil {
@@ -170,11 +173,7 @@ func (m *Manager) Shutdown(ctx context.Context, prefix string, vms []string, reb
 		if !reboot || m.deps.SSH == nil {
 			return nil
 		}
-		err := m.waitRebooted(ctx, e, b, before, timeout)
-		// The boot id reads may have started a mux while the old boot
-		// still answered.
-		m.releaseSSH(ctx, e, []string{b.spec.Name})
-		return err
+		return m.waitRebooted(ctx, e, b, before, timeout)
 	})
 	if err != nil {
 		return fmt.Errorf("shut down prefix %s: %w", e.Path, err)

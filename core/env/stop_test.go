@@ -448,10 +448,10 @@ func TestVerbsReleaseKeptSSH(t *testing.T) {
 	}{
 		{name: "stop of a subset", verb: func(f *fixture) error { return f.m.Stop(context.Background(), f.prefix, []string{"vm1"}) }, want: []string{"vm1"}},
 		{name: "stop of all", verb: func(f *fixture) error { return f.m.Stop(context.Background(), f.prefix, nil) }, want: []string{"vm0", "vm1", "vm2"}},
-		{name: "shutdown", verb: func(f *fixture) error {
+		{name: "shutdown releases before and after", verb: func(f *fixture) error {
 			return f.m.Shutdown(context.Background(), f.prefix, []string{"vm2"}, false)
-		}, want: []string{"vm2"}},
-		{name: "reboot releases before and after", verb: func(f *fixture) error {
+		}, want: []string{"vm2", "vm2"}},
+		{name: "reboot", verb: func(f *fixture) error {
 			return f.m.Shutdown(context.Background(), f.prefix, []string{"vm0"}, true)
 		}, want: []string{"vm0", "vm0"}},
 		{name: "revert", verb: func(f *fixture) error {

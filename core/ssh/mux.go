@@ -151,8 +151,7 @@ func ServeMux(ctx context.Context, t Target, o MuxOptions, ready func(error)) er
 		select {
 		case <-ctx.Done():
 			return nil
-		case why := <-m.quit:
-			_ = why
+		case <-m.quit:
 			return nil
 		case <-tick.C:
 			if o.Alive != nil && !o.Alive() {
@@ -181,7 +180,7 @@ var ErrMuxRunning = errors.New("an ssh mux already serves this socket")
 type mux struct {
 	guest *xssh.Client
 	idle  time.Duration
-	quit  chan string
+	quit  chan string // the reason to exit
 
 	mu       sync.Mutex
 	sessions int
