@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -28,7 +29,13 @@ type MuxRequest struct {
 	Target lagossh.Target
 	Socket string
 	Idle   time.Duration
+	// LockInherited says the spawner took the mux's lock and passed it
+	// as file descriptor 3.
+	LockInherited bool
 }
+
+// muxLockFD is where a spawned mux finds its inherited lock.
+const muxLockFD = 3
 
 // socket returns t's mux socket, or "" when muxes are off or unusable.
 func (c SSHClient) socket(t SSHTarget) string {
@@ -42,11 +49,19 @@ func (c SSHClient) socket(t SSHTarget) string {
 // it: this command connects on its own, the next ones find the mux. Its
 // failures are quiet by design (the direct path reports them).
 func (c SSHClient) spawnMux(t SSHTarget, sock string) {
-	req, err := json.Marshal(MuxRequest{Target: c.target(t), Socket: sock, Idle: c.Persist})
+	// The lock is taken here and handed over, so from our return on a
+	// stop or destroy sees the mux starting and ends it.
+	lock, err := lagossh.LockMux(sock)
+	if err != nil {
+		return // one is starting or serving already
+	}
+	defer lock.Close()
+	req, err := json.Marshal(MuxRequest{Target: c.target(t), Socket: sock, Idle: c.Persist, LockInherited: true})
 	if err != nil {
 		return
 	}
 	cmd := exec.Command(c.MuxCommand[0], c.MuxCommand[1:]...) //nolint:gosec // our own engine binary
+	cmd.ExtraFiles = []*os.File{lock}                         // fd 3
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return
@@ -55,8 +70,10 @@ func (c SSHClient) spawnMux(t SSHTarget, sock string) {
 	// the mux, and it outlives us.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
+		_ = os.Remove(sock + ".lock")
 		return
 	}
+	_, _ = lock.WriteAt([]byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0)
 	_, _ = in.Write(req)
 	in.Close()
 	_ = cmd.Process.Release()
@@ -110,7 +127,11 @@ func ServeMuxRequest(ctx context.Context, in io.Reader) error {
 			return err == nil
 		}
 	}
-	err := lagossh.ServeMux(ctx, req.Target, lagossh.MuxOptions{Socket: req.Socket, Idle: req.Idle, Alive: alive}, nil)
+	o := lagossh.MuxOptions{Socket: req.Socket, Idle: req.Idle, Alive: alive}
+	if req.LockInherited {
+		o.Lock = os.NewFile(muxLockFD, req.Socket+".lock")
+	}
+	err := lagossh.ServeMux(ctx, req.Target, o, nil)
 	if errors.Is(err, lagossh.ErrMuxRunning) {
 		return nil
 	}

@@ -142,6 +142,18 @@ func TestReleaseEndsConnectingMux(t *testing.T) {
 	target := SSHTarget{VM: "vm0", Host: host, Port: p, User: "root", Password: "pw", UUID: "feedbeef"}
 	c := SSHClient{Persist: 30 * time.Second, MuxCommand: []string{os.Args[0], MuxVerb}}
 	sock := c.socket(target)
+
+	// Right after the spawn, as `destroy` right after a first `shell`
+	// runs: the spawner's lock already says a mux is starting.
+	c.spawnMux(target, sock)
+	c.ReleaseAll(context.Background(), target.UUID)
+	for _, f := range []string{sock, sock + ".lock"} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s left by a release right after the spawn: %v", f, err)
+		}
+	}
+
+	// While it is stuck in its handshake.
 	c.spawnMux(target, sock)
 	held := false
 	for i := 0; i < 300 && !held; i++ {

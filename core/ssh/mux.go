@@ -84,8 +84,12 @@ type MuxOptions struct {
 	// Idle is how long to wait for the next session; zero is
 	// DefaultMuxIdle.
 	Idle time.Duration
-	// Alive, when set, is asked every second whether to go on.
+	// Alive, when set, is asked every second whether to go on (every
+	// 100 ms while connecting).
 	Alive func() bool
+	// Lock is the mux's lock (see LockMux) when the spawner took it;
+	// nil takes it here.
+	Lock *os.File
 }
 
 // ServeMux connects to t, then serves that connection on o.Socket until
@@ -100,23 +104,21 @@ func ServeMux(ctx context.Context, t Target, o MuxOptions, ready func(error)) er
 	if o.Idle <= 0 {
 		o.Idle = DefaultMuxIdle
 	}
-	lock, err := os.OpenFile(o.Socket+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		ready(err)
-		return fmt.Errorf("ssh mux lock: %w", err)
+	lock := o.Lock
+	if lock == nil {
+		var err error
+		if lock, err = LockMux(o.Socket); err != nil {
+			ready(err)
+			return err
+		}
 	}
 	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil || !samePath(lock, o.Socket+".lock") {
-		// Held by another mux, or unlinked by one that just exited.
-		ready(ErrMuxRunning)
-		return ErrMuxRunning
-	}
 	// Whatever happens next, the lock file goes while we hold it.
 	defer os.Remove(o.Socket + ".lock")
 	// Our pid, for StopMux to end a mux that is still connecting.
 	_ = lock.Truncate(0)
 	_, _ = lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	guest, err := Dial(ctx, t)
+	guest, err := dialWhileAlive(ctx, t, o.Alive)
 	if err != nil {
 		ready(err)
 		return err
@@ -162,6 +164,52 @@ func ServeMux(ctx context.Context, t Target, o MuxOptions, ready func(error)) er
 			}
 		}
 	}
+}
+
+// LockMux takes the lock of socket's mux, or returns ErrMuxRunning when
+// another mux holds it. A spawner takes it before starting the mux process
+// and hands the file over (MuxOptions.Lock), so from the moment the
+// spawner returns, StopMux sees a mux starting and can end it.
+func LockMux(socket string) (*os.File, error) {
+	lock, err := os.OpenFile(socket+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ssh mux lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil || !samePath(lock, socket+".lock") {
+		// Held by another mux, or unlinked by one that just exited.
+		lock.Close()
+		return nil, ErrMuxRunning
+	}
+	return lock, nil
+}
+
+// dialWhileAlive is Dial, given up as soon as alive says the prefix is gone
+// (a VM being destroyed may hold a dial for its whole timeout).
+func dialWhileAlive(ctx context.Context, t Target, alive func() bool) (*Client, error) {
+	if alive == nil {
+		return Dial(ctx, t)
+	}
+	if !alive() {
+		return nil, errors.New("ssh mux: the prefix is gone")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if !alive() {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return Dial(ctx, t)
 }
 
 // samePath reports whether path still names the open file f.
@@ -424,14 +472,16 @@ func DialMuxWait(ctx context.Context, socket string, t Target, max time.Duration
 // connecting has no socket yet and gets SIGTERM (its pid is in the lock
 // file, and only a holder of the lock running as a mux is signalled).
 func StopMux(ctx context.Context, socket string) {
-	if cl, err := DialMux(ctx, socket, Target{}); err == nil {
-		_, _, _ = cl.conn.SendRequest(muxExitRequest, true, nil)
-		cl.Close()
-	} else if pid := startingMuxPid(socket); pid > 0 {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-	}
 	deadline := time.Now().Add(muxStopWait)
+	signalled := 0
 	for time.Now().Before(deadline) {
+		if cl, err := DialMux(ctx, socket, Target{}); err == nil {
+			_, _, _ = cl.conn.SendRequest(muxExitRequest, true, nil)
+			cl.Close()
+		} else if pid := startingMuxPid(socket); pid > 0 && pid != signalled {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+			signalled = pid
+		}
 		_, serr := os.Stat(socket)
 		if errors.Is(serr, os.ErrNotExist) && !muxStarting(socket) {
 			break

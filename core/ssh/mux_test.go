@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,6 +114,7 @@ func TestMuxReusesOneLogin(t *testing.T) {
 
 // TestMuxExits: each reason a mux has to go ends it and removes its socket.
 func TestMuxExits(t *testing.T) {
+	var prefixGone atomic.Bool
 	tests := []struct {
 		name  string
 		opts  lagossh.MuxOptions
@@ -120,7 +123,8 @@ func TestMuxExits(t *testing.T) {
 		{name: "idle", opts: lagossh.MuxOptions{Idle: 300 * time.Millisecond}, cause: func(*sshtest.Server, string) {}},
 		{name: "asked to", cause: func(_ *sshtest.Server, sock string) { lagossh.StopMux(context.Background(), sock) }},
 		{name: "guest gone", cause: func(srv *sshtest.Server, _ string) { srv.Drop() }},
-		{name: "prefix gone", opts: lagossh.MuxOptions{Alive: func() bool { return false }}, cause: func(*sshtest.Server, string) {}},
+		{name: "prefix gone", opts: lagossh.MuxOptions{Alive: func() bool { return !prefixGone.Load() }},
+			cause: func(*sshtest.Server, string) { prefixGone.Store(true) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,5 +216,50 @@ func TestMuxDirIsPrivate(t *testing.T) {
 	a, b := lagossh.MuxSocket(dir, "u", "vm0"), lagossh.MuxSocket(dir, "u", "vm1")
 	if a == b || !strings.HasPrefix(filepath.Base(a), "u-") {
 		t.Errorf("sockets %s and %s", a, b)
+	}
+}
+
+// TestMuxGivesUpDialWhenPrefixGoes: a mux still connecting to a guest that
+// does not answer gives up as soon as its prefix is gone, and leaves no
+// file, instead of holding its lock for the whole dial timeout.
+func TestMuxGivesUpDialWhenPrefixGoes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never speaks ssh
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	dir, err := os.MkdirTemp("", "mux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "vm.sock")
+	var gone atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		done <- lagossh.ServeMux(context.Background(), lagossh.Target{Addr: ln.Addr().String(), Password: "pw"},
+			lagossh.MuxOptions{Socket: sock, Alive: func() bool { return !gone.Load() }}, nil)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	gone.Store(true)
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a mux that never connected returned no error")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("mux still dialling 2 s after its prefix went")
+	}
+	if _, err := os.Stat(sock + ".lock"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lock file left: %v", err)
 	}
 }
