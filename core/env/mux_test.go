@@ -37,12 +37,7 @@ func TestMain(m *testing.M) {
 // connection died is replaced without the caller noticing; Release ends
 // it.
 func TestSSHClientKeepsConnection(t *testing.T) {
-	tmp, err := os.MkdirTemp("/tmp", "m") // socket paths must stay short
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	t.Setenv("TMPDIR", tmp)
+	shortTmpdir(t)
 	srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
 	host, port, _ := net.SplitHostPort(srv.Addr())
 	p, _ := strconv.Atoi(port)
@@ -115,29 +110,9 @@ func TestSSHClientKeepsConnection(t *testing.T) {
 // socket yet; Release (as stop and destroy call it) still ends it and
 // leaves no file, instead of letting it finish after the VM is gone.
 func TestReleaseEndsConnectingMux(t *testing.T) {
-	tmp, err := os.MkdirTemp("/tmp", "m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	t.Setenv("TMPDIR", tmp)
-	// A guest that accepts TCP but never speaks ssh: the mux hangs in
-	// its handshake.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	shortTmpdir(t)
+	// A guest whose sshd never speaks: the mux hangs in its handshake.
+	host, port, _ := net.SplitHostPort(sshtest.Mute(t))
 	p, _ := strconv.Atoi(port)
 	target := SSHTarget{VM: "vm0", Host: host, Port: p, User: "root", Password: "pw", UUID: "feedbeef"}
 	c := SSHClient{Persist: 30 * time.Second, MuxCommand: []string{os.Args[0], MuxVerb}}
@@ -186,4 +161,16 @@ func TestReleaseEndsConnectingMux(t *testing.T) {
 	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(st), ") Z ") {
 		t.Errorf("mux pid %d still runs after ReleaseAll: %s", pid, st)
 	}
+}
+
+// shortTmpdir points TMPDIR, where mux sockets live, at a fresh folder
+// with a short path: a socket path is limited to 107 bytes.
+func shortTmpdir(t *testing.T) {
+	t.Helper()
+	tmp, err := os.MkdirTemp("/tmp", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	t.Setenv("TMPDIR", tmp)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -223,20 +222,7 @@ func TestMuxDirIsPrivate(t *testing.T) {
 // does not answer gives up as soon as its prefix is gone, and leaves no
 // file, instead of holding its lock for the whole dial timeout.
 func TestMuxGivesUpDialWhenPrefixGoes(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never speaks ssh
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	addr := sshtest.Mute(t)
 	dir, err := os.MkdirTemp("", "mux")
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +232,7 @@ func TestMuxGivesUpDialWhenPrefixGoes(t *testing.T) {
 	var gone atomic.Bool
 	done := make(chan error, 1)
 	go func() {
-		done <- lagossh.ServeMux(context.Background(), lagossh.Target{Addr: ln.Addr().String(), Password: "pw"},
+		done <- lagossh.ServeMux(context.Background(), lagossh.Target{Addr: addr, Password: "pw"},
 			lagossh.MuxOptions{Socket: sock, Alive: func() bool { return !gone.Load() }}, nil)
 	}()
 	time.Sleep(300 * time.Millisecond)

@@ -278,3 +278,36 @@ func (s *Server) session(ch xssh.Channel, reqs <-chan *xssh.Request) {
 		<-done
 	}
 }
+
+// Mute starts a TCP listener on 127.0.0.1 that accepts connections and
+// never speaks ssh, as a guest whose sshd hangs: a client stays in its
+// handshake. It returns the address; everything closes when the test ends.
+func Mute(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
