@@ -8,6 +8,8 @@ packages=(
 	# hypervisor and daemons the harness starts inside its network namespace
 	libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
 	qemu-system-x86 qemu-utils dnsmasq-base iptables iproute2
+	# a subreaper for libvirtd's daemonized children (see lib.sh)
+	tini
 	# the tiny template: kernel, userland, boot loader, filesystems
 	linux-image-cloud-amd64 busybox-static dropbear-bin openssh-client openssh-sftp-server
 	syslinux syslinux-common mtools dosfstools e2fsprogs fdisk xz-utils

@@ -77,7 +77,9 @@ for d in "$@"; do
 	[ -d "$d" ] && mount -t tmpfs -o mode=0755 lago-remote-hidden "$d"
 done
 virtlogd -d
-libvirtd -d --listen
+# under a subreaper, as lib.sh explains; the mount namespace lives on
+# with it after this script returns
+setsid tini -s -- libvirtd --listen </dev/null >"$state/log/libvirtd.out" 2>&1 &
 for _ in $(seq 100); do
 	[ -s /run/libvirtd.pid ] && [ -S /run/libvirt/libvirt-sock ] && break
 	sleep 0.1
