@@ -74,6 +74,10 @@ type Conn interface {
 	DestroyNetwork(name string) error
 	UndefineNetwork(name string) error
 	ListNetworks() ([]NetworkInfo, error)
+	// NetworkActive reports whether the named network runs (ErrNotFound
+	// when it is not defined): two calls, where ListNetworks costs two per
+	// network of the host.
+	NetworkActive(name string) (bool, error)
 	// ListInterfaceXML describes the host's active interfaces as libvirt
 	// sees them (may be unsupported by the remote driver).
 	ListInterfaceXML() ([]string, error)

@@ -383,6 +383,16 @@ func (l *libvirtConn) UndefineNetwork(name string) error {
 	return l.withNetwork(name, func(n *libvirt.Network) error { return n.Undefine() })
 }
 
+func (l *libvirtConn) NetworkActive(name string) (bool, error) {
+	var active bool
+	err := l.withNetwork(name, func(n *libvirt.Network) error {
+		var err error
+		active, err = n.IsActive()
+		return err
+	})
+	return active, err
+}
+
 func (l *libvirtConn) ListNetworks() ([]NetworkInfo, error) {
 	nets, err := l.c.ListAllNetworks(0)
 	if err != nil {

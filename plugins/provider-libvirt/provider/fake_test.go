@@ -440,6 +440,16 @@ func (f *fakeConn) UndefineNetwork(name string) error {
 	return nil
 }
 
+func (f *fakeConn) NetworkActive(name string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	x, ok := f.nets[name]
+	if !ok {
+		return false, fmt.Errorf("%w: network %s", ErrNotFound, name)
+	}
+	return x.active, nil
+}
+
 func (f *fakeConn) ListNetworks() ([]NetworkInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

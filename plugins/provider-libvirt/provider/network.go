@@ -191,17 +191,14 @@ func (p *Provider) NetworkState(ctx context.Context, env *providerv1.EnvRef, n *
 	if err != nil {
 		return "", err
 	}
-	nets, err := c.ListNetworks()
+	active, err := c.NetworkActive(networkName(env.GetUuid(), n.GetName()))
+	if errors.Is(err, ErrNotFound) || (err == nil && !active) {
+		return "down", withWarnings(warns, nil)
+	}
 	if err != nil {
-		return "", withWarnings(warns, errorDiag("cannot list libvirt networks", err))
+		return "", withWarnings(warns, errorDiag("cannot read the state of libvirt network "+networkName(env.GetUuid(), n.GetName()), err))
 	}
-	name := networkName(env.GetUuid(), n.GetName())
-	for _, ni := range nets {
-		if ni.Name == name && ni.Active {
-			return "up", withWarnings(warns, nil)
-		}
-	}
-	return "down", withWarnings(warns, nil)
+	return "up", withWarnings(warns, nil)
 }
 
 // UsedSubnets reports the IPv4 subnets of every libvirt network on the
