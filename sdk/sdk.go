@@ -22,7 +22,7 @@ import (
 
 // APIVersion is the go-plugin protocol version; it equals the major version
 // of the proto packages (lago.*.v1).
-const APIVersion = 1
+const APIVersion = plugininfo.APIVersion
 
 // Component kinds.
 const (

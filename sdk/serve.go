@@ -22,6 +22,7 @@ import (
 	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
 	servicev1 "github.com/lago-go/lago/proto/lago/service/v1"
 	vmtypev1 "github.com/lago-go/lago/proto/lago/vmtype/v1"
+	"github.com/lago-go/lago/sdk/plugininfo"
 )
 
 // PluginSetKey is the single entry of the go-plugin plugin set: the set
@@ -42,8 +43,8 @@ const DebugEnv = "LAGO_PLUGIN_DEBUG"
 // feature.
 var HandshakeConfig = plugin.HandshakeConfig{
 	ProtocolVersion:  APIVersion,
-	MagicCookieKey:   "LAGO_PLUGIN_MAGIC_COOKIE",
-	MagicCookieValue: "d3b1c6b0e6a14b7f9a6e0c1f2f5a8e47-lago",
+	MagicCookieKey:   plugininfo.MagicCookieKey,
+	MagicCookieValue: plugininfo.MagicCookieValue,
 }
 
 // PluginSet returns the go-plugin plugin set for p; p is nil on the core's

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lago-go/lago/core/config"
 	"github.com/lago-go/lago/core/errs"
+	"github.com/lago-go/lago/core/pluginhost/prestart"
 	"github.com/lago-go/lago/core/version"
 )
 
@@ -35,6 +36,9 @@ type app struct {
 	extraKeys  []config.Key
 	cfg        *config.Config
 	host       PluginHost
+	// prestarted is the plugin process the front-end started for this
+	// verb (package prestart); the plugin host takes it over.
+	prestarted *prestart.Process
 	// hostErr is why plugin discovery for the command tree failed.
 	hostErr error
 	// armSignals starts catching SIGINT, SIGTERM and SIGHUP;
@@ -325,7 +329,7 @@ func (a *app) runBuiltin(cmd *cobra.Command, spec verbSpec, args []string) error
 		}
 	}
 	if lightBuild && !spec.Light {
-		return a.forward()
+		return a.forward(spec.Provider)
 	}
 	h, ok := a.handlers[spec.Name]
 	if !ok {
@@ -353,6 +357,7 @@ func (a *app) pluginHost() PluginHost {
 		}
 		o := a.hostOptions(pins, level)
 		o.Config = a.cfg
+		o.Prestarted, a.prestarted = a.prestarted, nil
 		a.host = a.newHost(o)
 	}
 	return a.host
@@ -361,6 +366,10 @@ func (a *app) pluginHost() PluginHost {
 func (a *app) closeHost() {
 	if a.host != nil {
 		a.host.Close()
+	}
+	if a.prestarted != nil { // the verb never needed a plugin
+		a.prestarted.Discard()
+		a.prestarted = nil
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/lago-go/lago/core/config"
 	"github.com/lago-go/lago/core/output"
 	"github.com/lago-go/lago/core/pluginhost/discovery"
+	"github.com/lago-go/lago/core/pluginhost/prestart"
 	"github.com/lago-go/lago/sdk/plugininfo"
 )
 
@@ -57,6 +58,8 @@ type hostOptions struct {
 	// Config is the effective configuration; the engine uses it to serve
 	// the Host callback service (guest commands) to plugins.
 	Config *config.Config
+	// Prestarted is the plugin process the front-end started, if any.
+	Prestarted *prestart.Process
 }
 
 func (a *app) hostOptions(pins map[string]string, level string) hostOptions {

@@ -14,6 +14,7 @@ import (
 	"github.com/lago-go/lago/core/env"
 	"github.com/lago-go/lago/core/output"
 	"github.com/lago-go/lago/core/pluginhost"
+	"github.com/lago-go/lago/core/pluginhost/prestart"
 	"github.com/lago-go/lago/core/prefix"
 	commandv1 "github.com/lago-go/lago/proto/lago/command/v1"
 	hostv1 "github.com/lago-go/lago/proto/lago/host/v1"
@@ -38,7 +39,8 @@ func newPluginHost(o hostOptions) PluginHost {
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "lago", Level: hclog.LevelFromString(level), Output: o.Stderr,
 		}),
-		Host: eh,
+		Host:       eh,
+		Prestarted: o.Prestarted,
 	})
 	if cfg := o.Config; cfg != nil {
 		eh.make = func() sdk.Host {
@@ -141,7 +143,19 @@ func (m managerHost) RunCommand(ctx context.Context, req CommandRequest, stdout,
 }
 
 // forward is never needed in the full engine.
-func (a *app) forward() error { return nil }
+func (a *app) forward(bool) error { return nil }
+
+// takePrestarted takes over the plugin process the light front-end
+// started before it exec'd this engine. A value it cannot use is reported
+// and ignored: the plugin host then starts the plugin itself.
+func takePrestarted(stderr io.Writer) *prestart.Process {
+	ps, err := prestart.Take()
+	if err != nil {
+		fmt.Fprintf(stderr, "lago: warning: ignoring the prestarted plugin: %v\n", err)
+		return nil
+	}
+	return ps
+}
 
 // Manager returns the plugin host of the engine, created on first use, for
 // handlers that need providers, vm types, service managers or builders. It

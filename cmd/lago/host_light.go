@@ -9,11 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 
 	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/output"
 	"github.com/lago-go/lago/core/pluginhost/discovery"
+	"github.com/lago-go/lago/core/pluginhost/prestart"
 	"github.com/lago-go/lago/sdk/plugininfo"
 )
 
@@ -75,8 +77,10 @@ func (l stderrLogger) Warn(msg string, args ...any) {
 }
 
 // forward replaces this process with the full engine, passing the original
-// arguments and environment; it returns only on failure.
-func (a *app) forward() error {
+// arguments and environment; it returns only on failure. With
+// prestartProvider it first starts the default provider instance's plugin
+// (package prestart), whose start-up then overlaps the engine's.
+func (a *app) forward(prestartProvider bool) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find the lago binary: %w", err)
@@ -89,10 +93,57 @@ func (a *app) forward() error {
 		return errs.User(fmt.Errorf("lago engine missing (install %s beside the plugins): %w", engine, err))
 	}
 	argv := append([]string{os.Args[0]}, a.args...)
-	if err := syscall.Exec(engine, argv, a.environ); err != nil {
-		return fmt.Errorf("exec %s: %w", engine, err)
+	environ := a.environ
+	var ps *prestart.Process
+	if prestartProvider {
+		// The plugin's parent-death signal is tied to the thread that
+		// starts it; exec keeps this thread, so the engine inherits it.
+		runtime.LockOSThread()
+		if ps = a.prestartProvider(); ps != nil {
+			if kv, err := ps.ExecEnv(); err == nil {
+				environ = prestart.ExecEnviron(environ, kv)
+			} else {
+				ps.Discard()
+				ps = nil
+			}
+		}
 	}
-	return nil
+	err = syscall.Exec(engine, argv, environ)
+	if ps != nil {
+		ps.Discard()
+	}
+	return fmt.Errorf("exec %s: %w", engine, err)
+}
+
+// prestartProvider starts the plugin binary serving the default provider
+// instance, or returns nil when it should not (turned off, plugins
+// reattached or pinned, nothing found, start failed: the engine then
+// starts the plugin itself and reports any error).
+func (a *app) prestartProvider() *prestart.Process {
+	if a.cfg == nil || prestart.Disabled(a.environ) {
+		return nil
+	}
+	inst, err := a.cfg.Provider(a.cfg.DefaultVMProvider)
+	if err != nil {
+		return nil
+	}
+	c, ok := a.pluginHost().(*catalog)
+	if !ok {
+		return nil
+	}
+	infos, err := c.Discover()
+	if err != nil {
+		return nil
+	}
+	info, ok := prestart.Find(infos, plugininfo.KindProvider, inst.Plugin)
+	if !ok || a.cfg.PluginPins[info.Name] != "" {
+		return nil
+	}
+	ps, err := prestart.Start(info.Path, a.environ)
+	if err != nil {
+		return nil
+	}
+	return ps
 }
 
 // handlers holds only the verbs the light front-end runs itself; runBuiltin
@@ -101,3 +152,7 @@ var handlers = map[string]Handler{
 	"generate-config": runGenerateConfig,
 	"plugins":         runPlugins,
 }
+
+// takePrestarted is for the engine: the front-end never adopts a plugin
+// process, it only starts one for the engine (forward).
+func takePrestarted(io.Writer) *prestart.Process { return nil }

@@ -24,18 +24,28 @@ import (
 	"syscall"
 
 	"github.com/lago-go/lago/core/errs"
+	"github.com/lago-go/lago/core/pluginhost/prestart"
 )
 
 func main() {
 	if code, ok := hiddenMain(os.Args[1:], os.Stdin, os.Stderr); ok {
 		os.Exit(code)
 	}
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ()))
+	// Before os.Environ: Take removes the variable so no child sees it.
+	ps := takePrestarted(os.Stderr)
+	os.Exit(runWith(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ(), ps))
 }
 
 // run is main without the process: it returns the exit status.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
-	return newApp(stdin, stdout, stderr, environ).main(args)
+	return runWith(args, stdin, stdout, stderr, environ, nil)
+}
+
+// runWith is run with the plugin process the front-end started, if any.
+func runWith(args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string, ps *prestart.Process) int {
+	a := newApp(stdin, stdout, stderr, environ)
+	a.prestarted = ps
+	return a.main(args)
 }
 
 // signalState records the first of SIGINT, SIGTERM or SIGHUP; that signal

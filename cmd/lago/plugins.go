@@ -155,7 +155,7 @@ func (a *app) pluginCommand(component string, spec plugininfo.CommandSpec) (*cob
 // output; the plugin's exit code becomes lago's.
 func (a *app) runPluginVerb(cmd *cobra.Command, spec plugininfo.CommandSpec, args []string) error {
 	if lightBuild {
-		return a.forward()
+		return a.forward(false)
 	}
 	req := CommandRequest{Verb: spec.Name, Args: args, Flags: map[string]string{}, Global: map[string]string{}}
 	cmd.LocalFlags().VisitAll(func(f *pflag.Flag) { req.Flags[f.Name] = flagString(f) })

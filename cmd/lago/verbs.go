@@ -74,7 +74,7 @@ func (inv *Invocation) Host() PluginHost { return inv.app.pluginHost() }
 // or one served by an output plugin.
 func (inv *Invocation) Render(ctx context.Context, doc any) error {
 	if _, builtin := output.Builtin(inv.Config.OutFormat); lightBuild && !builtin {
-		return inv.app.forward()
+		return inv.app.forward(false)
 	}
 	f, err := output.Lookup(ctx, inv.Config.OutFormat, outputPlugins{inv.app})
 	if err != nil {
@@ -121,27 +121,31 @@ type verbSpec struct {
 	// Light verbs run in the light front-end; the others are forwarded to
 	// the full engine there.
 	Light bool
+	// Provider verbs talk to VM providers: the light front-end starts the
+	// default provider instance's plugin before it execs the engine, so
+	// its start-up overlaps the engine's (package prestart).
+	Provider bool
 }
 
 var verbSpecs = []verbSpec{
-	{Name: "init", Use: "[WORKDIR] [INITFILE]", Short: "Create a workdir and prefix from an init file",
+	{Name: "init", Provider: true, Use: "[WORKDIR] [INITFILE]", Short: "Create a workdir and prefix from an init file",
 		Long: "Create the workdir and its prefix and populate it from the init file: networks, VMs, disks.\n" +
 			"With one argument it is the init file. Defaults: WORKDIR $PWD/.lago, INITFILE $PWD/LagoInitFile.",
 		Args: cobra.MaximumNArgs(2), ConfigKeys: config.SectionInit},
-	{Name: "start", Use: "[VM...]", Short: "Start networks, then VMs",
+	{Name: "start", Provider: true, Use: "[VM...]", Short: "Start networks, then VMs",
 		Long: "Start the environment's networks, then its VMs (all, or the ones named), and wait\n" +
 			"until every started VM answers ssh, within --timeout.",
 		Args: cobra.ArbitraryArgs, ConfigKeys: config.SectionStart},
-	{Name: "stop", Use: "[VM...]", Short: "Power off VMs, then networks no running VM uses",
+	{Name: "stop", Provider: true, Use: "[VM...]", Short: "Power off VMs, then networks no running VM uses",
 		Args: cobra.ArbitraryArgs},
-	{Name: "shutdown", Use: "[VM...]", Short: "Shut down or reboot VMs gracefully",
+	{Name: "shutdown", Provider: true, Use: "[VM...]", Short: "Shut down or reboot VMs gracefully",
 		Long: "Shut the VMs down gracefully (ACPI, else poweroff over ssh), or reboot them with -r.\n" +
 			"Waits up to 5 minutes.",
 		Args: cobra.ArbitraryArgs,
 		Flags: func(fs *pflag.FlagSet) {
 			fs.BoolP("reboot", "r", false, "reboot instead of shutting down")
 		}},
-	{Name: "destroy", Short: "Stop the environment and remove its prefix",
+	{Name: "destroy", Provider: true, Short: "Stop the environment and remove its prefix",
 		Long: "Stop everything, release the subnet leases and remove the prefix. A symlinked\n" +
 			"workdir loses only the link. Asks for confirmation unless --yes.",
 		Args: cobra.NoArgs,
@@ -149,14 +153,14 @@ var verbSpecs = []verbSpec{
 			fs.BoolP("yes", "y", false, "do not ask for confirmation")
 			fs.Bool("all-prefixes", false, "destroy every prefix of the workdir")
 		}},
-	{Name: "cleanup", Short: "Stop everything and mark the prefix uninitialized",
+	{Name: "cleanup", Provider: true, Short: "Stop everything and mark the prefix uninitialized",
 		Long: "Stop every VM and network and remove the prefix's initialized marker (the uuid stays).\n" +
 			"With --orphans, remove provider objects whose owner prefix no longer exists.",
 		Args: cobra.NoArgs,
 		Flags: func(fs *pflag.FlagSet) {
 			fs.Bool("orphans", false, "remove provider objects (VMs, networks, volumes) whose owner prefix is gone")
 		}},
-	{Name: "status", Short: "Show the environment", Args: cobra.NoArgs,
+	{Name: "status", Provider: true, Short: "Show the environment", Args: cobra.NoArgs,
 		Long: "Print the prefix's networks and VMs with their state, in --out-format."},
 	{Name: "list", Use: "[WORKDIR]", Short: "List the prefixes of a workdir", Args: cobra.MaximumNArgs(1)},
 	{Name: "set-current", Use: "NAME", Short: "Make another prefix the current one", Args: cobra.ExactArgs(1)},
@@ -165,7 +169,7 @@ var verbSpecs = []verbSpec{
 			"A single CMD that is a local file is run as a script. VM may be a unique suffix of a name.\n" +
 			"Options after VM belong to CMD.",
 		Args: cobra.MinimumNArgs(1), NoInterspersed: true},
-	{Name: "console", Use: "VM", Short: "Attach to a VM's serial console", Args: cobra.ExactArgs(1)},
+	{Name: "console", Provider: true, Use: "VM", Short: "Attach to a VM's serial console", Args: cobra.ExactArgs(1)},
 	{Name: "copy-to-vm", Use: "VM LOCAL REMOTE", Short: "Copy a local file into a VM", Args: cobra.ExactArgs(3)},
 	{Name: "copy-from-vm", Use: "VM REMOTE LOCAL", Short: "Copy a file out of a VM", Args: cobra.ExactArgs(3)},
 	{Name: "collect", Short: "Fetch each VM's artifacts into a folder",
@@ -180,12 +184,12 @@ var verbSpecs = []verbSpec{
 	{Name: "deploy", Short: "Run each VM's deploy scripts",
 		Long: "Run each VM's deploy scripts (metadata.deploy-scripts) over ssh with bash -s, VMs in parallel.",
 		Args: cobra.NoArgs},
-	{Name: "snapshot", Use: "[NAME]", Short: "Snapshot every VM, or list snapshots",
+	{Name: "snapshot", Provider: true, Use: "[NAME]", Short: "Snapshot every VM, or list snapshots",
 		Args: cobra.MaximumNArgs(1),
 		Flags: func(fs *pflag.FlagSet) {
 			fs.BoolP("list", "l", false, "list the snapshots instead of taking one")
 		}},
-	{Name: "revert", Use: "NAME", Short: "Revert every VM to a snapshot", Args: cobra.ExactArgs(1)},
+	{Name: "revert", Provider: true, Use: "NAME", Short: "Revert every VM to a snapshot", Args: cobra.ExactArgs(1)},
 	{Name: "export", Short: "Export the VMs' disks and an init file",
 		Long: "Export the disks of the (stopped) VMs and an init file that uses them.\n" +
 			"Words after --vm-names are more VM names.",

@@ -68,6 +68,26 @@ func TestOneVMLifecycle(t *testing.T) {
 		t.Errorf("vm0 ip %q is not in Lago's 192.168.200-255 range", ip)
 	}
 
+	// The front-end starts the provider plugin while the engine loads, and
+	// the engine uses that process instead of starting one; LAGO_PRESTART=0
+	// turns it off and changes nothing else.
+	const adopted = "using the plugin process the front-end started"
+	on := h.lago("-l", "debug", "-f", "json", "status")
+	if on.code != 0 || strings.Count(on.stderr, adopted) != 1 || strings.Contains(on.stderr, "starting plugin:") ||
+		strings.Count(on.stderr, "plugin process exited") != 1 {
+		t.Errorf("status did not run on the prestarted plugin alone:\n%s", on)
+	}
+	saved := h.extraEnv
+	h.extraEnv = append(append([]string(nil), saved...), "LAGO_PRESTART=0")
+	off := h.lago("-l", "debug", "-f", "json", "status")
+	h.extraEnv = saved
+	if off.code != 0 || strings.Contains(off.stderr, adopted) || !strings.Contains(off.stderr, "starting plugin:") {
+		t.Errorf("LAGO_PRESTART=0 status:\n%s", off)
+	}
+	if on.stdout != off.stdout {
+		t.Errorf("status differs with and without prestart:\n%s\n---\n%s", on.stdout, off.stdout)
+	}
+
 	// The default format keeps the original's layout.
 	def := h.must("status")
 	for _, want := range []string{"[Prefix]:", "[VMs]:", "[vm0]:", "status: running", "ip: " + ip} {

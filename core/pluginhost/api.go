@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/lago-go/lago/core/pluginhost/discovery"
+	"github.com/lago-go/lago/core/pluginhost/prestart"
 	"github.com/lago-go/lago/sdk"
 )
 
@@ -41,6 +42,10 @@ type Options struct {
 	// OnWarning receives warnings plugins return with their answers; nil
 	// logs them to Logger.
 	OnWarning func(plugin string, d sdk.Diagnostic)
+	// Prestarted is a plugin process the light front-end started before it
+	// exec'd the engine (prestart.Take). The first process of that binary
+	// uses it instead of starting one; Close kills it if nothing did.
+	Prestarted *prestart.Process
 }
 
 // ErrNotFound is returned (wrapped) when no plugin serves a component.
@@ -70,6 +75,8 @@ type Manager struct {
 	clients map[string]any      // configured component clients by kind/name/config
 	// configured maps process slot + component to the settings it holds.
 	configured map[string]string
+	// prestarted is Options.Prestarted until a process adopts it.
+	prestarted *prestart.Process
 }
 
 // New returns a Manager; nothing is scanned or started until needed.
@@ -87,7 +94,7 @@ func New(opts Options) *Manager {
 	case "-":
 		opts.CacheFile = ""
 	}
-	return &Manager{opts: opts, procs: map[string]*process{}, clients: map[string]any{}, configured: map[string]string{}}
+	return &Manager{opts: opts, procs: map[string]*process{}, clients: map[string]any{}, configured: map[string]string{}, prestarted: opts.Prestarted}
 }
 
 // Discover lists every plugin binary, including shadowed and refused ones,
@@ -310,8 +317,18 @@ func (m *Manager) Close() {
 	m.procs = map[string]*process{}
 	m.clients = map[string]any{}
 	m.configured = map[string]string{}
+	unused := m.prestarted
+	m.prestarted = nil
 	m.mu.Unlock()
 	var wg sync.WaitGroup
+	if unused != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.opts.Logger.Debug("killing the prestarted plugin nothing used", "path", unused.Path, "pid", unused.Pid)
+			unused.Discard()
+		}()
+	}
 	for _, p := range procs {
 		wg.Add(1)
 		go func() {

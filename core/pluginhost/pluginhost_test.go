@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -355,7 +356,11 @@ func pidOf(t *testing.T, m *Manager, name string) int {
 	if p == nil || p.plugin == nil {
 		t.Fatalf("plugin %s not running", name)
 	}
-	return p.plugin.ReattachConfig().Pid
+	pid, err := strconv.Atoi(p.plugin.ID())
+	if err != nil {
+		t.Fatalf("plugin %s: id %q: %v", name, p.plugin.ID(), err)
+	}
+	return pid
 }
 
 func TestCrashMidCall(t *testing.T) {

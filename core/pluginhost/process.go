@@ -1,18 +1,24 @@
 package pluginhost
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 
+	"github.com/lago-go/lago/core/pluginhost/prestart"
 	"github.com/lago-go/lago/sdk"
 )
 
@@ -26,7 +32,7 @@ import (
 //
 // lago then talks to that process instead of starting the binary, and
 // leaves it running when it exits.
-const ReattachEnv = "LAGO_REATTACH_PLUGINS"
+const ReattachEnv = prestart.ReattachEnv
 
 // StartTimeout bounds a plugin's start-up handshake.
 var StartTimeout = 20 * time.Second
@@ -53,9 +59,27 @@ func (m *Manager) process(info Info, slot string) (*process, error) {
 	p, ok := m.procs[slot]
 	if !ok {
 		p = &process{name: info.Name, path: info.Path, ready: make(chan struct{}), tail: newTailBuffer(20)}
+		var adopt *prestart.Process
+		if ps := m.prestarted; ps != nil && slot == info.Name && ps.Path == info.Path && m.opts.Pins[info.Name] == "" {
+			adopt, m.prestarted = ps, nil
+		}
 		m.procs[slot] = p
 		m.mu.Unlock()
-		p.err = p.start(m.opts, info, m.reattachConfig(info.Name))
+		reattach := m.reattachConfig(info.Name)
+		if adopt != nil && reattach == nil {
+			p.err = p.adopt(m.opts, info, adopt)
+			if p.err != nil {
+				// It died or broke before its handshake: start a fresh one.
+				m.opts.Logger.Warn("prestarted plugin unusable; starting it again", "plugin", info.Name, "err", p.err)
+				p.tail = newTailBuffer(20)
+				p.err = p.start(m.opts, info, nil)
+			}
+		} else {
+			if adopt != nil {
+				adopt.Discard()
+			}
+			p.err = p.start(m.opts, info, reattach)
+		}
 		close(p.ready)
 	} else {
 		m.mu.Unlock()
@@ -135,18 +159,7 @@ func (m *Manager) addReattached(infos []Info) ([]Info, error) {
 
 // start launches (or attaches to) the plugin and dispenses its client.
 func (p *process) start(opts Options, info Info, reattach *plugin.ReattachConfig) error {
-	cfg := &plugin.ClientConfig{
-		HandshakeConfig:  sdk.HandshakeConfig,
-		Plugins:          sdk.PluginSet(nil),
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           opts.Logger,
-		Stderr:           p.tail,
-		// go-plugin redirects the plugin's os.Stdout/os.Stderr over gRPC;
-		// keep what arrives for error messages too.
-		SyncStdout:   p.tail,
-		SyncStderr:   p.tail,
-		StartTimeout: StartTimeout,
-	}
+	cfg := p.clientConfig(opts)
 	if reattach != nil {
 		cfg.Reattach = reattach
 	} else {
@@ -161,6 +174,39 @@ func (p *process) start(opts Options, info Info, reattach *plugin.ReattachConfig
 			cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 		}
 	}
+	return p.connect(cfg)
+}
+
+// adopt takes over a process the front-end started (see package
+// prestart): go-plugin reads its handshake and logs from the inherited
+// pipes, and stops and reaps it like one it started.
+func (p *process) adopt(opts Options, info Info, ps *prestart.Process) error {
+	cfg := p.clientConfig(opts)
+	cfg.RunnerFunc = func(hclog.Logger, *exec.Cmd, string) (runner.Runner, error) {
+		return adoptedRunner{ps}, nil
+	}
+	opts.Logger.Debug("using the plugin process the front-end started", "plugin", info.Name, "pid", ps.Pid)
+	return p.connect(cfg)
+}
+
+// clientConfig is the go-plugin configuration shared by every start.
+func (p *process) clientConfig(opts Options) *plugin.ClientConfig {
+	return &plugin.ClientConfig{
+		HandshakeConfig:  sdk.HandshakeConfig,
+		Plugins:          sdk.PluginSet(nil),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           opts.Logger,
+		Stderr:           p.tail,
+		// go-plugin redirects the plugin's os.Stdout/os.Stderr over gRPC;
+		// keep what arrives for error messages too.
+		SyncStdout:   p.tail,
+		SyncStderr:   p.tail,
+		StartTimeout: StartTimeout,
+	}
+}
+
+// connect starts the go-plugin client of cfg and dispenses the plugin set.
+func (p *process) connect(cfg *plugin.ClientConfig) error {
 	pc := plugin.NewClient(cfg)
 	p.plugin = pc
 	rpc, err := pc.Client()
@@ -180,6 +226,35 @@ func (p *process) start(opts Options, info Info, reattach *plugin.ReattachConfig
 	}
 	p.client = c
 	return nil
+}
+
+// adoptedRunner is the go-plugin runner of a prestarted process: it is
+// running already; the rest is what go-plugin's own command runner does.
+type adoptedRunner struct{ ps *prestart.Process }
+
+func (r adoptedRunner) Start(context.Context) error     { return nil }
+func (r adoptedRunner) Diagnose(context.Context) string { return "" }
+func (r adoptedRunner) Stdout() io.ReadCloser           { return r.ps.Stdout }
+func (r adoptedRunner) Stderr() io.ReadCloser           { return r.ps.Stderr }
+func (r adoptedRunner) Name() string                    { return r.ps.Path }
+func (r adoptedRunner) ID() string                      { return strconv.Itoa(r.ps.Pid) }
+func (r adoptedRunner) Kill(context.Context) error      { return r.ps.Kill() }
+
+// Wait reaps the process, then closes the pipes as exec.Cmd.Wait does: a
+// child of the plugin holding them open must not keep go-plugin waiting.
+func (r adoptedRunner) Wait(context.Context) error {
+	err := r.ps.Wait()
+	r.ps.Stdout.Close()
+	r.ps.Stderr.Close()
+	return err
+}
+
+func (r adoptedRunner) PluginToHost(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
+
+func (r adoptedRunner) HostToPlugin(network, addr string) (string, string, error) {
+	return network, addr, nil
 }
 
 // clientOptions decorate component clients with the plugin's identity.

@@ -64,3 +64,16 @@ const (
 	KindOutput   = "output"
 	KindCommand  = "command"
 )
+
+// The go-plugin handshake as plain constants, so that the light front-end
+// can start a plugin process the way go-plugin does (see
+// core/pluginhost/prestart) without linking go-plugin. sdk.HandshakeConfig
+// is built from them.
+const (
+	// APIVersion is the go-plugin protocol version (sdk.APIVersion).
+	APIVersion = 1
+	// MagicCookieKey and MagicCookieValue only keep users from running a
+	// plugin by hand by mistake; they are not a security feature.
+	MagicCookieKey   = "LAGO_PLUGIN_MAGIC_COOKIE"
+	MagicCookieValue = "d3b1c6b0e6a14b7f9a6e0c1f2f5a8e47-lago"
+)
