@@ -119,8 +119,15 @@ func Discover(opts Options) ([]Info, error) {
 	cache := loadCache(opts.CacheFile)
 	dirty := false
 	seen := map[string]string{} // name -> winning path
+	scanned := map[string]bool{}
 	var out []Info
 	for _, dir := range opts.SearchPath {
+		// A folder named twice (LAGO_PLUGIN_PATH pointing at the folder
+		// beside lago) does not shadow its own plugins.
+		if dir = filepath.Clean(dir); scanned[dir] {
+			continue
+		}
+		scanned[dir] = true
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			continue // a missing folder is normal

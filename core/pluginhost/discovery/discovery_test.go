@@ -143,3 +143,15 @@ func TestStaysLight(t *testing.T) {
 		}
 	}
 }
+
+// TestFolderNamedTwice: a folder in the search path twice (LAGO_PLUGIN_PATH
+// set to the folder beside lago) is scanned once; its plugins do not shadow
+// themselves.
+func TestFolderNamedTwice(t *testing.T) {
+	dir := t.TempDir()
+	script(t, dir, "x", goodDesc, 0)
+	infos, err := Discover(Options{SearchPath: []string{dir, filepath.Join(dir, "sub", ".."), dir + "/"}, CacheFile: filepath.Join(dir, "cache.json")})
+	if err != nil || len(infos) != 1 || !infos[0].Usable() {
+		t.Fatalf("Discover = %+v, %v; want the plugin once, usable", infos, err)
+	}
+}
