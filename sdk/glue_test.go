@@ -350,3 +350,52 @@ func TestHostWarningsOnlyAreSuccess(t *testing.T) {
 		t.Fatalf("Exec = %d, %v", code, err)
 	}
 }
+
+// logProvider implements the optional SerialLogReader; it answers more
+// than asked for, which the server trims.
+type logProvider struct{ UnimplementedProvider }
+
+func (logProvider) SerialLog(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM, maxBytes int64) ([]byte, error) {
+	if vm.GetName() == "broken" {
+		return nil, errors.New("console log unreadable")
+	}
+	return []byte("boot\nlogin: " + vm.GetName()), nil
+}
+
+func TestProviderSerialLog(t *testing.T) {
+	p := &Plugin{Name: "logs", Components: []Component{
+		{Info: ComponentInfo{Name: "with", Kind: KindProvider}, Impl: logProvider{}},
+		{Info: ComponentInfo{Name: "without", Kind: KindProvider}, Impl: fakeProvider{}},
+	}}
+	c := dial(t, p)
+	for _, tc := range []struct {
+		component, vm string
+		max           int64
+		want, err     string
+	}{
+		{component: "with", vm: "vm0", want: "boot\nlogin: vm0"},
+		{component: "with", vm: "vm0", max: 7, want: "in: vm0"},
+		{component: "with", vm: "broken", err: "console log unreadable"},
+		{component: "without", vm: "vm0", err: ErrNotImplemented.Error()},
+	} {
+		t.Run(fmt.Sprintf("%s/%s/%d", tc.component, tc.vm, tc.max), func(t *testing.T) {
+			prov, ok := c.Provider(tc.component).(SerialLogReader)
+			if !ok {
+				t.Fatal("the provider client does not offer SerialLog")
+			}
+			got, err := prov.SerialLog(context.Background(), &providerv1.EnvRef{}, &providerv1.VM{Name: tc.vm}, tc.max)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("SerialLog err = %v, want %q", err, tc.err)
+				}
+				if tc.err == ErrNotImplemented.Error() && !errors.Is(err, ErrNotImplemented) {
+					t.Fatalf("SerialLog err = %v, want ErrNotImplemented", err)
+				}
+				return
+			}
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("SerialLog = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}

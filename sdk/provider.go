@@ -103,6 +103,17 @@ func (p *providerClient) ListSnapshots(ctx context.Context, env *providerv1.EnvR
 	return r.GetSnapshots(), nil
 }
 
+var _ SerialLogReader = (*providerClient)(nil)
+
+// SerialLog implements SerialLogReader over the wire.
+func (p *providerClient) SerialLog(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM, maxBytes int64) ([]byte, error) {
+	r, err := p.c.SerialLog(p.outgoing(ctx), &providerv1.SerialLogRequest{Env: env, Vm: vm, MaxBytes: maxBytes})
+	if err := p.result(ctx, "SerialLog", r.GetDiagnostics(), err); err != nil {
+		return nil, err
+	}
+	return r.GetTail(), nil
+}
+
 // Console streams in to the guest and the guest's output to out. The
 // goroutine reading in may outlive the call when in blocks (a terminal);
 // it ends at the next read.
@@ -296,6 +307,33 @@ func (s *providerServer) ListSnapshots(ctx context.Context, r *providerv1.VMRequ
 	}
 	resp := &providerv1.ListSnapshotsResponse{}
 	resp.Diagnostics, err = invoke(ctx, func() (e error) { resp.Snapshots, e = p.ListSnapshots(ctx, r.GetEnv(), r.GetVm()); return e })
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (s *providerServer) SerialLog(ctx context.Context, r *providerv1.SerialLogRequest) (*providerv1.SerialLogResponse, error) {
+	p, err := s.impl(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &providerv1.SerialLogResponse{}
+	resp.Diagnostics, err = invoke(ctx, func() (e error) {
+		sl, ok := p.(SerialLogReader)
+		if !ok {
+			return ErrNotImplemented
+		}
+		max := r.GetMaxBytes()
+		if max <= 0 {
+			max = DefaultSerialLogBytes
+		}
+		resp.Tail, e = sl.SerialLog(ctx, r.GetEnv(), r.GetVm(), max)
+		if int64(len(resp.Tail)) > max {
+			resp.Tail = resp.Tail[int64(len(resp.Tail))-max:]
+		}
+		return e
+	})
 	if err != nil {
 		return nil, err
 	}

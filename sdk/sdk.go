@@ -85,6 +85,20 @@ type Provider interface {
 	RemoveOwned(ctx context.Context, env *providerv1.EnvRef, resources []*providerv1.OwnedResource) error
 }
 
+// SerialLogReader is an optional Provider method: it returns at most
+// maxBytes from the end of a VM's serial console log (64 KiB when
+// maxBytes <= 0), or nothing when the VM has none yet. The core reads the
+// log itself when it is on its own filesystem (VM.serial_log_path); it
+// asks the provider when it is not, as with a remote hypervisor, so that a
+// VM that never answers ssh is reported with its last console lines.
+// Clients of plugins that lack it get ErrNotImplemented.
+type SerialLogReader interface {
+	SerialLog(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM, maxBytes int64) ([]byte, error)
+}
+
+// DefaultSerialLogBytes is what SerialLog returns at most when asked for 0.
+const DefaultSerialLogBytes = 64 << 10
+
 // VMType runs hooks around a VM's lifecycle.
 type VMType interface {
 	NormalizeSpec(ctx context.Context, vm string, specJSON []byte) ([]byte, error)

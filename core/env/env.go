@@ -39,6 +39,8 @@ const (
 	// serialTailLines is how much of a VM's serial console an ssh timeout
 	// error quotes.
 	serialTailLines = 20
+	// serialLogTimeout bounds asking a provider for a serial log.
+	serialLogTimeout = 10 * time.Second
 	// cleanupTimeout bounds rollback work, which runs on a context detached
 	// from the (possibly cancelled) caller's.
 	cleanupTimeout = 2 * time.Minute

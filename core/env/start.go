@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lago-go/lago/core/spec"
+	"github.com/lago-go/lago/sdk"
 )
 
 // VM and net states that mean "not running".
@@ -195,7 +196,7 @@ func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o Star
 	if o.NoWait {
 		return nil
 	}
-	if err := m.waitSSH(parent, ctx, e, bound, timeout); err != nil {
+	if err := m.waitSSH(parent, ctx, e, bound, provs, timeout); err != nil {
 		return fail(err)
 	}
 	return nil
@@ -204,7 +205,7 @@ func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o Star
 // waitSSH waits until every VM answers ssh or wctx (the start's overall
 // deadline) ends. A VM that does not answer is named with the tail of its
 // serial console; ctx is the caller's, to tell Ctrl-C from the deadline.
-func (m *Manager) waitSSH(ctx, wctx context.Context, e *Environment, vms []boundVM, timeout time.Duration) error {
+func (m *Manager) waitSSH(ctx, wctx context.Context, e *Environment, vms []boundVM, provs map[string]providerHandle, timeout time.Duration) error {
 	if len(vms) == 0 {
 		return nil
 	}
@@ -230,14 +231,30 @@ func (m *Manager) waitSSH(ctx, wctx context.Context, e *Environment, vms []bound
 		if wctx.Err() == nil {
 			msg = fmt.Sprintf("vm %s: ssh on %s failed", vm.Name, t.Host)
 		}
-		return fmt.Errorf("%s: %w%s", msg, err, serialTail(e.SerialLogPath(vm.Name)))
+		return fmt.Errorf("%s: %w%s", msg, err, m.serialTail(ctx, e, vms[i], provs[vms[i].instance]))
 	})
 }
 
-// serialTail formats the last lines of a serial console log for an error
-// message, or says why there are none.
-func serialTail(path string) string {
+// serialTail formats the last lines of a VM's serial console for an error
+// message, or says why there are none. The log is the prefix's file; when
+// that is missing or empty (a remote hypervisor cannot write it) the VM's
+// provider is asked for it.
+func (m *Manager) serialTail(ctx context.Context, e *Environment, vm boundVM, p providerHandle) string {
+	path := e.SerialLogPath(vm.spec.Name)
 	b, err := os.ReadFile(path)
+	if len(bytes.TrimSpace(b)) == 0 && p.Provider != nil {
+		if sl, ok := p.Provider.(sdk.SerialLogReader); ok {
+			cctx, cancel := context.WithTimeout(ctx, serialLogTimeout)
+			rb, rerr := sl.SerialLog(cctx, e.Ref(), vm.pv, sdk.DefaultSerialLogBytes)
+			cancel()
+			switch {
+			case rerr == nil && len(bytes.TrimSpace(rb)) > 0:
+				b, err, path = rb, nil, "read through provider "+vm.instance
+			case rerr != nil && !errors.Is(rerr, errNotImplemented):
+				m.log().Warn("cannot read the serial log through the provider", "vm", vm.spec.Name, "provider", vm.instance, "err", rerr)
+			}
+		}
+	}
 	if err != nil {
 		return fmt.Sprintf("\n(no serial console log: %v)", err)
 	}

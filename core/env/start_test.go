@@ -95,6 +95,54 @@ func TestStartIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestStartTimeoutSerialTailFromProvider: with no local serial log (a
+// remote hypervisor), the error quotes what the VM's provider reads, or
+// says there is no log when the provider cannot read one.
+func TestStartTimeoutSerialTailFromProvider(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		log      string
+		notImpl  bool
+		want     []string
+		dontWant []string
+	}{
+		{name: "provider has it", log: "remote boot 1\nremote boot 2\n",
+			want: []string{"remote boot 2", "read through provider"}},
+		{name: "provider has none yet",
+			want: []string{"no serial console log"}, dontWant: []string{"read through provider"}},
+		{name: "provider cannot read logs", notImpl: true, log: "never asked",
+			want: []string{"no serial console log"}, dontWant: []string{"never asked"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.ssh.never["vm1"] = true
+			if tc.log != "" {
+				f.prov.SerialLogs["vm1"] = []byte(tc.log)
+			}
+			if tc.notImpl {
+				f.prov.NotImplemented["SerialLog"] = true
+			}
+			err := f.m.Start(context.Background(), f.prefix, nil, StartOptions{Timeout: 300 * time.Millisecond})
+			if err == nil {
+				t.Fatal("Start succeeded although vm1 never answers ssh")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			for _, w := range tc.dontWant {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("error %q contains %q", err, w)
+				}
+			}
+			if n := f.prov.Count("SerialLog", "vm1"); n != 1 {
+				t.Errorf("SerialLog asked %d times for vm1, want once", n)
+			}
+		})
+	}
+}
+
 func TestStartTimeoutNamesVMWithSerialTail(t *testing.T) {
 	f := newFixture(t)
 	f.ssh.never["vm1"] = true
@@ -121,6 +169,9 @@ func TestStartTimeoutNamesVMWithSerialTail(t *testing.T) {
 	}
 	if strings.Contains(msg, "boot line 10") {
 		t.Errorf("error quotes more than the last 20 serial lines: %q", msg)
+	}
+	if n := f.prov.Count("SerialLog", "vm1"); n != 0 {
+		t.Errorf("the provider was asked for vm1's serial log %d times although the prefix has it", n)
 	}
 	if strings.Contains(msg, "vm0") || strings.Contains(msg, "vm2") {
 		t.Errorf("error names VMs that came up: %q", msg)

@@ -59,6 +59,8 @@ type Provider struct {
 	// RemoteDisks makes PrepareDisks answer like a remote provider, with
 	// volume names rather than local files.
 	RemoteDisks bool
+	// SerialLogs is what SerialLog answers, by VM name.
+	SerialLogs map[string][]byte
 
 	inflight, maxInflight map[string]int
 }
@@ -73,12 +75,16 @@ func NewProvider() *Provider {
 		FailOn:         map[string]error{},
 		Delay:          map[string]time.Duration{},
 		NotImplemented: map[string]bool{},
+		SerialLogs:     map[string][]byte{},
 		inflight:       map[string]int{},
 		maxInflight:    map[string]int{},
 	}
 }
 
-var _ sdk.Provider = (*Provider)(nil)
+var (
+	_ sdk.Provider        = (*Provider)(nil)
+	_ sdk.SerialLogReader = (*Provider)(nil)
+)
 
 // SetUsedSubnets sets what UsedSubnets reports.
 func (p *Provider) SetUsedSubnets(cidrs ...string) {
@@ -429,6 +435,22 @@ func (p *Provider) ListSnapshots(ctx context.Context, env *providerv1.EnvRef, vm
 		out = append(out, &providerv1.Snapshot{Name: s})
 	}
 	return out, nil
+}
+
+// SerialLog implements sdk.SerialLogReader from SerialLogs.
+func (p *Provider) SerialLog(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM, maxBytes int64) ([]byte, error) {
+	done, err := p.enter(ctx, "SerialLog", vm.GetName(), envUUID(env))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.SerialLogs[vm.GetName()]
+	if maxBytes > 0 && int64(len(b)) > maxBytes {
+		b = b[int64(len(b))-maxBytes:]
+	}
+	return b, nil
 }
 
 // Console implements sdk.Provider.

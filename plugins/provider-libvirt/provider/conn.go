@@ -83,6 +83,10 @@ type Conn interface {
 	ListInterfaceXML() ([]string, error)
 
 	PoolXML(name string) (string, error)
+	// VolumeTail downloads at most max bytes from the end of a volume,
+	// after refreshing the pool (files written on the host, such as a
+	// serial log, are volumes only once the pool has seen them).
+	VolumeTail(pool, name string, max int64) ([]byte, error)
 	// DefinePool defines, builds, starts and autostarts a storage pool.
 	DefinePool(xml string) error
 	StartPool(name string) error

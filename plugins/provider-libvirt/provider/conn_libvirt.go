@@ -563,6 +563,48 @@ func (w sendOnly) Write(p []byte) (int, error) {
 	return total, nil
 }
 
+func (l *libvirtConn) VolumeTail(pool, name string, max int64) ([]byte, error) {
+	if err := l.withPool(pool, func(p *libvirt.StoragePool) error { return p.Refresh(0) }); err != nil {
+		return nil, err
+	}
+	st, err := l.c.NewStream(0)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer st.Free()
+	err = l.withVolume(pool, name, func(v *libvirt.StorageVol) error {
+		info, err := v.GetInfo()
+		if err != nil {
+			return err
+		}
+		off := uint64(0)
+		if info.Capacity > uint64(max) {
+			off = info.Capacity - uint64(max)
+		}
+		return v.Download(st, off, info.Capacity-off, 0)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := st.Recv(buf)
+		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
+			break
+		}
+		if err != nil {
+			_ = st.Abort()
+			return nil, fmt.Errorf("download volume %s/%s: %w", pool, name, mapErr(err))
+		}
+		out = append(out, buf[:n]...)
+	}
+	if len(out) > int(max) {
+		out = out[len(out)-int(max):]
+	}
+	return out, mapErr(st.Finish())
+}
+
 func (l *libvirtConn) DownloadVolume(pool, name string, w io.Writer) error {
 	st, err := l.c.NewStream(0)
 	if err != nil {

@@ -166,6 +166,22 @@ func ensurePool(c Conn, cfg settings) error {
 	return nil
 }
 
+// poolDir is the folder of a dir storage pool on its host.
+func poolDir(c Conn, pool string) (string, error) {
+	x, err := c.PoolXML(pool)
+	if err != nil {
+		return "", fmt.Errorf("look up storage pool %s: %w", pool, err)
+	}
+	var p libvirtxml.StoragePool
+	if err := p.Unmarshal(x); err != nil {
+		return "", fmt.Errorf("parse storage pool %s: %w", pool, err)
+	}
+	if p.Target == nil || p.Target.Path == "" {
+		return "", fmt.Errorf("storage pool %s has no target folder", pool)
+	}
+	return p.Target.Path, nil
+}
+
 // volumeLock serialises work on one shared volume name in this process,
 // so VMs prepared in parallel upload a template once.
 func (p *Provider) volumeLock(name string) *sync.Mutex {

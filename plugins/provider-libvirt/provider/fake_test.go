@@ -618,3 +618,15 @@ func newTestProvider(t *testing.T, fc *fakeConn, config map[string]string, probe
 	}
 	return p
 }
+
+func (f *fakeConn) VolumeTail(pool, name string, max int64) ([]byte, error) {
+	var b bytes.Buffer
+	if err := f.DownloadVolume(pool, name, &b); err != nil {
+		return nil, err
+	}
+	data := b.Bytes()
+	if int64(len(data)) > max {
+		data = data[int64(len(data))-max:]
+	}
+	return data, nil
+}

@@ -302,20 +302,30 @@ func runIntegration(t *testing.T, config map[string]string) {
 	waitState(t, it, "running", 10*time.Second)
 
 	if it.bootable {
-		// The guest's console: its serial log fills up (local mode), and
-		// Console relays what the getty prints after a newline.
-		if !p.cfg.Remote {
-			deadline := time.Now().Add(90 * time.Second)
-			for {
-				b, _ := os.ReadFile(vm.SerialLogPath)
-				if strings.Contains(string(b), "login") {
-					t.Logf("guest reached its login prompt after %s", time.Since(start))
-					break
+		// The guest's console: its serial log fills up, in the client's
+		// file locally and on the remote host in a volume that SerialLog
+		// reads back; Console relays what the getty prints after a newline.
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			b, err := p.SerialLog(ctx, env, vm, 0)
+			noError(t, "SerialLog", err)
+			if !p.cfg.Remote {
+				if f, _ := os.ReadFile(vm.SerialLogPath); !strings.Contains(string(f), string(b)) {
+					t.Fatalf("SerialLog %q is not the local log %q", b, f)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("serial log has no login prompt after 90s:\n%s", b)
-				}
-				time.Sleep(500 * time.Millisecond)
+			}
+			if strings.Contains(string(b), "login") {
+				t.Logf("guest reached its login prompt after %s", time.Since(start))
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("serial log has no login prompt after 90s:\n%s", b)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if p.cfg.Remote {
+			if _, err := os.Stat(vm.SerialLogPath); err == nil {
+				t.Errorf("the remote VM wrote the client's serial log %s", vm.SerialLogPath)
 			}
 		}
 		checkGuestThroughConsole(t, p, env, vm)
@@ -390,7 +400,7 @@ func runIntegration(t *testing.T, config map[string]string) {
 	}
 	wantVols := 0
 	if p.cfg.Remote {
-		wantVols = 3
+		wantVols = 4 // its three disks and the serial log
 	}
 	if kinds[KindDomain] != 1 || kinds[KindNetwork] != 2 || kinds[KindVolume] != wantVols {
 		t.Fatalf("owned kinds %v, want 1 domain, 2 networks, %d volumes", kinds, wantVols)

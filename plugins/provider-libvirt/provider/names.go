@@ -74,6 +74,12 @@ func diskVolumeName(uuid, vm, disk, format string) string {
 	return volumeOwnerPrefix(uuid) + unsafeVolChars.ReplaceAllString(vm+"-"+disk, "_") + "." + volExt(format)
 }
 
+// serialVolumeName is the file a remote VM's serial console is logged to,
+// in the storage pool's folder, so that it is a volume of the environment.
+func serialVolumeName(uuid, vm string) string {
+	return volumeOwnerPrefix(uuid) + unsafeVolChars.ReplaceAllString(vm, "_") + ".serial.log"
+}
+
 // templateVolumeName is the shared, read-only volume holding a template on
 // a remote host, named from its key and hash so it is uploaded once per
 // host and reused by every environment.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -61,14 +62,19 @@ func diskSources(cfg settings, env *providerv1.EnvRef, vm *providerv1.VM) ([]dis
 	return out, nil
 }
 
-// buildDomainXML is the domain definition of vm for this provider.
-func buildDomainXML(cfg settings, domainType string, env *providerv1.EnvRef, vm *providerv1.VM, uuid string) (string, error) {
+// buildDomainXML is the domain definition of vm for this provider. The
+// serial console is logged to the VM's serial_log_path, or on a remote
+// host to remoteSerialLog (a file in the storage pool's folder; empty: no
+// log).
+func buildDomainXML(cfg settings, domainType string, env *providerv1.EnvRef, vm *providerv1.VM, uuid, remoteSerialLog string) (string, error) {
 	srcs, err := diskSources(cfg, env, vm)
 	if err != nil {
 		return "", err
 	}
 	spec := domainSpec{Env: env, VM: vm, DomainType: domainType, Disks: srcs, UUID: uuid}
-	if !cfg.Remote {
+	if cfg.Remote {
+		spec.SerialLog = remoteSerialLog
+	} else {
 		spec.SerialLog = vm.GetSerialLogPath()
 	}
 	return domainXML(spec)
@@ -101,14 +107,22 @@ func (p *Provider) ensureDefined(ctx context.Context, c Conn, cfg settings, doma
 			uuid = old.UUID
 		}
 	}
-	x, err := buildDomainXML(cfg, domainType, env, vm, uuid)
-	if err != nil {
-		return st, exists, errorDiag(label+": invalid spec", err)
-	}
+	remoteLog := ""
 	if cfg.Remote {
 		if err := p.pushDisks(ctx, c, cfg, env, vm); err != nil {
 			return st, exists, errorDiag(label+": cannot upload its disks to the remote host", err)
 		}
+		// The console log lives beside the disks, as a volume of the
+		// environment: SerialLog reads it back, RemoveOwned deletes it.
+		dir, err := poolDir(c, cfg.Pool)
+		if err != nil {
+			return st, exists, errorDiag(label+": cannot place its serial log", err)
+		}
+		remoteLog = path.Join(dir, serialVolumeName(env.GetUuid(), vm.GetName()))
+	}
+	x, err := buildDomainXML(cfg, domainType, env, vm, uuid, remoteLog)
+	if err != nil {
+		return st, exists, errorDiag(label+": invalid spec", err)
 	}
 	if !cfg.Remote && vm.GetSerialLogPath() != "" {
 		if err := os.MkdirAll(filepath.Dir(vm.GetSerialLogPath()), 0o755); err != nil {
@@ -374,7 +388,7 @@ func (p *Provider) ValidateSpec(ctx context.Context, env *providerv1.EnvRef, net
 		}
 		// Placeholder paths: only the XML shape is checked here.
 		probe := cloneForValidation(vm)
-		if _, err := buildDomainXML(cfg, dt, env, probe, ""); err != nil {
+		if _, err := buildDomainXML(cfg, dt, env, probe, "", ""); err != nil {
 			bad(attr, "invalid VM", err)
 		}
 	}

@@ -244,7 +244,7 @@ func testVM() *providerv1.VM {
 
 func parseDom(t *testing.T, cfg settings, dt string, vm *providerv1.VM) *libvirtxml.Domain {
 	t.Helper()
-	s, err := buildDomainXML(cfg, dt, testEnv, vm, "")
+	s, err := buildDomainXML(cfg, dt, testEnv, vm, "", remoteSerialLogForTest)
 	if err != nil {
 		t.Fatalf("buildDomainXML: %v", err)
 	}
@@ -328,10 +328,14 @@ func TestDomainXMLRemoteUsesVolumes(t *testing.T) {
 			t.Errorf("disk %d source %+v, want a volume in pool lago", i, disk.Source)
 		}
 	}
-	if d.Devices.Serials[0].Log != nil {
-		t.Error("remote domain logs its serial console to a client path")
+	if l := d.Devices.Serials[0].Log; l == nil || l.File != remoteSerialLogForTest {
+		t.Errorf("remote serial log %+v, want %s (not the client's path)", l, remoteSerialLogForTest)
 	}
 }
+
+// remoteSerialLogForTest is the serial log file parseDom passes for remote
+// domains.
+const remoteSerialLogForTest = "/pool/lago-" + testUUID + "-vm0.serial.log"
 
 func TestCPUChoice(t *testing.T) {
 	tests := []struct {
@@ -421,7 +425,7 @@ func TestDomainXMLErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			vm := testVM()
 			tt.edit(vm)
-			_, err := buildDomainXML(settings{}, domainTypeQEMU, testEnv, vm, "")
+			_, err := buildDomainXML(settings{}, domainTypeQEMU, testEnv, vm, "", "")
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}

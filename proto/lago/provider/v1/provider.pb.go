@@ -1864,6 +1864,120 @@ func (x *OwnedResource) GetState() string {
 	return ""
 }
 
+type SerialLogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Env   *EnvRef                `protobuf:"bytes,1,opt,name=env,proto3" json:"env,omitempty"`
+	Vm    *VM                    `protobuf:"bytes,2,opt,name=vm,proto3" json:"vm,omitempty"`
+	// At most this many bytes from the end of the log; 0 means 64 KiB.
+	MaxBytes      int64 `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SerialLogRequest) Reset() {
+	*x = SerialLogRequest{}
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SerialLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SerialLogRequest) ProtoMessage() {}
+
+func (x *SerialLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SerialLogRequest.ProtoReflect.Descriptor instead.
+func (*SerialLogRequest) Descriptor() ([]byte, []int) {
+	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SerialLogRequest) GetEnv() *EnvRef {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *SerialLogRequest) GetVm() *VM {
+	if x != nil {
+		return x.Vm
+	}
+	return nil
+}
+
+func (x *SerialLogRequest) GetMaxBytes() int64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+type SerialLogResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The end of the VM's serial console log (empty when it has none yet).
+	Tail          []byte           `protobuf:"bytes,1,opt,name=tail,proto3" json:"tail,omitempty"`
+	Diagnostics   []*v1.Diagnostic `protobuf:"bytes,2,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SerialLogResponse) Reset() {
+	*x = SerialLogResponse{}
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SerialLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SerialLogResponse) ProtoMessage() {}
+
+func (x *SerialLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SerialLogResponse.ProtoReflect.Descriptor instead.
+func (*SerialLogResponse) Descriptor() ([]byte, []int) {
+	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *SerialLogResponse) GetTail() []byte {
+	if x != nil {
+		return x.Tail
+	}
+	return nil
+}
+
+func (x *SerialLogResponse) GetDiagnostics() []*v1.Diagnostic {
+	if x != nil {
+		return x.Diagnostics
+	}
+	return nil
+}
+
 type ListOwnedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1872,7 +1986,7 @@ type ListOwnedRequest struct {
 
 func (x *ListOwnedRequest) Reset() {
 	*x = ListOwnedRequest{}
-	mi := &file_lago_provider_v1_provider_proto_msgTypes[28]
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1884,7 +1998,7 @@ func (x *ListOwnedRequest) String() string {
 func (*ListOwnedRequest) ProtoMessage() {}
 
 func (x *ListOwnedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lago_provider_v1_provider_proto_msgTypes[28]
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1897,7 +2011,7 @@ func (x *ListOwnedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOwnedRequest.ProtoReflect.Descriptor instead.
 func (*ListOwnedRequest) Descriptor() ([]byte, []int) {
-	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{28}
+	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{30}
 }
 
 type ListOwnedResponse struct {
@@ -1910,7 +2024,7 @@ type ListOwnedResponse struct {
 
 func (x *ListOwnedResponse) Reset() {
 	*x = ListOwnedResponse{}
-	mi := &file_lago_provider_v1_provider_proto_msgTypes[29]
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2036,7 @@ func (x *ListOwnedResponse) String() string {
 func (*ListOwnedResponse) ProtoMessage() {}
 
 func (x *ListOwnedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lago_provider_v1_provider_proto_msgTypes[29]
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2049,7 @@ func (x *ListOwnedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOwnedResponse.ProtoReflect.Descriptor instead.
 func (*ListOwnedResponse) Descriptor() ([]byte, []int) {
-	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{29}
+	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListOwnedResponse) GetResources() []*OwnedResource {
@@ -1964,7 +2078,7 @@ type RemoveOwnedRequest struct {
 
 func (x *RemoveOwnedRequest) Reset() {
 	*x = RemoveOwnedRequest{}
-	mi := &file_lago_provider_v1_provider_proto_msgTypes[30]
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2090,7 @@ func (x *RemoveOwnedRequest) String() string {
 func (*RemoveOwnedRequest) ProtoMessage() {}
 
 func (x *RemoveOwnedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lago_provider_v1_provider_proto_msgTypes[30]
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2103,7 @@ func (x *RemoveOwnedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOwnedRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOwnedRequest) Descriptor() ([]byte, []int) {
-	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{30}
+	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RemoveOwnedRequest) GetEnv() *EnvRef {
@@ -2159,14 +2273,21 @@ const file_lago_provider_v1_provider_proto_rawDesc = "" +
 	"\fowner_prefix\x18\x03 \x01(\tR\vownerPrefix\x12\x1d\n" +
 	"\n" +
 	"owner_uuid\x18\x04 \x01(\tR\townerUuid\x12\x14\n" +
-	"\x05state\x18\x05 \x01(\tR\x05state\"\x12\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\"\x81\x01\n" +
+	"\x10SerialLogRequest\x12*\n" +
+	"\x03env\x18\x01 \x01(\v2\x18.lago.provider.v1.EnvRefR\x03env\x12$\n" +
+	"\x02vm\x18\x02 \x01(\v2\x14.lago.provider.v1.VMR\x02vm\x12\x1b\n" +
+	"\tmax_bytes\x18\x03 \x01(\x03R\bmaxBytes\"e\n" +
+	"\x11SerialLogResponse\x12\x12\n" +
+	"\x04tail\x18\x01 \x01(\fR\x04tail\x12<\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1a.lago.plugin.v1.DiagnosticR\vdiagnostics\"\x12\n" +
 	"\x10ListOwnedRequest\"\x90\x01\n" +
 	"\x11ListOwnedResponse\x12=\n" +
 	"\tresources\x18\x01 \x03(\v2\x1f.lago.provider.v1.OwnedResourceR\tresources\x12<\n" +
 	"\vdiagnostics\x18\x02 \x03(\v2\x1a.lago.plugin.v1.DiagnosticR\vdiagnostics\"\x7f\n" +
 	"\x12RemoveOwnedRequest\x12*\n" +
 	"\x03env\x18\x01 \x01(\v2\x18.lago.provider.v1.EnvRefR\x03env\x12=\n" +
-	"\tresources\x18\x02 \x03(\v2\x1f.lago.provider.v1.OwnedResourceR\tresources2\xb5\v\n" +
+	"\tresources\x18\x02 \x03(\v2\x1f.lago.provider.v1.OwnedResourceR\tresources2\x8b\f\n" +
 	"\bProvider\x12\\\n" +
 	"\fValidateSpec\x12%.lago.provider.v1.ValidateSpecRequest\x1a%.lago.provider.v1.DiagnosticsResponse\x12Z\n" +
 	"\vUsedSubnets\x12$.lago.provider.v1.UsedSubnetsRequest\x1a%.lago.provider.v1.UsedSubnetsResponse\x12]\n" +
@@ -2184,6 +2305,7 @@ const file_lago_provider_v1_provider_proto_rawDesc = "" +
 	"\rListSnapshots\x12\x1b.lago.provider.v1.VMRequest\x1a'.lago.provider.v1.ListSnapshotsResponse\x12N\n" +
 	"\aConsole\x12\x1e.lago.provider.v1.ConsoleInput\x1a\x1f.lago.provider.v1.ConsoleOutput(\x010\x01\x12K\n" +
 	"\x06Export\x12\x1f.lago.provider.v1.ExportRequest\x1a .lago.provider.v1.ExportResponse\x12T\n" +
+	"\tSerialLog\x12\".lago.provider.v1.SerialLogRequest\x1a#.lago.provider.v1.SerialLogResponse\x12T\n" +
 	"\tListOwned\x12\".lago.provider.v1.ListOwnedRequest\x1a#.lago.provider.v1.ListOwnedResponse\x12Z\n" +
 	"\vRemoveOwned\x12$.lago.provider.v1.RemoveOwnedRequest\x1a%.lago.provider.v1.DiagnosticsResponseB;Z9github.com/lago-go/lago/proto/lago/provider/v1;providerv1b\x06proto3"
 
@@ -2199,7 +2321,7 @@ func file_lago_provider_v1_provider_proto_rawDescGZIP() []byte {
 	return file_lago_provider_v1_provider_proto_rawDescData
 }
 
-var file_lago_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_lago_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_lago_provider_v1_provider_proto_goTypes = []any{
 	(*EnvRef)(nil),                // 0: lago.provider.v1.EnvRef
 	(*DhcpHost)(nil),              // 1: lago.provider.v1.DhcpHost
@@ -2229,11 +2351,13 @@ var file_lago_provider_v1_provider_proto_goTypes = []any{
 	(*ExportRequest)(nil),         // 25: lago.provider.v1.ExportRequest
 	(*ExportResponse)(nil),        // 26: lago.provider.v1.ExportResponse
 	(*OwnedResource)(nil),         // 27: lago.provider.v1.OwnedResource
-	(*ListOwnedRequest)(nil),      // 28: lago.provider.v1.ListOwnedRequest
-	(*ListOwnedResponse)(nil),     // 29: lago.provider.v1.ListOwnedResponse
-	(*RemoveOwnedRequest)(nil),    // 30: lago.provider.v1.RemoveOwnedRequest
-	nil,                           // 31: lago.provider.v1.VM.MetadataEntry
-	(*v1.Diagnostic)(nil),         // 32: lago.plugin.v1.Diagnostic
+	(*SerialLogRequest)(nil),      // 28: lago.provider.v1.SerialLogRequest
+	(*SerialLogResponse)(nil),     // 29: lago.provider.v1.SerialLogResponse
+	(*ListOwnedRequest)(nil),      // 30: lago.provider.v1.ListOwnedRequest
+	(*ListOwnedResponse)(nil),     // 31: lago.provider.v1.ListOwnedResponse
+	(*RemoveOwnedRequest)(nil),    // 32: lago.provider.v1.RemoveOwnedRequest
+	nil,                           // 33: lago.provider.v1.VM.MetadataEntry
+	(*v1.Diagnostic)(nil),         // 34: lago.plugin.v1.Diagnostic
 }
 var file_lago_provider_v1_provider_proto_depIdxs = []int32{
 	1,  // 0: lago.provider.v1.Network.hosts:type_name -> lago.provider.v1.DhcpHost
@@ -2241,20 +2365,20 @@ var file_lago_provider_v1_provider_proto_depIdxs = []int32{
 	6,  // 2: lago.provider.v1.VM.numa:type_name -> lago.provider.v1.NumaCell
 	4,  // 3: lago.provider.v1.VM.nics:type_name -> lago.provider.v1.Nic
 	5,  // 4: lago.provider.v1.VM.disks:type_name -> lago.provider.v1.Disk
-	31, // 5: lago.provider.v1.VM.metadata:type_name -> lago.provider.v1.VM.MetadataEntry
-	32, // 6: lago.provider.v1.DiagnosticsResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	33, // 5: lago.provider.v1.VM.metadata:type_name -> lago.provider.v1.VM.MetadataEntry
+	34, // 6: lago.provider.v1.DiagnosticsResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 7: lago.provider.v1.ValidateSpecRequest.env:type_name -> lago.provider.v1.EnvRef
 	3,  // 8: lago.provider.v1.ValidateSpecRequest.nets:type_name -> lago.provider.v1.Network
 	7,  // 9: lago.provider.v1.ValidateSpecRequest.vms:type_name -> lago.provider.v1.VM
 	11, // 10: lago.provider.v1.UsedSubnetsResponse.subnets:type_name -> lago.provider.v1.UsedSubnet
-	32, // 11: lago.provider.v1.UsedSubnetsResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	34, // 11: lago.provider.v1.UsedSubnetsResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 12: lago.provider.v1.PrepareDisksRequest.env:type_name -> lago.provider.v1.EnvRef
 	7,  // 13: lago.provider.v1.PrepareDisksRequest.vm:type_name -> lago.provider.v1.VM
 	14, // 14: lago.provider.v1.PrepareDisksResponse.disks:type_name -> lago.provider.v1.PreparedDisk
-	32, // 15: lago.provider.v1.PrepareDisksResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	34, // 15: lago.provider.v1.PrepareDisksResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 16: lago.provider.v1.NetworkRequest.env:type_name -> lago.provider.v1.EnvRef
 	3,  // 17: lago.provider.v1.NetworkRequest.network:type_name -> lago.provider.v1.Network
-	32, // 18: lago.provider.v1.StateResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	34, // 18: lago.provider.v1.StateResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 19: lago.provider.v1.VMRequest.env:type_name -> lago.provider.v1.EnvRef
 	7,  // 20: lago.provider.v1.VMRequest.vm:type_name -> lago.provider.v1.VM
 	0,  // 21: lago.provider.v1.ShutdownRequest.env:type_name -> lago.provider.v1.EnvRef
@@ -2262,56 +2386,61 @@ var file_lago_provider_v1_provider_proto_depIdxs = []int32{
 	0,  // 23: lago.provider.v1.SnapshotRequest.env:type_name -> lago.provider.v1.EnvRef
 	7,  // 24: lago.provider.v1.SnapshotRequest.vm:type_name -> lago.provider.v1.VM
 	21, // 25: lago.provider.v1.ListSnapshotsResponse.snapshots:type_name -> lago.provider.v1.Snapshot
-	32, // 26: lago.provider.v1.ListSnapshotsResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	34, // 26: lago.provider.v1.ListSnapshotsResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 27: lago.provider.v1.ConsoleInput.env:type_name -> lago.provider.v1.EnvRef
 	7,  // 28: lago.provider.v1.ConsoleInput.vm:type_name -> lago.provider.v1.VM
-	32, // 29: lago.provider.v1.ConsoleOutput.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	34, // 29: lago.provider.v1.ConsoleOutput.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 30: lago.provider.v1.ExportRequest.env:type_name -> lago.provider.v1.EnvRef
 	7,  // 31: lago.provider.v1.ExportRequest.vm:type_name -> lago.provider.v1.VM
-	32, // 32: lago.provider.v1.ExportResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
-	27, // 33: lago.provider.v1.ListOwnedResponse.resources:type_name -> lago.provider.v1.OwnedResource
-	32, // 34: lago.provider.v1.ListOwnedResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
-	0,  // 35: lago.provider.v1.RemoveOwnedRequest.env:type_name -> lago.provider.v1.EnvRef
-	27, // 36: lago.provider.v1.RemoveOwnedRequest.resources:type_name -> lago.provider.v1.OwnedResource
-	9,  // 37: lago.provider.v1.Provider.ValidateSpec:input_type -> lago.provider.v1.ValidateSpecRequest
-	10, // 38: lago.provider.v1.Provider.UsedSubnets:input_type -> lago.provider.v1.UsedSubnetsRequest
-	13, // 39: lago.provider.v1.Provider.PrepareDisks:input_type -> lago.provider.v1.PrepareDisksRequest
-	16, // 40: lago.provider.v1.Provider.StartNetwork:input_type -> lago.provider.v1.NetworkRequest
-	16, // 41: lago.provider.v1.Provider.StopNetwork:input_type -> lago.provider.v1.NetworkRequest
-	16, // 42: lago.provider.v1.Provider.NetworkState:input_type -> lago.provider.v1.NetworkRequest
-	18, // 43: lago.provider.v1.Provider.StartVM:input_type -> lago.provider.v1.VMRequest
-	18, // 44: lago.provider.v1.Provider.StopVM:input_type -> lago.provider.v1.VMRequest
-	19, // 45: lago.provider.v1.Provider.ShutdownVM:input_type -> lago.provider.v1.ShutdownRequest
-	18, // 46: lago.provider.v1.Provider.VMState:input_type -> lago.provider.v1.VMRequest
-	20, // 47: lago.provider.v1.Provider.Snapshot:input_type -> lago.provider.v1.SnapshotRequest
-	20, // 48: lago.provider.v1.Provider.Revert:input_type -> lago.provider.v1.SnapshotRequest
-	18, // 49: lago.provider.v1.Provider.ListSnapshots:input_type -> lago.provider.v1.VMRequest
-	23, // 50: lago.provider.v1.Provider.Console:input_type -> lago.provider.v1.ConsoleInput
-	25, // 51: lago.provider.v1.Provider.Export:input_type -> lago.provider.v1.ExportRequest
-	28, // 52: lago.provider.v1.Provider.ListOwned:input_type -> lago.provider.v1.ListOwnedRequest
-	30, // 53: lago.provider.v1.Provider.RemoveOwned:input_type -> lago.provider.v1.RemoveOwnedRequest
-	8,  // 54: lago.provider.v1.Provider.ValidateSpec:output_type -> lago.provider.v1.DiagnosticsResponse
-	12, // 55: lago.provider.v1.Provider.UsedSubnets:output_type -> lago.provider.v1.UsedSubnetsResponse
-	15, // 56: lago.provider.v1.Provider.PrepareDisks:output_type -> lago.provider.v1.PrepareDisksResponse
-	8,  // 57: lago.provider.v1.Provider.StartNetwork:output_type -> lago.provider.v1.DiagnosticsResponse
-	8,  // 58: lago.provider.v1.Provider.StopNetwork:output_type -> lago.provider.v1.DiagnosticsResponse
-	17, // 59: lago.provider.v1.Provider.NetworkState:output_type -> lago.provider.v1.StateResponse
-	8,  // 60: lago.provider.v1.Provider.StartVM:output_type -> lago.provider.v1.DiagnosticsResponse
-	8,  // 61: lago.provider.v1.Provider.StopVM:output_type -> lago.provider.v1.DiagnosticsResponse
-	8,  // 62: lago.provider.v1.Provider.ShutdownVM:output_type -> lago.provider.v1.DiagnosticsResponse
-	17, // 63: lago.provider.v1.Provider.VMState:output_type -> lago.provider.v1.StateResponse
-	8,  // 64: lago.provider.v1.Provider.Snapshot:output_type -> lago.provider.v1.DiagnosticsResponse
-	8,  // 65: lago.provider.v1.Provider.Revert:output_type -> lago.provider.v1.DiagnosticsResponse
-	22, // 66: lago.provider.v1.Provider.ListSnapshots:output_type -> lago.provider.v1.ListSnapshotsResponse
-	24, // 67: lago.provider.v1.Provider.Console:output_type -> lago.provider.v1.ConsoleOutput
-	26, // 68: lago.provider.v1.Provider.Export:output_type -> lago.provider.v1.ExportResponse
-	29, // 69: lago.provider.v1.Provider.ListOwned:output_type -> lago.provider.v1.ListOwnedResponse
-	8,  // 70: lago.provider.v1.Provider.RemoveOwned:output_type -> lago.provider.v1.DiagnosticsResponse
-	54, // [54:71] is the sub-list for method output_type
-	37, // [37:54] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	34, // 32: lago.provider.v1.ExportResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	0,  // 33: lago.provider.v1.SerialLogRequest.env:type_name -> lago.provider.v1.EnvRef
+	7,  // 34: lago.provider.v1.SerialLogRequest.vm:type_name -> lago.provider.v1.VM
+	34, // 35: lago.provider.v1.SerialLogResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	27, // 36: lago.provider.v1.ListOwnedResponse.resources:type_name -> lago.provider.v1.OwnedResource
+	34, // 37: lago.provider.v1.ListOwnedResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	0,  // 38: lago.provider.v1.RemoveOwnedRequest.env:type_name -> lago.provider.v1.EnvRef
+	27, // 39: lago.provider.v1.RemoveOwnedRequest.resources:type_name -> lago.provider.v1.OwnedResource
+	9,  // 40: lago.provider.v1.Provider.ValidateSpec:input_type -> lago.provider.v1.ValidateSpecRequest
+	10, // 41: lago.provider.v1.Provider.UsedSubnets:input_type -> lago.provider.v1.UsedSubnetsRequest
+	13, // 42: lago.provider.v1.Provider.PrepareDisks:input_type -> lago.provider.v1.PrepareDisksRequest
+	16, // 43: lago.provider.v1.Provider.StartNetwork:input_type -> lago.provider.v1.NetworkRequest
+	16, // 44: lago.provider.v1.Provider.StopNetwork:input_type -> lago.provider.v1.NetworkRequest
+	16, // 45: lago.provider.v1.Provider.NetworkState:input_type -> lago.provider.v1.NetworkRequest
+	18, // 46: lago.provider.v1.Provider.StartVM:input_type -> lago.provider.v1.VMRequest
+	18, // 47: lago.provider.v1.Provider.StopVM:input_type -> lago.provider.v1.VMRequest
+	19, // 48: lago.provider.v1.Provider.ShutdownVM:input_type -> lago.provider.v1.ShutdownRequest
+	18, // 49: lago.provider.v1.Provider.VMState:input_type -> lago.provider.v1.VMRequest
+	20, // 50: lago.provider.v1.Provider.Snapshot:input_type -> lago.provider.v1.SnapshotRequest
+	20, // 51: lago.provider.v1.Provider.Revert:input_type -> lago.provider.v1.SnapshotRequest
+	18, // 52: lago.provider.v1.Provider.ListSnapshots:input_type -> lago.provider.v1.VMRequest
+	23, // 53: lago.provider.v1.Provider.Console:input_type -> lago.provider.v1.ConsoleInput
+	25, // 54: lago.provider.v1.Provider.Export:input_type -> lago.provider.v1.ExportRequest
+	28, // 55: lago.provider.v1.Provider.SerialLog:input_type -> lago.provider.v1.SerialLogRequest
+	30, // 56: lago.provider.v1.Provider.ListOwned:input_type -> lago.provider.v1.ListOwnedRequest
+	32, // 57: lago.provider.v1.Provider.RemoveOwned:input_type -> lago.provider.v1.RemoveOwnedRequest
+	8,  // 58: lago.provider.v1.Provider.ValidateSpec:output_type -> lago.provider.v1.DiagnosticsResponse
+	12, // 59: lago.provider.v1.Provider.UsedSubnets:output_type -> lago.provider.v1.UsedSubnetsResponse
+	15, // 60: lago.provider.v1.Provider.PrepareDisks:output_type -> lago.provider.v1.PrepareDisksResponse
+	8,  // 61: lago.provider.v1.Provider.StartNetwork:output_type -> lago.provider.v1.DiagnosticsResponse
+	8,  // 62: lago.provider.v1.Provider.StopNetwork:output_type -> lago.provider.v1.DiagnosticsResponse
+	17, // 63: lago.provider.v1.Provider.NetworkState:output_type -> lago.provider.v1.StateResponse
+	8,  // 64: lago.provider.v1.Provider.StartVM:output_type -> lago.provider.v1.DiagnosticsResponse
+	8,  // 65: lago.provider.v1.Provider.StopVM:output_type -> lago.provider.v1.DiagnosticsResponse
+	8,  // 66: lago.provider.v1.Provider.ShutdownVM:output_type -> lago.provider.v1.DiagnosticsResponse
+	17, // 67: lago.provider.v1.Provider.VMState:output_type -> lago.provider.v1.StateResponse
+	8,  // 68: lago.provider.v1.Provider.Snapshot:output_type -> lago.provider.v1.DiagnosticsResponse
+	8,  // 69: lago.provider.v1.Provider.Revert:output_type -> lago.provider.v1.DiagnosticsResponse
+	22, // 70: lago.provider.v1.Provider.ListSnapshots:output_type -> lago.provider.v1.ListSnapshotsResponse
+	24, // 71: lago.provider.v1.Provider.Console:output_type -> lago.provider.v1.ConsoleOutput
+	26, // 72: lago.provider.v1.Provider.Export:output_type -> lago.provider.v1.ExportResponse
+	29, // 73: lago.provider.v1.Provider.SerialLog:output_type -> lago.provider.v1.SerialLogResponse
+	31, // 74: lago.provider.v1.Provider.ListOwned:output_type -> lago.provider.v1.ListOwnedResponse
+	8,  // 75: lago.provider.v1.Provider.RemoveOwned:output_type -> lago.provider.v1.DiagnosticsResponse
+	58, // [58:76] is the sub-list for method output_type
+	40, // [40:58] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_lago_provider_v1_provider_proto_init() }
@@ -2325,7 +2454,7 @@ func file_lago_provider_v1_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lago_provider_v1_provider_proto_rawDesc), len(file_lago_provider_v1_provider_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,7 @@ const (
 	Provider_ListSnapshots_FullMethodName = "/lago.provider.v1.Provider/ListSnapshots"
 	Provider_Console_FullMethodName       = "/lago.provider.v1.Provider/Console"
 	Provider_Export_FullMethodName        = "/lago.provider.v1.Provider/Export"
+	Provider_SerialLog_FullMethodName     = "/lago.provider.v1.Provider/SerialLog"
 	Provider_ListOwned_FullMethodName     = "/lago.provider.v1.Provider/ListOwned"
 	Provider_RemoveOwned_FullMethodName   = "/lago.provider.v1.Provider/RemoveOwned"
 )
@@ -64,6 +65,10 @@ type ProviderClient interface {
 	ListSnapshots(ctx context.Context, in *VMRequest, opts ...grpc.CallOption) (*ListSnapshotsResponse, error)
 	Console(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConsoleInput, ConsoleOutput], error)
 	Export(ctx context.Context, in *ExportRequest, opts ...grpc.CallOption) (*ExportResponse, error)
+	// SerialLog reads the end of a VM's serial console log where the core
+	// cannot (a remote hypervisor). Optional: plugins built before it answer
+	// Unimplemented.
+	SerialLog(ctx context.Context, in *SerialLogRequest, opts ...grpc.CallOption) (*SerialLogResponse, error)
 	ListOwned(ctx context.Context, in *ListOwnedRequest, opts ...grpc.CallOption) (*ListOwnedResponse, error)
 	RemoveOwned(ctx context.Context, in *RemoveOwnedRequest, opts ...grpc.CallOption) (*DiagnosticsResponse, error)
 }
@@ -229,6 +234,16 @@ func (c *providerClient) Export(ctx context.Context, in *ExportRequest, opts ...
 	return out, nil
 }
 
+func (c *providerClient) SerialLog(ctx context.Context, in *SerialLogRequest, opts ...grpc.CallOption) (*SerialLogResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SerialLogResponse)
+	err := c.cc.Invoke(ctx, Provider_SerialLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *providerClient) ListOwned(ctx context.Context, in *ListOwnedRequest, opts ...grpc.CallOption) (*ListOwnedResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListOwnedResponse)
@@ -268,6 +283,10 @@ type ProviderServer interface {
 	ListSnapshots(context.Context, *VMRequest) (*ListSnapshotsResponse, error)
 	Console(grpc.BidiStreamingServer[ConsoleInput, ConsoleOutput]) error
 	Export(context.Context, *ExportRequest) (*ExportResponse, error)
+	// SerialLog reads the end of a VM's serial console log where the core
+	// cannot (a remote hypervisor). Optional: plugins built before it answer
+	// Unimplemented.
+	SerialLog(context.Context, *SerialLogRequest) (*SerialLogResponse, error)
 	ListOwned(context.Context, *ListOwnedRequest) (*ListOwnedResponse, error)
 	RemoveOwned(context.Context, *RemoveOwnedRequest) (*DiagnosticsResponse, error)
 	mustEmbedUnimplementedProviderServer()
@@ -324,6 +343,9 @@ func (UnimplementedProviderServer) Console(grpc.BidiStreamingServer[ConsoleInput
 }
 func (UnimplementedProviderServer) Export(context.Context, *ExportRequest) (*ExportResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Export not implemented")
+}
+func (UnimplementedProviderServer) SerialLog(context.Context, *SerialLogRequest) (*SerialLogResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SerialLog not implemented")
 }
 func (UnimplementedProviderServer) ListOwned(context.Context, *ListOwnedRequest) (*ListOwnedResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListOwned not implemented")
@@ -611,6 +633,24 @@ func _Provider_Export_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Provider_SerialLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SerialLogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProviderServer).SerialLog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Provider_SerialLog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProviderServer).SerialLog(ctx, req.(*SerialLogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Provider_ListOwned_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListOwnedRequest)
 	if err := dec(in); err != nil {
@@ -709,6 +749,10 @@ var Provider_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Export",
 			Handler:    _Provider_Export_Handler,
+		},
+		{
+			MethodName: "SerialLog",
+			Handler:    _Provider_SerialLog_Handler,
 		},
 		{
 			MethodName: "ListOwned",
