@@ -72,14 +72,14 @@ func TestOneVMLifecycle(t *testing.T) {
 	// the engine uses that process instead of starting one; LAGO_PRESTART=0
 	// turns it off and changes nothing else.
 	const adopted = "using the plugin process the front-end started"
-	on := h.lago("-l", "debug", "-f", "json", "status")
+	on := h.lago("-l", "debug", "-f", "yaml", "status")
 	if on.code != 0 || strings.Count(on.stderr, adopted) != 1 || strings.Contains(on.stderr, "starting plugin:") ||
 		strings.Count(on.stderr, "plugin process exited") != 1 {
 		t.Errorf("status did not run on the prestarted plugin alone:\n%s", on)
 	}
 	saved := h.extraEnv
 	h.extraEnv = append(append([]string(nil), saved...), "LAGO_PRESTART=0")
-	off := h.lago("-l", "debug", "-f", "json", "status")
+	off := h.lago("-l", "debug", "-f", "yaml", "status")
 	h.extraEnv = saved
 	if off.code != 0 || strings.Contains(off.stderr, adopted) || !strings.Contains(off.stderr, "starting plugin:") {
 		t.Errorf("LAGO_PRESTART=0 status:\n%s", off)
