@@ -22,7 +22,7 @@ cleanup() {
 	set +e
 	# the floor's guests and network (not a prefix's, so not swept)
 	for ((i = 0; i < 3; i++)); do virsh -q -c "$E2E_URI" destroy "lbf$$-$i" >/dev/null 2>&1; done
-	virsh -q -c "$E2E_URI" net-destroy "lbf$$" >/dev/null 2>&1
+	for j in 0 1; do virsh -q -c "$E2E_URI" net-destroy "lbf$$$j" >/dev/null 2>&1; done
 	if [ -n "${E2E_ROOT:-}" ]; then
 		for w in "$E2E_ROOT"/work/*; do
 			[ -d "$w/.lago" ] && (cd "$w" && "$lago" destroy --yes >/dev/null 2>&1)
@@ -57,29 +57,45 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 say() { printf '%s: %s %s\n' "$1" "$2" "$3"; }
 in_ns() { ip netns exec "$E2E_NS" "$@"; }
 
-# ---- the floor: N guests straight through libvirt, ssh polled every 0.2 s
+# ---- the floor: N guests straight through libvirt, ssh polled every 0.2 s.
+# floor N [NETS [WITH_NETS]]: NETS NAT networks (1 or 2) shaped like the
+# bench's init files (with 2, every guest but the second has a NIC on the
+# second net, as vm0 and vm2 of three.yaml); the guests are created at the
+# same moment. The clock starts after the networks exist, or before they
+# are created with WITH_NETS=1 (lago's start creates its networks too).
 floor() {
-	local n=$1 tag="lbf$$" w="$E2E_ROOT/floor" i t0 left out
+	local n=$1 nets=${2:-1} with_nets=${3:-0} tag="lbf$$" w="$E2E_ROOT/floor" i j t0 left out nic oct
 	mkdir -p "$w" && chmod 0755 "$w"
-	{
-		echo "<network><name>$tag</name><forward mode='nat'/><bridge name='${tag}br' stp='off' delay='0'/>"
-		echo "<ip address='10.254.78.1' netmask='255.255.255.0'><dhcp><range start='10.254.78.100' end='10.254.78.200'/>"
-		for ((i = 0; i < n; i++)); do echo "<host mac='54:52:0a:fe:4e:1$i' ip='10.254.78.1$i'/>"; done
-		echo "</dhcp></ip></network>"
-	} >"$w/net.xml"
-	virsh -q -c "$E2E_URI" net-create "$w/net.xml" >/dev/null
+	for ((j = 0; j < nets; j++)); do
+		{
+			echo "<network><name>$tag$j</name><forward mode='nat'/><bridge name='${tag}b$j' stp='off' delay='0'/>"
+			echo "<ip address='10.254.7$((8 + j)).1' netmask='255.255.255.0'><dhcp><range start='10.254.7$((8 + j)).100' end='10.254.7$((8 + j)).200'/>"
+			oct=4e
+			[ "$j" = 1 ] && oct=4f
+			for ((i = 0; i < n; i++)); do echo "<host mac='54:52:0a:fe:$oct:1$i' ip='10.254.7$((8 + j)).1$i'/>"; done
+			echo "</dhcp></ip></network>"
+		} >"$w/net$j.xml"
+	done
 	for ((i = 0; i < n; i++)); do
 		qemu-img create -q -f qcow2 -F qcow2 -b "$img" "$w/d$i.qcow2"
+		nic="<interface type='network'><source network='${tag}0'/><mac address='54:52:0a:fe:4e:1$i'/><model type='virtio'/></interface>"
+		if [ "$nets" = 2 ] && [ "$i" != 1 ]; then
+			nic="$nic<interface type='network'><source network='${tag}1'/><mac address='54:52:0a:fe:4f:1$i'/><model type='virtio'/></interface>"
+		fi
 		cat >"$w/d$i.xml" <<XML
 <domain type='qemu'><name>$tag-$i</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os><features><acpi/></features>
 <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$w/d$i.qcow2'/><target dev='vda' bus='virtio'/></disk>
-<interface type='network'><source network='$tag'/><mac address='54:52:0a:fe:4e:1$i'/><model type='virtio'/></interface>
+$nic
 <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng></devices></domain>
 XML
 	done
-	t0=$(now)
-	for ((i = 0; i < n; i++)); do virsh -q -c "$E2E_URI" create "$w/d$i.xml" >/dev/null; done
+	[ "$with_nets" = 1 ] && t0=$(now)
+	for ((j = 0; j < nets; j++)); do virsh -q -c "$E2E_URI" net-create "$w/net$j.xml" >/dev/null & done
+	wait
+	[ "$with_nets" = 1 ] || t0=$(now)
+	for ((i = 0; i < n; i++)); do virsh -q -c "$E2E_URI" create "$w/d$i.xml" >/dev/null & done
+	wait
 	left=$n
 	declare -A up=()
 	while [ "$left" -gt 0 ]; do
@@ -98,7 +114,7 @@ XML
 	done
 	ms "$t0" "$(now)"
 	for ((i = 0; i < n; i++)); do virsh -q -c "$E2E_URI" destroy "$tag-$i" >/dev/null 2>&1 || true; done
-	virsh -q -c "$E2E_URI" net-destroy "$tag" >/dev/null 2>&1 || true
+	for ((j = 0; j < nets; j++)); do virsh -q -c "$E2E_URI" net-destroy "$tag$j" >/dev/null 2>&1 || true; done
 	rm -rf "$w"
 }
 
@@ -141,9 +157,10 @@ done
 say init_3vms_2nets_median "$(printf '%s\n' "${i3[@]}" | median)" ms
 
 # ---- 1 VM: start until ssh answers, against the floor
-f1=(); s1=()
+f1=(); fn1=(); s1=()
 for ((r = 0; r < runs; r++)); do
 	f1+=("$(floor 1)")
+	fn1+=("$(floor 1 1 1)")
 	d="$(env_dir one$r "$E2E_ROOT/one.yaml")"
 	s1+=("$(cd "$d" && in_ns bash -c "$(declare -f now ms timed); timed $lago start")")
 	(cd "$d" && "$lago" destroy --yes >/dev/null)
@@ -152,11 +169,15 @@ F1=$(printf '%s\n' "${f1[@]}" | median); S1=$(printf '%s\n' "${s1[@]}" | median)
 say floor_1vm_ssh_median "$F1" ms
 say lago_start_1vm_until_ssh_median "$S1" ms
 say lago_start_1vm_minus_floor "$((S1 - F1))" ms
+FN1=$(printf '%s\n' "${fn1[@]}" | median)
+say floor_1vm_incl_its_net_median "$FN1" ms
+say lago_start_1vm_minus_floor_incl_net "$((S1 - FN1))" ms
 
 # ---- 3 VMs: all at once and staggered (one StartVM at a time)
-f3=(); a3=(); g3=()
+f3=(); fn3=(); a3=(); g3=()
 for ((r = 0; r < runs; r++)); do
-	f3+=("$(floor 3)")
+	f3+=("$(floor 3 2)")
+	fn3+=("$(floor 3 2 1)")
 	d="$(env_dir all$r "$E2E_ROOT/three.yaml")"
 	a3+=("$(cd "$d" && in_ns bash -c "$(declare -f now ms timed); timed $lago start --parallelism 0")")
 	(cd "$d" && "$lago" destroy --yes >/dev/null)
@@ -165,6 +186,7 @@ for ((r = 0; r < runs; r++)); do
 	(cd "$d" && "$lago" destroy --yes >/dev/null)
 done
 say floor_3vms_all_at_once_median "$(printf '%s\n' "${f3[@]}" | median)" ms
+say floor_3vms_all_at_once_incl_2nets_median "$(printf '%s\n' "${fn3[@]}" | median)" ms
 say lago_start_3vms_all_at_once_median "$(printf '%s\n' "${a3[@]}" | median)" ms
 say lago_start_3vms_one_at_a_time_median "$(printf '%s\n' "${g3[@]}" | median)" ms
 say original_lago_3vms_reference "9400-10400" ms
@@ -179,18 +201,43 @@ shell_true() { in_ns env "$@" bash -c "$(declare -f now ms timed); timed $lago s
 # ssh_persist = 0 (LAGO_SSH_PERSIST=0) connects afresh every time.
 sh1="$(shell_true)"
 sleep 1
-st=(); sh=(); shd=()
+st=(); stn=(); sh=(); shd=()
 for ((r = 0; r < fast; r++)); do
 	st+=("$(timed "$lago" status)")
+	# without the front-end starting the provider plugin (prestart)
+	stn+=("$(LAGO_PRESTART=0 timed "$lago" status)")
 	sh+=("$(shell_true)")
 	shd+=("$(shell_true LAGO_SSH_PERSIST=0)")
 done
 say status_3vms_running_median "$(printf '%s\n' "${st[@]}" | median)" ms
+say status_3vms_running_no_prestart_median "$(printf '%s\n' "${stn[@]}" | median)" ms
 say shell_true_first_connect "$sh1" ms
 say shell_true_kept_connection_median "$(printf '%s\n' "${sh[@]}" | median)" ms
 say shell_true_ssh_persist_0_median "$(printf '%s\n' "${shd[@]}" | median)" ms
 say stop_3vms_running "$(timed "$lago" stop)" ms
-say start_no_wait_3vms "$(timed "$lago" start --no-wait)" ms
+# The floor of start --no-wait: the same libvirt objects (lago's own
+# definitions, left by stop) started straight through virsh, the two
+# networks at once, then the three domains at once.
+uuid="$(cat .lago/default/uuid)"
+mapfile -t fnets < <(virsh -q -c "$E2E_URI" net-list --all --name | grep "^${uuid:0:4}-")
+mapfile -t fdoms < <(virsh -q -c "$E2E_URI" list --all --name | grep "^${uuid:0:8}-")
+[ "${#fnets[@]}" = 2 ] && [ "${#fdoms[@]}" = 3 ] || e2e_die "no-wait floor: found nets ${fnets[*]} and domains ${fdoms[*]}"
+virsh_starts() {
+	local o
+	for o in "${fnets[@]}"; do virsh -q -c "$E2E_URI" net-start "$o" >/dev/null & done
+	wait
+	for o in "${fdoms[@]}"; do virsh -q -c "$E2E_URI" start "$o" >/dev/null & done
+	wait
+}
+fnw=(); snw=()
+for ((r = 0; r < runs; r++)); do
+	fnw+=("$(timed virsh_starts)")
+	"$lago" stop >/dev/null
+	snw+=("$(timed "$lago" start --no-wait)")
+	"$lago" stop >/dev/null
+done
+say floor_start_no_wait_3vms_virsh_median "$(printf '%s\n' "${fnw[@]}" | median)" ms
+say start_no_wait_3vms_median "$(printf '%s\n' "${snw[@]}" | median)" ms
 in_ns "$lago" start >/dev/null
 say destroy_yes_3vms_running "$(timed "$lago" destroy --yes)" ms
 cd "$root"
