@@ -3,6 +3,7 @@
 package e2e_test
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -482,6 +483,64 @@ func TestDeployAndShutdown(t *testing.T) {
 		}
 	})
 
+	h.must("destroy", "--yes")
+	h.assertNothingLeft()
+}
+
+// TestStartNoticesStoppedVM: a VM that powers off while start waits for
+// its ssh fails the start within seconds (not at the 10-minute timeout),
+// naming the VM, and the start is rolled back.
+func TestStartNoticesStoppedVM(t *testing.T) {
+	h := newHarness(t)
+	h.initEnv(h.writeInitFile("domains:\n" + vmBlock("vm0", "net: lago") + oneNet))
+
+	cmd := h.command(t.Context(), "", "start")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var name string
+	deadline := time.Now().Add(2 * time.Minute)
+	for name == "" && time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			t.Fatalf("lago start finished (%v) before vm0 ran:\n%s", err, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		for _, o := range libvirtObjects(t, h.env.URI, h.dir) {
+			if o.Kind == "domain" && strings.HasSuffix(o.Name, "-vm0") && h.domainState(h.env.URI, "vm0") == "running" {
+				name = o.Name
+			}
+		}
+	}
+	if name == "" {
+		t.Fatal("vm0 did not run within 2 minutes of lago start")
+	}
+	// Power it off before it can boot to ssh (a boot takes seconds).
+	if _, err := virsh(t, h.env.URI, "destroy", name); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatalf("lago start succeeded although vm0 was powered off:\n%s", out.String())
+		}
+		if el := time.Since(stopped); el > 30*time.Second {
+			t.Errorf("lago start took %s to notice", el)
+		}
+		if !strings.Contains(out.String(), "vm vm0 stopped (shut off)") {
+			t.Errorf("lago start does not say vm0 stopped:\n%s", out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("lago start still waits 2 minutes after vm0 was powered off:\n%s", out.String())
+	}
+	if got := h.status().netStatus("lago"); got != "down" {
+		t.Errorf("the failed start left net lago %q", got)
+	}
 	h.must("destroy", "--yes")
 	h.assertNothingLeft()
 }

@@ -39,6 +39,8 @@ const (
 	// serialTailLines is how much of a VM's serial console an ssh timeout
 	// error quotes.
 	serialTailLines = 20
+	// DefaultBootWatchInterval: see Options.BootWatchInterval.
+	DefaultBootWatchInterval = 2 * time.Second
 	// serialLogTimeout bounds asking a provider for a serial log.
 	serialLogTimeout = 10 * time.Second
 	// cleanupTimeout bounds rollback work, which runs on a context detached
@@ -111,7 +113,10 @@ type Options struct {
 	// DiskParallelism bounds concurrent disk preparation, builds and
 	// bootstraps during init.
 	DiskParallelism int
-	Logger          *slog.Logger
+	// BootWatchInterval is how often start checks, while it waits for
+	// ssh, whether a VM stopped or its kernel panicked (default 2 s).
+	BootWatchInterval time.Duration
+	Logger            *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -132,6 +137,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DiskParallelism <= 0 {
 		o.DiskParallelism = DefaultDiskParallelism
+	}
+	if o.BootWatchInterval <= 0 {
+		o.BootWatchInterval = DefaultBootWatchInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

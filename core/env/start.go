@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -219,13 +220,28 @@ func (m *Manager) waitSSH(ctx, wctx context.Context, e *Environment, vms []bound
 			return err
 		}
 		begin := time.Now()
-		err = m.deps.SSH.WaitReady(wctx, t)
+		// A guest that powered off or panicked never answers: notice it
+		// instead of waiting out the whole timeout.
+		bctx, stop := context.WithCancelCause(wctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			m.watchBoot(bctx, stop, e, vms[i], provs[vms[i].instance])
+		}()
+		err = m.deps.SSH.WaitReady(bctx, t)
+		stop(nil)
+		<-watched
 		if err == nil {
 			m.log().Info("vm answers ssh", "vm", vm.Name, "after", time.Since(begin).Round(time.Millisecond))
 			return nil
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("wait for ssh on vm %s: %w", vm.Name, ctx.Err())
+		}
+		var bf *bootFailure
+		if errors.As(context.Cause(bctx), &bf) {
+			return fmt.Errorf("vm %s %s after %s, so it will not answer ssh%s", vm.Name, bf.what,
+				time.Since(begin).Round(time.Second), m.serialTail(ctx, e, vms[i], provs[vms[i].instance]))
 		}
 		msg := fmt.Sprintf("vm %s did not answer ssh on %s within %s", vm.Name, t.Host, timeout)
 		if wctx.Err() == nil {
@@ -235,13 +251,72 @@ func (m *Manager) waitSSH(ctx, wctx context.Context, e *Environment, vms []bound
 	})
 }
 
-// serialTail formats the last lines of a VM's serial console for an error
-// message, or says why there are none. The log is the prefix's file; when
-// that is missing or empty (a remote hypervisor cannot write it) the VM's
-// provider is asked for it.
-func (m *Manager) serialTail(ctx context.Context, e *Environment, vm boundVM, p providerHandle) string {
+// bootFailure is why watchBoot gave up on a VM.
+type bootFailure struct{ what string }
+
+func (b *bootFailure) Error() string { return b.what }
+
+// kernelPanic is what Linux prints on its console when it panics.
+const kernelPanic = "Kernel panic - not syncing"
+
+// watchBoot checks every BootWatchInterval, until ctx ends, whether vm has
+// stopped (its provider says so) or its kernel panicked (what its serial
+// log gained since the watch began says so: the log keeps earlier boots),
+// and then cancels ctx with a bootFailure.
+func (m *Manager) watchBoot(ctx context.Context, stop context.CancelCauseFunc, e *Environment, vm boundVM, p providerHandle) {
+	if p.Provider == nil {
+		return
+	}
+	before := m.serialLog(ctx, e, vm, p)
+	t := time.NewTicker(m.opts.BootWatchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if st, err := p.VMState(ctx, e.Ref(), vm.pv); err == nil && (isOff(st) || st == "crashed") {
+			stop(&bootFailure{what: "stopped (" + st + ")"})
+			return
+		}
+		if log := m.serialLog(ctx, e, vm, p); bytes.Contains(appended(before, log), []byte(kernelPanic)) {
+			stop(&bootFailure{what: "hit a kernel panic"})
+			return
+		}
+	}
+}
+
+// appended returns what a log gained between two reads of its tail, before
+// and now (tails of at most the same size of an append-only log). When now
+// no longer holds the end of before, the log grew by more than a tail and
+// all of now is new.
+func appended(before, now []byte) []byte {
+	if bytes.HasPrefix(now, before) {
+		return now[len(before):]
+	}
+	const mark = 256
+	end := before
+	if len(end) > mark {
+		end = end[len(end)-mark:]
+	}
+	if i := bytes.LastIndex(now, end); len(end) > 0 && i >= 0 {
+		return now[i+len(end):]
+	}
+	return now
+}
+
+// serialLog returns the end of vm's serial console log: the prefix's file,
+// or when that is missing or empty (a remote hypervisor cannot write it)
+// what its provider reads, with where it came from.
+func (m *Manager) serialLog(ctx context.Context, e *Environment, vm boundVM, p providerHandle) []byte {
+	b, _, _ := m.readSerialLog(ctx, e, vm, p)
+	return b
+}
+
+func (m *Manager) readSerialLog(ctx context.Context, e *Environment, vm boundVM, p providerHandle) ([]byte, string, error) {
 	path := e.SerialLogPath(vm.spec.Name)
-	b, err := os.ReadFile(path)
+	b, err := fileTail(path, sdk.DefaultSerialLogBytes)
 	if len(bytes.TrimSpace(b)) == 0 && p.Provider != nil {
 		if sl, ok := p.Provider.(sdk.SerialLogReader); ok {
 			cctx, cancel := context.WithTimeout(ctx, serialLogTimeout)
@@ -249,12 +324,39 @@ func (m *Manager) serialTail(ctx context.Context, e *Environment, vm boundVM, p 
 			cancel()
 			switch {
 			case rerr == nil && len(bytes.TrimSpace(rb)) > 0:
-				b, err, path = rb, nil, "read through provider "+vm.instance
+				return rb, "read through provider " + vm.instance, nil
 			case rerr != nil && !errors.Is(rerr, errNotImplemented):
 				m.log().Warn("cannot read the serial log through the provider", "vm", vm.spec.Name, "provider", vm.instance, "err", rerr)
 			}
 		}
 	}
+	return b, path, err
+}
+
+// fileTail reads at most max bytes from the end of path.
+func fileTail(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := st.Size() - max
+	if off < 0 {
+		off = 0
+	}
+	return io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
+}
+
+// serialTail formats the last lines of a VM's serial console for an error
+// message, or says why there are none. The log is the prefix's file; when
+// that is missing or empty (a remote hypervisor cannot write it) the VM's
+// provider is asked for it.
+func (m *Manager) serialTail(ctx context.Context, e *Environment, vm boundVM, p providerHandle) string {
+	b, path, err := m.readSerialLog(ctx, e, vm, p)
 	if err != nil {
 		return fmt.Sprintf("\n(no serial console log: %v)", err)
 	}

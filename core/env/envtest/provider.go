@@ -437,6 +437,13 @@ func (p *Provider) ListSnapshots(ctx context.Context, env *providerv1.EnvRef, vm
 	return out, nil
 }
 
+// SetSerialLog sets what SerialLog answers for vm, safely while calls run.
+func (p *Provider) SetSerialLog(vm string, log []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.SerialLogs[vm] = log
+}
+
 // SerialLog implements sdk.SerialLogReader from SerialLogs.
 func (p *Provider) SerialLog(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM, maxBytes int64) ([]byte, error) {
 	done, err := p.enter(ctx, "SerialLog", vm.GetName(), envUUID(env))
