@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"time"
 
 	builderv1 "github.com/lago-go/lago/proto/lago/builder/v1"
@@ -98,6 +99,25 @@ type SerialLogReader interface {
 
 // DefaultSerialLogBytes is what SerialLog returns at most when asked for 0.
 const DefaultSerialLogBytes = 64 << 10
+
+// ReadFileTail reads at most max bytes from the end of the file at path,
+// for serial logs that live on a local filesystem.
+func ReadFileTail(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := st.Size() - max
+	if off < 0 {
+		off = 0
+	}
+	return io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
+}
 
 // VMType runs hooks around a VM's lifecycle.
 type VMType interface {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -316,7 +315,7 @@ func (m *Manager) serialLog(ctx context.Context, e *Environment, vm boundVM, p p
 
 func (m *Manager) readSerialLog(ctx context.Context, e *Environment, vm boundVM, p providerHandle) ([]byte, string, error) {
 	path := e.SerialLogPath(vm.spec.Name)
-	b, err := fileTail(path, sdk.DefaultSerialLogBytes)
+	b, err := sdk.ReadFileTail(path, sdk.DefaultSerialLogBytes)
 	if len(bytes.TrimSpace(b)) == 0 && p.Provider != nil {
 		if sl, ok := p.Provider.(sdk.SerialLogReader); ok {
 			cctx, cancel := context.WithTimeout(ctx, serialLogTimeout)
@@ -331,24 +330,6 @@ func (m *Manager) readSerialLog(ctx context.Context, e *Environment, vm boundVM,
 		}
 	}
 	return b, path, err
-}
-
-// fileTail reads at most max bytes from the end of path.
-func fileTail(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	off := st.Size() - max
-	if off < 0 {
-		off = 0
-	}
-	return io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
 }
 
 // serialTail formats the last lines of a VM's serial console for an error

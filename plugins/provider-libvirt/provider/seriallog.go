@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
@@ -26,7 +25,13 @@ func (p *Provider) SerialLog(ctx context.Context, env *providerv1.EnvRef, vm *pr
 		return nil, err
 	}
 	if !cfg.Remote {
-		b, err := fileTail(vm.GetSerialLogPath(), maxBytes)
+		var b []byte
+		if path := vm.GetSerialLogPath(); path != "" {
+			b, err = sdk.ReadFileTail(path, maxBytes)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			b, err = nil, nil // not started yet
+		}
 		if err != nil {
 			return nil, withWarnings(warns, errorDiag(vmLabel(env, vm)+": cannot read its serial log", err))
 		}
@@ -41,33 +46,4 @@ func (p *Provider) SerialLog(ctx context.Context, env *providerv1.EnvRef, vm *pr
 		return nil, withWarnings(warns, errorDiag(fmt.Sprintf("%s: cannot read its serial log %s/%s", vmLabel(env, vm), cfg.Pool, name), err))
 	}
 	return b, withWarnings(warns, nil)
-}
-
-// fileTail reads at most max bytes from the end of path; a missing file
-// (or no path) is empty.
-func fileTail(path string, max int64) ([]byte, error) {
-	if path == "" {
-		return nil, nil
-	}
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	off := max64(0, st.Size()-max)
-	return io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
-}
-
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }
