@@ -93,7 +93,8 @@ func (a *app) forward(prestartProvider bool) error {
 		return errs.User(fmt.Errorf("lago engine missing (install %s beside the plugins): %w", engine, err))
 	}
 	argv := append([]string{os.Args[0]}, a.args...)
-	environ := a.environ
+	// A stale variable must never reach the engine, prestart or not.
+	environ := prestart.ExecEnviron(a.environ, "")
 	var ps *prestart.Process
 	if prestartProvider {
 		// The plugin's parent-death signal is tied to the thread that
@@ -139,7 +140,7 @@ func (a *app) prestartProvider() *prestart.Process {
 	if !ok || a.cfg.PluginPins[info.Name] != "" {
 		return nil
 	}
-	ps, err := prestart.Start(info.Path, a.environ)
+	ps, err := prestart.Start(info.Path, prestart.ExecEnviron(a.environ, ""))
 	if err != nil {
 		return nil
 	}

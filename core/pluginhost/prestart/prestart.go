@@ -150,13 +150,17 @@ func (p *Process) ExecEnv() (string, error) {
 }
 
 // ExecEnviron returns environ for the engine: without any Env entry it
-// may already hold (the first of duplicate entries wins), plus kv.
+// may already hold (a stale one must never reach the engine; and the first
+// of duplicate entries wins), plus kv unless it is empty.
 func ExecEnviron(environ []string, kv string) []string {
 	out := make([]string, 0, len(environ)+1)
 	for _, e := range environ {
 		if !strings.HasPrefix(e, Env+"=") {
 			out = append(out, e)
 		}
+	}
+	if kv == "" {
+		return out
 	}
 	return append(out, kv)
 }
@@ -178,6 +182,11 @@ func Take() (*Process, error) {
 	}
 	if w.Path == "" || w.Pid <= 0 || w.Stdout < 3 || w.Stderr < 3 || w.Stdout == w.Stderr {
 		return nil, fmt.Errorf("%s: incomplete value %q", Env, v)
+	}
+	// Only a child of this process is ours to adopt, kill and reap; a
+	// value naming any other (set by hand, leaked) is ignored.
+	if ppid, err := parentOf(w.Pid); err != nil || ppid != os.Getpid() {
+		return nil, fmt.Errorf("%s: pid %d is not a child of this process", Env, w.Pid)
 	}
 	for _, fd := range []int{w.Stdout, w.Stderr} {
 		if err := setCloexec(fd, true); err != nil {
@@ -224,6 +233,24 @@ func (p *Process) Discard() {
 	_ = p.Wait()
 	p.Stdout.Close()
 	p.Stderr.Close()
+}
+
+// parentOf reads a process's parent pid from /proc/PID/stat (the field
+// after the parenthesised command name, which may itself hold spaces).
+func parentOf(pid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	return strconv.Atoi(f[1])
 }
 
 func setCloexec(fd int, on bool) error {

@@ -149,15 +149,30 @@ func TestThroughExec(t *testing.T) {
 }
 
 func TestTakeRejectsBadValues(t *testing.T) {
-	for _, tc := range []struct{ name, value, want string }{
-		{"not json", "{", "LAGO_PRESTARTED_PLUGIN"},
-		{"no path", `{"pid":1,"stdout_fd":5,"stderr_fd":6}`, "incomplete"},
-		{"stdio fd", `{"path":"/x","pid":1,"stdout_fd":1,"stderr_fd":6}`, "incomplete"},
-		{"same fd", `{"path":"/x","pid":1,"stdout_fd":7,"stderr_fd":7}`, "incomplete"},
-		{"closed fd", `{"path":"/x","pid":1,"stdout_fd":900,"stderr_fd":901}`, "descriptor 900"},
+	child := exec.Command("sleep", "60")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	own := child.Process.Pid
+	for _, tc := range []struct {
+		name, value, want string
+		pid               int
+	}{
+		{"not json", "{", "LAGO_PRESTARTED_PLUGIN", own},
+		{"no path", `{"pid":%d,"stdout_fd":5,"stderr_fd":6}`, "incomplete", own},
+		{"stdio fd", `{"path":"/x","pid":%d,"stdout_fd":1,"stderr_fd":6}`, "incomplete", own},
+		{"same fd", `{"path":"/x","pid":%d,"stdout_fd":7,"stderr_fd":7}`, "incomplete", own},
+		// never adopt (and later kill) a process that is not ours
+		{"not a child", `{"path":"/x","pid":%d,"stdout_fd":5,"stderr_fd":6}`, "not a child", 1},
+		{"closed fd", `{"path":"/x","pid":%d,"stdout_fd":900,"stderr_fd":901}`, "descriptor 900", own},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(Env, tc.value)
+			value := tc.value
+			if strings.Contains(value, "%d") {
+				value = fmt.Sprintf(value, tc.pid)
+			}
+			t.Setenv(Env, value)
 			ps, err := Take()
 			if ps != nil || err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Take = %v, %v; want an error naming %q", ps, err, tc.want)
@@ -170,10 +185,17 @@ func TestTakeRejectsBadValues(t *testing.T) {
 }
 
 func TestExecEnvironReplaces(t *testing.T) {
-	got := ExecEnviron([]string{"A=1", Env + "=stale", "B=2", Env + "=older"}, Env+"=new")
-	want := []string{"A=1", "B=2", Env + "=new"}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Fatalf("ExecEnviron = %q, want %q", got, want)
+	in := []string{"A=1", Env + "=stale", "B=2", Env + "=older"}
+	for _, tc := range []struct {
+		kv   string
+		want []string
+	}{
+		{Env + "=new", []string{"A=1", "B=2", Env + "=new"}},
+		{"", []string{"A=1", "B=2"}}, // nothing prestarted: a stale value goes too
+	} {
+		if got := ExecEnviron(in, tc.kv); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("ExecEnviron(%q) = %q, want %q", tc.kv, got, tc.want)
+		}
 	}
 }
 
