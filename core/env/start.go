@@ -309,11 +309,14 @@ func appended(before, now []byte) []byte {
 // or when that is missing or empty (a remote hypervisor cannot write it)
 // what its provider reads, with where it came from.
 func (m *Manager) serialLog(ctx context.Context, e *Environment, vm boundVM, p providerHandle) []byte {
-	b, _, _ := m.readSerialLog(ctx, e, vm, p)
+	b, _, _, _ := m.readSerialLog(ctx, e, vm, p)
 	return b
 }
 
-func (m *Manager) readSerialLog(ctx context.Context, e *Environment, vm boundVM, p providerHandle) ([]byte, string, error) {
+// readSerialLog is serialLog with where the log came from, why the
+// prefix's file could not be read, and why the provider could not read it
+// (nil when it has no SerialLog).
+func (m *Manager) readSerialLog(ctx context.Context, e *Environment, vm boundVM, p providerHandle) (log []byte, from string, fileErr, provErr error) {
 	path := e.SerialLogPath(vm.spec.Name)
 	b, err := sdk.ReadFileTail(path, sdk.DefaultSerialLogBytes)
 	if len(bytes.TrimSpace(b)) == 0 && p.Provider != nil {
@@ -321,15 +324,15 @@ func (m *Manager) readSerialLog(ctx context.Context, e *Environment, vm boundVM,
 			cctx, cancel := context.WithTimeout(ctx, serialLogTimeout)
 			rb, rerr := sl.SerialLog(cctx, e.Ref(), vm.pv, sdk.DefaultSerialLogBytes)
 			cancel()
-			switch {
-			case rerr == nil && len(bytes.TrimSpace(rb)) > 0:
-				return rb, "read through provider " + vm.instance, nil
-			case rerr != nil && !errors.Is(rerr, errNotImplemented):
-				m.log().Warn("cannot read the serial log through the provider", "vm", vm.spec.Name, "provider", vm.instance, "err", rerr)
+			if rerr == nil && len(bytes.TrimSpace(rb)) > 0 {
+				return rb, "read through provider " + vm.instance, nil, nil
+			}
+			if !errors.Is(rerr, errNotImplemented) {
+				provErr = rerr
 			}
 		}
 	}
-	return b, path, err
+	return b, path, err, provErr
 }
 
 // serialTail formats the last lines of a VM's serial console for an error
@@ -337,7 +340,10 @@ func (m *Manager) readSerialLog(ctx context.Context, e *Environment, vm boundVM,
 // that is missing or empty (a remote hypervisor cannot write it) the VM's
 // provider is asked for it.
 func (m *Manager) serialTail(ctx context.Context, e *Environment, vm boundVM, p providerHandle) string {
-	b, path, err := m.readSerialLog(ctx, e, vm, p)
+	b, path, err, provErr := m.readSerialLog(ctx, e, vm, p)
+	if provErr != nil {
+		m.log().Warn("cannot read the serial log through the provider", "vm", vm.spec.Name, "provider", vm.instance, "err", provErr)
+	}
 	if err != nil {
 		return fmt.Sprintf("\n(no serial console log: %v)", err)
 	}
