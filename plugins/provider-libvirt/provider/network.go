@@ -27,7 +27,7 @@ func (p *Provider) StartNetwork(ctx context.Context, env *providerv1.EnvRef, n *
 	}
 	label := netLabel(env, n)
 	name := networkName(env.GetUuid(), n.GetName())
-	x, err := networkXML(env, n)
+	x, err := networkXML(env, n, cfg.BridgeSTP)
 	if err != nil {
 		return withWarnings(warns, errorDiag(label+": invalid spec", err))
 	}

@@ -33,6 +33,7 @@ const (
 	SettingRemote       = "remote"
 	SettingQemuImg      = "qemu_img"
 	SettingKVMProbe     = "kvm_probe_binary"
+	SettingBridgeSTP    = "bridge_stp"
 	DefaultURL          = "qemu:///system"
 	DefaultStoragePool  = "lago"
 	DefaultPoolPath     = "/var/lib/libvirt/images/lago"
@@ -64,6 +65,8 @@ func ConfigSchema() []sdk.ConfigField {
 			Description: "qemu-img binary used for overlays, empty disks and export (local side)"},
 		{Name: SettingKVMProbe, Type: "string", Default: DefaultKVMProbeBin,
 			Description: "qemu binary used by domain_type=auto to probe KVM when libvirt's capabilities name none"},
+		{Name: SettingBridgeSTP, Type: "bool", Default: "no",
+			Description: "yes runs the spanning tree protocol on the environments' bridges. Only needed when guests bridge two NICs of one network into a loop: with STP on, Linux holds every new port (each VM start, each revert) for 4 s before it forwards, so a VM is unreachable for that long"},
 	}
 }
 
@@ -89,6 +92,7 @@ type settings struct {
 	Remote     bool
 	QemuImg    string
 	KVMProbe   string
+	BridgeSTP  bool
 }
 
 // Provider implements sdk.Provider and sdk.Configurer over a Conn.
@@ -169,6 +173,14 @@ func parseSettings(config map[string]string) (settings, sdk.Diagnostics) {
 			Summary: fmt.Sprintf("libvirt_url %q is not a libvirt URI", cfg.URL)})
 	}
 	hasHost := err == nil && u.Host != ""
+	switch v := strings.ToLower(get(SettingBridgeSTP, "no")); v {
+	case "yes", "true", "1", "on":
+		cfg.BridgeSTP = true
+	case "no", "false", "0", "off":
+	default:
+		diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityError, Attribute: SettingBridgeSTP,
+			Summary: fmt.Sprintf("bridge_stp %q is not one of yes, no", v)})
+	}
 	switch r := strings.ToLower(get(SettingRemote, remoteAuto)); r {
 	case remoteAuto:
 		cfg.Remote = hasHost

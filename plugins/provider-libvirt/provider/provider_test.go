@@ -37,6 +37,7 @@ func TestConfigureRejectsBadSettings(t *testing.T) {
 		{"domain type", map[string]string{SettingDomainType: "xen"}, SettingDomainType},
 		{"remote", map[string]string{SettingRemote: "maybe"}, SettingRemote},
 		{"url", map[string]string{SettingURL: "not a uri"}, SettingURL},
+		{"bridge stp", map[string]string{SettingBridgeSTP: "sometimes"}, SettingBridgeSTP},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,6 +47,19 @@ func TestConfigureRejectsBadSettings(t *testing.T) {
 				t.Fatalf("err = %v, want a diagnostic on %s", err, tt.attr)
 			}
 		})
+	}
+}
+
+func TestBridgeSTPSetting(t *testing.T) {
+	tests := []struct {
+		value string
+		want  bool
+	}{{"", false}, {"no", false}, {"off", false}, {"yes", true}, {"On", true}, {"1", true}}
+	for _, tt := range tests {
+		cfg, d := parseSettings(map[string]string{SettingBridgeSTP: tt.value})
+		if d.HasErrors() || cfg.BridgeSTP != tt.want {
+			t.Errorf("bridge_stp=%q: got %v (%v), want %v", tt.value, cfg.BridgeSTP, d, tt.want)
+		}
 	}
 }
 

@@ -356,7 +356,7 @@ func (p *Provider) ValidateSpec(ctx context.Context, env *providerv1.EnvRef, net
 			bad("nets", "a network has no name", nil)
 			continue
 		}
-		if _, err := networkXML(env, n); err != nil {
+		if _, err := networkXML(env, n, false); err != nil {
 			bad("nets."+n.GetName(), "invalid network", err)
 		}
 	}

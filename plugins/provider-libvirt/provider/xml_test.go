@@ -97,7 +97,7 @@ func mgmtNet() *providerv1.Network {
 
 func parseNet(t *testing.T, env *providerv1.EnvRef, n *providerv1.Network) *libvirtxml.Network {
 	t.Helper()
-	s, err := networkXML(env, n)
+	s, err := networkXML(env, n, false)
 	if err != nil {
 		t.Fatalf("networkXML: %v", err)
 	}
@@ -143,6 +143,33 @@ func TestNetworkXMLManagementNAT(t *testing.T) {
 	}
 	if x.MTU != nil {
 		t.Fatalf("mtu set without being asked: %+v", x.MTU)
+	}
+}
+
+// TestNetworkXMLBridgeSTP: without bridge_stp the bridge runs no spanning
+// tree (with it, Linux holds each new VM port 4 s before forwarding); the
+// setting turns it back on for guests that bridge NICs into a loop.
+func TestNetworkXMLBridgeSTP(t *testing.T) {
+	for _, typ := range []string{"nat", "bridge"} {
+		for _, stp := range []bool{false, true} {
+			n := mgmtNet()
+			n.Type = typ
+			s, err := networkXML(testEnv, n, stp)
+			if err != nil {
+				t.Fatalf("%s stp=%v: %v", typ, stp, err)
+			}
+			var x libvirtxml.Network
+			if err := x.Unmarshal(s); err != nil {
+				t.Fatal(err)
+			}
+			want := "off"
+			if stp {
+				want = "on"
+			}
+			if x.Bridge == nil || x.Bridge.STP != want || x.Bridge.Delay != "0" {
+				t.Errorf("%s stp=%v: bridge %+v, want stp=%s delay=0", typ, stp, x.Bridge, want)
+			}
+		}
 	}
 }
 
@@ -220,7 +247,7 @@ func TestNetworkXMLErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := networkXML(testEnv, tt.n)
+			_, err := networkXML(testEnv, tt.n, false)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
 			}
