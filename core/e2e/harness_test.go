@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	lagossh "github.com/lago-go/lago/core/ssh"
 	"os"
@@ -384,20 +385,75 @@ func libvirtObjects(t *testing.T, uri, marker string) []libvirtObject {
 	return found
 }
 
-// domainState returns virsh domstate of the test's domain whose name ends
-// with "-"+vm (libvirt names are <uuid[:8]>-<vm>).
-func (h *harness) domainState(uri, vm string) string {
+// domain returns the libvirt name of the test's domain whose name ends
+// with "-"+vm (libvirt names are <uuid[:8]>-<vm>), or "" when none exists.
+func (h *harness) domain(uri, vm string) string {
 	h.t.Helper()
 	for _, o := range libvirtObjects(h.t, uri, h.dir) {
 		if o.Kind == "domain" && strings.HasSuffix(o.Name, "-"+vm) {
-			st, err := virsh(h.t, uri, "domstate", o.Name)
-			if err != nil {
-				h.t.Fatal(err)
-			}
-			return strings.TrimSpace(st)
+			return o.Name
 		}
 	}
 	return ""
+}
+
+// domainState returns virsh domstate of the test's domain vm, or "" when
+// it does not exist.
+func (h *harness) domainState(uri, vm string) string {
+	h.t.Helper()
+	name := h.domain(uri, vm)
+	if name == "" {
+		return ""
+	}
+	st, err := virsh(h.t, uri, "domstate", name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return strings.TrimSpace(st)
+}
+
+// taps lists the host-side tap devices of the running domain vm.
+func (h *harness) taps(vm string) []string {
+	h.t.Helper()
+	x, err := virsh(h.t, h.env.URI, "dumpxml", h.domain(h.env.URI, vm))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var d struct {
+		Interfaces []struct {
+			Target struct {
+				Dev string `xml:"dev,attr"`
+			} `xml:"target"`
+		} `xml:"devices>interface"`
+	}
+	if err := xml.Unmarshal([]byte(x), &d); err != nil {
+		h.t.Fatalf("domain xml of %s: %v", vm, err)
+	}
+	var taps []string
+	for _, i := range d.Interfaces {
+		if i.Target.Dev != "" {
+			taps = append(taps, i.Target.Dev)
+		}
+	}
+	if len(taps) == 0 {
+		h.t.Fatalf("running domain %s has no tap device:\n%s", vm, x)
+	}
+	return taps
+}
+
+// freezeStatus asks the guest agent of vm whether its filesystems are
+// frozen ("frozen" or "thawed").
+func (h *harness) freezeStatus(vm string) string {
+	h.t.Helper()
+	out, err := virsh(h.t, h.env.URI, "qemu-agent-command", h.domain(h.env.URI, vm), `{"execute":"guest-fsfreeze-status"}`)
+	if err != nil {
+		h.t.Fatalf("guest agent of %s: %v", vm, err)
+	}
+	var r struct{ Return string }
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		h.t.Fatalf("guest agent of %s answered %q: %v", vm, out, err)
+	}
+	return r.Return
 }
 
 // leasesOf lists the lease files in the lease dir that belong to a prefix

@@ -269,15 +269,47 @@ func TestSnapshotRevert(t *testing.T) {
 		return false
 	}
 
+	// writable checks that vm0's root filesystem takes writes, within a
+	// guest-side timeout: a filesystem left frozen would hang the write.
+	writable := func(h *harness, path string) {
+		h.t.Helper()
+		if r := h.lago("shell", "vm0", "timeout", "20", "sh", "-c", "echo w > "+path+" && sync"); r.code != 0 {
+			h.t.Errorf("writing %s in vm0 failed (filesystem still frozen?):\n%s", path, r)
+		}
+	}
+
 	t.Run("running VM", func(t *testing.T) {
 		h := h.sub(t)
 		h.shell("vm0", "sh", "-c", "echo before > /root/before && sync")
 		h.must("snapshot", "live")
+		// The template runs qemu-guest-agent: the snapshot is quiesced
+		// (filesystems frozen around it) and the guest thawed after it.
+		x, err := virsh(t, h.env.URI, "snapshot-dumpxml", h.domain(h.env.URI, "vm0"), "live")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(x, "<description>lago: quiesced</description>") {
+			t.Errorf("snapshot live of a guest with an agent was not quiesced:\n%s", x)
+		}
+		if got := h.freezeStatus("vm0"); got != "thawed" {
+			t.Errorf("after the snapshot the guest's filesystems are %q, want thawed", got)
+		}
 		h.shell("vm0", "sh", "-c", "echo after > /root/after && sync")
 		if list := h.must("snapshot", "--list"); !strings.Contains(list, "live") {
 			t.Errorf("snapshot --list lacks live:\n%s", list)
 		}
 		h.must("revert", "live")
+		// Reverting restarts qemu with new taps; they forward at once (a
+		// bridge with STP holds a new port 4 s, the VM unreachable).
+		for _, tap := range h.taps("vm0") {
+			st, err := os.ReadFile("/sys/class/net/" + tap + "/brport/state")
+			if err != nil {
+				t.Fatalf("tap %s of vm0: %v", tap, err)
+			}
+			if got := strings.TrimSpace(string(st)); got != "3" {
+				t.Errorf("right after revert, vm0's tap %s is in bridge port state %s, want 3 (forwarding)", tap, got)
+			}
+		}
 		if got := h.status().vmStatus("vm0"); got != "running" {
 			t.Fatalf("after reverting a live snapshot vm0 is %q, want running", got)
 		}
@@ -287,6 +319,11 @@ func TestSnapshotRevert(t *testing.T) {
 		if exists(h, "/root/after") {
 			t.Error("/root/after, written after the snapshot, survived the revert")
 		}
+		// The snapshot's memory holds frozen filesystems: revert thaws them.
+		if got := h.freezeStatus("vm0"); got != "thawed" {
+			t.Errorf("after reverting a quiesced snapshot the guest's filesystems are %q, want thawed", got)
+		}
+		writable(h, "/root/after-revert")
 	})
 
 	t.Run("stopped VM", func(t *testing.T) {

@@ -12,6 +12,7 @@ packages=(
 	tini
 	# the tiny template: kernel, userland, boot loader, filesystems
 	linux-image-cloud-amd64 busybox-static dropbear-bin openssh-client openssh-sftp-server
+	qemu-guest-agent
 	syslinux syslinux-common mtools dosfstools e2fsprogs fdisk xz-utils
 	# libguestfs for the bootstrap/builder paths the e2e tests exercise
 	libguestfs-tools

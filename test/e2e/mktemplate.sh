@@ -16,7 +16,9 @@
 #     /etc/resolv.conf (search <domain>) and /etc/hosts, so `hostname -f`
 #     prints <vm>.<domain> and other VMs resolve by short name;
 #   - dropbear on port 22 with scp and sftp-server, /bin/bash wraps busybox sh;
-#   - acpid powers off on the ACPI power button; getty on ttyS0.
+#   - acpid powers off on the ACPI power button; getty on ttyS0;
+#   - qemu-guest-agent serves the org.qemu.guest_agent.0 channel when the
+#     domain has one (fsfreeze, reboot), logging to /run/qemu-ga.log.
 set -euo pipefail
 
 die() {
@@ -48,7 +50,7 @@ key="$( {
 	cat "$self"
 	echo "$kver"
 	sha1sum "$kernel" | cut -d' ' -f1
-	dpkg-query -W -f='${Package} ${Version}\n' busybox-static dropbear-bin openssh-client openssh-sftp-server 2>/dev/null || true
+	dpkg-query -W -f='${Package} ${Version}\n' busybox-static dropbear-bin openssh-client openssh-sftp-server qemu-guest-agent 2>/dev/null || true
 } | sha256sum | cut -c1-16)"
 out="$cache_root/$key"
 handle="tiny.qcow2"
@@ -58,7 +60,7 @@ if [ -f "$out/repo.metadata" ]; then
 	exit 0
 fi
 
-for tool in busybox dropbear dropbearkey sfdisk mkfs.fat mcopy syslinux mkfs.ext4 qemu-img xz sha1sum; do
+for tool in busybox dropbear dropbearkey qemu-ga sfdisk mkfs.fat mcopy syslinux mkfs.ext4 qemu-img xz sha1sum; do
 	command -v "$tool" >/dev/null || die "missing $tool: run test/e2e/deps.sh"
 done
 mbr=""
@@ -168,6 +170,7 @@ chmod 0755 "$root/bin/bash"
 copy_with_libs /usr/sbin/dropbear /usr/sbin/dropbear
 copy_with_libs /usr/bin/dbclient /usr/bin/dbclient
 copy_with_libs /usr/bin/dropbearkey /usr/bin/dropbearkey
+copy_with_libs /usr/sbin/qemu-ga /usr/sbin/qemu-ga
 if [ -x /usr/bin/scp ]; then copy_with_libs /usr/bin/scp /usr/bin/scp; fi
 # dropbear execs /usr/lib/sftp-server for the sftp subsystem.
 if [ -x /usr/lib/openssh/sftp-server ]; then copy_with_libs /usr/lib/openssh/sftp-server /usr/lib/sftp-server; fi
@@ -177,13 +180,14 @@ for lib in /lib/x86_64-linux-gnu/libnss_files.so.2 /lib/x86_64-linux-gnu/libnss_
 done
 
 # Modules: networking, virtio-rng (with an <rng> device the crng is ready
-# before dropbear instead of seconds later), ACPI power button, evdev for acpid.
+# before dropbear instead of seconds later), ACPI power button, evdev for acpid,
+# virtio_console for the guest agent's channel.
 mkdir -p "$root/lib/modules/$kver"
 : >"$root/etc/modules-boot"
 while read -r m; do
 	install -D -m 0644 "$moddir/$m" "$root/lib/modules/$kver/$m"
 	echo "/lib/modules/$kver/$m" >>"$root/etc/modules-boot"
-done < <(modlist virtio_pci virtio_blk virtio_net virtio-rng button evdev)
+done < <(modlist virtio_pci virtio_blk virtio_net virtio-rng button evdev virtio_console)
 for f in "$moddir"/modules.*; do
 	case "$f" in *.bin) ;; *) cp "$f" "$root/lib/modules/$kver/" ;; esac
 done
@@ -241,6 +245,13 @@ ip link set lo up
 # No syslogd runs: dropbear logs to a file, for post-mortems of failed logins.
 dropbear -R -p 22 -E 2>>/var/log/dropbear.log
 acpid
+# The guest agent, on the port libvirt named for it (no udev here, so no
+# /dev/virtio-ports/ link). Its log is on tmpfs: qemu-ga stops logging
+# while the root filesystem is frozen, but the tests read it afterwards.
+for port in /sys/class/virtio-ports/*; do
+	[ "$(cat "$port/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] || continue
+	qemu-ga -d -m virtio-serial -p "/dev/${port##*/}" -f /run/qemu-ga.pid -l /run/qemu-ga.log
+done
 for dev in /sys/class/net/*; do
 	ifc="${dev##*/}"
 	[ "$ifc" = lo ] && continue
