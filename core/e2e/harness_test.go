@@ -441,6 +441,17 @@ func (h *harness) taps(vm string) []string {
 	return taps
 }
 
+// waitAgent waits until the guest agent of vm answers: the template starts
+// it last in its boot, possibly after sshd already answers.
+func (h *harness) waitAgent(vm string) {
+	h.t.Helper()
+	dom := h.domain(h.env.URI, vm)
+	eventually(h.t, time.Minute, 200*time.Millisecond, "the guest agent of "+vm+" answers", func() bool {
+		_, err := virsh(h.t, h.env.URI, "qemu-agent-command", dom, `{"execute":"guest-ping"}`)
+		return err == nil
+	})
+}
+
 // freezeStatus asks the guest agent of vm whether its filesystems are
 // frozen ("frozen" or "thawed").
 func (h *harness) freezeStatus(vm string) string {

@@ -281,6 +281,7 @@ func TestSnapshotRevert(t *testing.T) {
 	t.Run("running VM", func(t *testing.T) {
 		h := h.sub(t)
 		h.shell("vm0", "sh", "-c", "echo before > /root/before && sync")
+		h.waitAgent("vm0")
 		h.must("snapshot", "live")
 		// The template runs qemu-guest-agent: the snapshot is quiesced
 		// (filesystems frozen around it) and the guest thawed after it.
