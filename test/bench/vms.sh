@@ -57,7 +57,27 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 say() { printf '%s: %s %s\n' "$1" "$2" "$3"; }
 in_ns() { ip netns exec "$E2E_NS" "$@"; }
 
+# banner_at IP: waits (inside the namespace) until sshd at IP sends its
+# banner, polling every 20 ms with a bare TCP connect, and prints that moment
+# (ns since the epoch). It marks when the guest's sshd starts answering, in
+# the same boot as a lago start or a floor, so the time each takes to notice
+# it can be told apart from the boot itself, whose length varies by a second
+# from one boot to the next.
+poll_banner() {
+	local ip=$1 t0
+	t0=$(date +%s%N)
+	# shellcheck disable=SC2016 # $1 is the inner shell's argument
+	until timeout 0.3 bash -c 'exec 3<>"/dev/tcp/$1/22" && IFS= read -r -t 0.3 l <&3 && [[ $l == SSH-* ]]' _ "$ip" 2>/dev/null; do
+		[ $(($(date +%s%N) - t0)) -gt 180000000000 ] && return 1
+		sleep 0.02
+	done
+	date +%s%N
+}
+banner_at() { in_ns bash -c "$(declare -f poll_banner); poll_banner \"\$1\"" _ "$1"; }
+
 # ---- the floor: N guests straight through libvirt, ssh polled every 0.2 s.
+# They have the guest agent channel lago's domains have, so the template's
+# qemu-guest-agent runs in both.
 # floor N [NETS [WITH_NETS]]: NETS NAT networks (1 or 2) shaped like the
 # bench's init files (with 2, every guest but the second has a NIC on the
 # second net, as vm0 and vm2 of three.yaml); the guests are created at the
@@ -87,6 +107,7 @@ floor() {
 <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os><features><acpi/></features>
 <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$w/d$i.qcow2'/><target dev='vda' bus='virtio'/></disk>
 $nic
+<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
 <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng></devices></domain>
 XML
 	done
@@ -94,8 +115,16 @@ XML
 	for ((j = 0; j < nets; j++)); do virsh -q -c "$E2E_URI" net-create "$w/net$j.xml" >/dev/null & done
 	wait
 	[ "$with_nets" = 1 ] || t0=$(now)
-	for ((i = 0; i < n; i++)); do virsh -q -c "$E2E_URI" create "$w/d$i.xml" >/dev/null & done
-	wait
+	local bpid="" cpids=() tb
+	if [ -n "${FLOOR_BANNER:-}" ]; then
+		banner_at 10.254.78.10 >"$FLOOR_BANNER" &
+		bpid=$!
+	fi
+	for ((i = 0; i < n; i++)); do
+		virsh -q -c "$E2E_URI" create "$w/d$i.xml" >/dev/null &
+		cpids+=($!)
+	done
+	wait "${cpids[@]}"
 	left=$n
 	declare -A up=()
 	while [ "$left" -gt 0 ]; do
@@ -112,7 +141,15 @@ XML
 		if [ $(($(now) - t0)) -gt 180000000000 ]; then e2e_die "floor: guests did not answer in 180 s"; fi
 		[ "$left" -gt 0 ] && sleep 0.2
 	done
-	ms "$t0" "$(now)"
+	local t1
+	t1=$(now)
+	ms "$t0" "$t1"
+	if [ -n "$bpid" ]; then
+		wait "$bpid" || e2e_die "floor: the banner poller saw no sshd"
+		# how long after sshd's first banner the floor's ssh poll noticed it
+		tb="$(cat "$FLOOR_BANNER")"
+		ms "$tb" "$t1" >"$FLOOR_BANNER"
+	fi
 	for ((i = 0; i < n; i++)); do virsh -q -c "$E2E_URI" destroy "$tag-$i" >/dev/null 2>&1 || true; done
 	for ((j = 0; j < nets; j++)); do virsh -q -c "$E2E_URI" net-destroy "$tag$j" >/dev/null 2>&1 || true; done
 	rm -rf "$w"
@@ -157,12 +194,25 @@ done
 say init_3vms_2nets_median "$(printf '%s\n' "${i3[@]}" | median)" ms
 
 # ---- 1 VM: start until ssh answers, against the floor
-f1=(); fn1=(); s1=()
+# Each boot also has a banner poller (banner_at), so the figures include how
+# long after sshd's first banner lago's start returned and the floor's poll
+# noticed: those do not carry the boot's noise.
+f1=(); fn1=(); s1=(); nl1=(); nf1=()
 for ((r = 0; r < runs; r++)); do
 	f1+=("$(floor 1)")
-	fn1+=("$(floor 1 1 1)")
+	fn1+=("$(FLOOR_BANNER="$E2E_ROOT/floor.banner" floor 1 1 1)")
+	nf1+=("$(cat "$E2E_ROOT/floor.banner")")
 	d="$(env_dir one$r "$E2E_ROOT/one.yaml")"
-	s1+=("$(cd "$d" && in_ns bash -c "$(declare -f now ms timed); timed $lago start")")
+	ip0="$(cd "$d" && "$lago" --out-format yaml status | awk '$1 == "ip:" {print $2; exit}')"
+	[ -n "$ip0" ] || e2e_die "no address for vm0 in status"
+	banner_at "$ip0" >"$E2E_ROOT/lago.banner" &
+	bp=$!
+	t0=$(now)
+	(cd "$d" && in_ns "$lago" start >/dev/null)
+	t1=$(now)
+	wait "$bp" || e2e_die "lago start: the banner poller saw no sshd"
+	s1+=("$(ms "$t0" "$t1")")
+	nl1+=("$(ms "$(cat "$E2E_ROOT/lago.banner")" "$t1")")
 	(cd "$d" && "$lago" destroy --yes >/dev/null)
 done
 F1=$(printf '%s\n' "${f1[@]}" | median); S1=$(printf '%s\n' "${s1[@]}" | median)
@@ -172,6 +222,36 @@ say lago_start_1vm_minus_floor "$((S1 - F1))" ms
 FN1=$(printf '%s\n' "${fn1[@]}" | median)
 say floor_1vm_incl_its_net_median "$FN1" ms
 say lago_start_1vm_minus_floor_incl_net "$((S1 - FN1))" ms
+NL1=$(printf '%s\n' "${nl1[@]}" | median); NF1=$(printf '%s\n' "${nf1[@]}" | median)
+say lago_start_1vm_returns_after_sshd_banner_median "$NL1" ms
+say floor_1vm_notices_after_sshd_banner_median "$NF1" ms
+
+# ---- 1 VM: what start does before the guest boots (start --no-wait)
+# against the same libvirt objects (lago's definitions, left by stop)
+# started through virsh: network, then domain. With the two "after banner"
+# figures above this gives lago's overhead over the floor incl. its network
+# without the boot's noise.
+d="$(env_dir nw1 "$E2E_ROOT/one.yaml")"
+cd "$d"
+in_ns "$lago" start --no-wait >/dev/null
+"$lago" stop >/dev/null
+uuid="$(cat .lago/default/uuid)"
+net1="$(virsh -q -c "$E2E_URI" net-list --all --name | grep "^${uuid:0:4}-")"
+dom1="$(virsh -q -c "$E2E_URI" list --all --name | grep "^${uuid:0:8}-")"
+virsh_start1() { virsh -q -c "$E2E_URI" net-start "$net1" >/dev/null && virsh -q -c "$E2E_URI" start "$dom1" >/dev/null; }
+fw1=(); sw1=()
+for ((r = 0; r < runs; r++)); do
+	fw1+=("$(timed virsh_start1)")
+	"$lago" stop >/dev/null
+	sw1+=("$(timed "$lago" start --no-wait)")
+	"$lago" stop >/dev/null
+done
+"$lago" destroy --yes >/dev/null
+cd "$root"
+FW1=$(printf '%s\n' "${fw1[@]}" | median); SW1=$(printf '%s\n' "${sw1[@]}" | median)
+say floor_start_no_wait_1vm_virsh_median "$FW1" ms
+say start_no_wait_1vm_median "$SW1" ms
+say lago_1vm_overhead_over_floor_incl_net_without_boot_noise "$((SW1 - FW1 + NL1 - NF1))" ms
 
 # ---- 3 VMs: all at once and staggered (one StartVM at a time)
 f3=(); fn3=(); a3=(); g3=()

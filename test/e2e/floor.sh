@@ -67,6 +67,7 @@ cat >"$work/dom.xml" <<EOF
       <mac address='$mac'/>
       <model type='virtio'/>
     </interface>
+    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
     <serial type='file'><source path='$work/console.log'/><target port='0'/></serial>
   </devices>
