@@ -40,7 +40,6 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultUser             = "root"
 	DefaultPort             = "22"
-	probeDialTimeout        = 200 * time.Millisecond
 	probeHandshakeTimeout   = 5 * time.Second
 )
 
@@ -128,6 +127,13 @@ func dial(ctx context.Context, t Target, dialTimeout, handshakeTimeout time.Dura
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
+	return handshake(ctx, t, cfg, raw, handshakeTimeout)
+}
+
+// handshake runs the ssh handshake and authentication on raw, which it
+// owns from then on.
+func handshake(ctx context.Context, t Target, cfg *xssh.ClientConfig, raw net.Conn, handshakeTimeout time.Duration) (*Client, error) {
+	addr := t.addr()
 	// The handshake has no context of its own: a deadline bounds it and a
 	// cancelled ctx closes the socket under it.
 	_ = raw.SetDeadline(time.Now().Add(handshakeTimeout))
