@@ -57,23 +57,15 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 say() { printf '%s: %s %s\n' "$1" "$2" "$3"; }
 in_ns() { ip netns exec "$E2E_NS" "$@"; }
 
-# banner_at IP: waits (inside the namespace) until sshd at IP sends its
-# banner, polling every 20 ms with a bare TCP connect, and prints that moment
-# (ns since the epoch). It marks when the guest's sshd starts answering, in
-# the same boot as a lago start or a floor, so the time each takes to notice
-# it can be told apart from the boot itself, whose length varies by a second
-# from one boot to the next.
-poll_banner() {
-	local ip=$1 t0
-	t0=$(date +%s%N)
-	# shellcheck disable=SC2016 # $1 is the inner shell's argument
-	until timeout 0.3 bash -c 'exec 3<>"/dev/tcp/$1/22" && IFS= read -r -t 0.3 l <&3 && [[ $l == SSH-* ]]' _ "$ip" 2>/dev/null; do
-		[ $(($(date +%s%N) - t0)) -gt 180000000000 ] && return 1
-		sleep 0.02
-	done
-	date +%s%N
-}
-banner_at() { in_ns bash -c "$(declare -f poll_banner); poll_banner \"\$1\"" _ "$1"; }
+# banner_at IP: prints when (ns since the epoch) sshd at IP sent its first
+# banner, polled from inside the namespace by core/ssh/cmd/bannerwait (a
+# connect every 50 ms, earlier ones kept pending). It marks when the guest's
+# sshd started answering, in the same boot as a lago start or a floor, so the
+# time each took to notice can be told apart from the boot itself, whose
+# length varies by a second from one boot to the next.
+bannerwait="$E2E_ROOT/bannerwait"
+(cd "$root/core" && go build -o "$bannerwait" ./ssh/cmd/bannerwait) || e2e_die "cannot build bannerwait"
+banner_at() { in_ns "$bannerwait" "$1" 180s; }
 
 # ---- the floor: N guests straight through libvirt, ssh polled every 0.2 s.
 # They have the guest agent channel lago's domains have, so the template's
