@@ -286,6 +286,11 @@ say status_3vms_running_no_prestart_median "$(printf '%s\n' "${stn[@]}" | median
 say shell_true_first_connect "$sh1" ms
 say shell_true_kept_connection_median "$(printf '%s\n' "${sh[@]}" | median)" ms
 say shell_true_ssh_persist_0_median "$(printf '%s\n' "${shd[@]}" | median)" ms
+# After a revert libvirt restarts qemu with new taps: the first shell shows
+# how soon the VM is reachable again (3-4 s while the bridges ran STP).
+in_ns "$lago" snapshot bench >/dev/null
+in_ns "$lago" revert bench >/dev/null
+say shell_true_right_after_revert "$(shell_true)" ms
 say stop_3vms_running "$(timed "$lago" stop)" ms
 # The floor of start --no-wait: the same libvirt objects (lago's own
 # definitions, left by stop) started straight through virsh, the two
