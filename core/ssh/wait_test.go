@@ -16,8 +16,8 @@ import (
 // plan(i, ctx), which blocks, fails or returns a connection.
 type fakeDialer struct {
 	mu       sync.Mutex
-	attempts int
-	done     sync.WaitGroup
+	attempts int // dial calls
+	returned int // dial calls that returned
 	plan     func(i int, ctx context.Context) (net.Conn, error)
 }
 
@@ -25,9 +25,12 @@ func (f *fakeDialer) dial(ctx context.Context, addr string) (net.Conn, error) {
 	f.mu.Lock()
 	i := f.attempts
 	f.attempts++
-	f.done.Add(1)
 	f.mu.Unlock()
-	defer f.done.Done()
+	defer func() {
+		f.mu.Lock()
+		f.returned++
+		f.mu.Unlock()
+	}()
 	return f.plan(i, ctx)
 }
 
@@ -54,15 +57,27 @@ func newTracked(id int) *trackedConn {
 
 // waitAll fails the test when some fake connect is still pending a second
 // after connectStaggered returned: every attempt must be cancelled.
+// A connect launched just before connectStaggered returned may not have
+// called dial yet, so all must have returned and stayed so for 50 ms.
 func (f *fakeDialer) waitAll(t *testing.T) {
 	t.Helper()
-	ch := make(chan struct{})
-	go func() { f.done.Wait(); close(ch) }()
-	select {
-	case <-ch:
-	case <-time.After(time.Second):
-		t.Fatal("connect attempts still pending after connectStaggered returned")
+	deadline := time.Now().Add(time.Second)
+	settled := time.Time{}
+	for time.Now().Before(deadline) {
+		f.mu.Lock()
+		idle := f.attempts == f.returned
+		f.mu.Unlock()
+		switch {
+		case !idle:
+			settled = time.Time{}
+		case settled.IsZero():
+			settled = time.Now()
+		case time.Since(settled) > 50*time.Millisecond:
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
+	t.Fatal("connect attempts still pending after connectStaggered returned")
 }
 
 func refused() error {
