@@ -377,7 +377,12 @@ func TestCPUChoice(t *testing.T) {
 		check     func(t *testing.T, c *libvirtxml.DomainCPU)
 	}{
 		{name: "kvm default is host-passthrough", dt: "kvm", wantMode: "host-passthrough"},
-		{name: "tcg default is never host-passthrough", dt: "qemu", wantMode: "maximum"},
+		{name: "tcg default is never host-passthrough, and has no 5-level paging", dt: "qemu", wantMode: "maximum",
+			check: func(t *testing.T, c *libvirtxml.DomainCPU) {
+				if len(c.Features) != 1 || c.Features[0].Name != "la57" || c.Features[0].Policy != "disable" {
+					t.Fatalf("features %+v, want la57 disabled", c.Features)
+				}
+			}},
 		{name: "named model", dt: "qemu", model: "Westmere", wantMode: "custom", wantModel: "Westmere"},
 		{name: "custom verbatim gets topology", dt: "qemu",
 			custom:   `<cpu mode="custom" match="exact"><model fallback="allow">Westmere</model><feature policy="optional" name="vmx"/></cpu>`,
