@@ -22,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	xssh "golang.org/x/crypto/ssh"
@@ -33,10 +32,10 @@ import (
 // yet stalls for the whole timeout, so connects are short and retried.
 const (
 	DefaultDialTimeout = 6 * time.Second
-	// connectAttempt bounds one SYN's wait inside DialTimeout: a fresh
-	// connect beats waiting for the kernel's SYN retransmits (1 s, then
-	// 3 s) when a guest was just restored from a snapshot or is busy.
-	connectAttempt          = time.Second
+	// connectStagger is how often Dial starts another connect while the
+	// earlier ones wait: a fresh SYN beats the kernel's retransmits (1 s,
+	// then 3 s) when a guest was just restored from a snapshot or is busy.
+	connectStagger          = 250 * time.Millisecond
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultUser             = "root"
 	DefaultPort             = "22"
@@ -161,32 +160,12 @@ func handshake(ctx context.Context, t Target, cfg *xssh.ClientConfig, raw net.Co
 	return &Client{target: t, conn: xssh.NewClient(c, chans, reqs)}, nil
 }
 
-// connect dials addr within total, retrying attempts that time out or find
-// no host (a guest that does not answer ARP yet, e.g. just restored from a
-// snapshot); a refused connection is an answer and returns at once.
+// connect dials addr within total: a connect every connectStagger, earlier
+// ones left pending (see connectStaggered), so a guest that does not answer
+// ARP yet (e.g. just restored from a snapshot) is reached as soon as it
+// does; a refused connection is an answer and returns at once.
 func connect(ctx context.Context, addr string, total time.Duration) (net.Conn, error) {
-	deadline := time.Now().Add(total)
-	for {
-		attempt := min(connectAttempt, time.Until(deadline))
-		d := net.Dialer{Timeout: attempt}
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err == nil {
-			return c, nil
-		}
-		var ne net.Error
-		transient := errors.Is(err, syscall.EHOSTUNREACH) || (errors.As(err, &ne) && ne.Timeout())
-		if ctx.Err() != nil || !transient || time.Until(deadline) <= 0 {
-			return nil, err
-		}
-		if !(errors.As(err, &ne) && ne.Timeout()) {
-			// An unreachable host answers at once: pace the retries.
-			select {
-			case <-ctx.Done():
-				return nil, err
-			case <-time.After(min(200*time.Millisecond, time.Until(deadline))):
-			}
-		}
-	}
+	return connectStaggered(ctx, tcpDial, addr, connectStagger, total)
 }
 
 func clientConfig(t Target) (*xssh.ClientConfig, error) {

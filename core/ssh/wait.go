@@ -126,9 +126,10 @@ func tcpDial(ctx context.Context, addr string) (net.Conn, error) {
 // connectStaggered starts a connect to addr at once and another every
 // `every`, leaving the earlier ones pending (at most maxPendingConnects),
 // and returns the first connection established; the others are cancelled
-// and any that still connect are closed. A refused connect is an answer
-// (nothing listens yet) and ends the round at once with its error, as does
-// ctx; otherwise the round ends after window with the last error.
+// and any that still connect are closed. Only a connect that timed out or
+// found no host (ARP unanswered) is worth waiting on: any other error (a
+// refusal: nothing listens yet) ends the round at once, as does ctx;
+// otherwise the round ends after window with the last error.
 func connectStaggered(ctx context.Context, dial dialFunc, addr string, every, window time.Duration) (net.Conn, error) {
 	rctx, cancel := context.WithTimeout(ctx, window)
 	type result struct {
@@ -169,8 +170,13 @@ func connectStaggered(ctx context.Context, dial dialFunc, addr string, every, wi
 				finish()
 				return r.c, nil
 			}
+			if ctx.Err() != nil {
+				finish()
+				return nil, ctx.Err()
+			}
 			last = r.err
-			if errors.Is(r.err, syscall.ECONNREFUSED) {
+			var ne net.Error
+			if !errors.Is(r.err, syscall.EHOSTUNREACH) && !(errors.As(r.err, &ne) && ne.Timeout()) && rctx.Err() == nil {
 				finish()
 				return nil, r.err
 			}

@@ -93,6 +93,7 @@ func TestConnectStaggered(t *testing.T) {
 		wantID     int  // attempt whose connection is returned; -1 for an error
 		wantRefuse bool // the error is the refusal
 		minTries   int
+		atOnce     bool // the round ends well before its window
 	}{
 		{
 			// The earlier SYNs were dropped (no address yet): they stay
@@ -118,7 +119,19 @@ func TestConnectStaggered(t *testing.T) {
 				<-ctx.Done()
 				return nil, ctx.Err()
 			},
-			wantID: -1, wantRefuse: true, minTries: 1,
+			wantID: -1, wantRefuse: true, minTries: 1, atOnce: true,
+		},
+		{
+			name:   "another error (no route) ends the round at once",
+			window: 5 * time.Second,
+			plan: func(i int, ctx context.Context) (net.Conn, error) {
+				if i == 0 {
+					return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ENETUNREACH)}
+				}
+				<-ctx.Done()
+				return nil, ctx.Err()
+			},
+			wantID: -1, minTries: 1, atOnce: true,
 		},
 		{
 			name:   "unreachable attempts go on until the window ends",
@@ -136,7 +149,11 @@ func TestConnectStaggered(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fakeDialer{plan: tt.plan}
+			began := time.Now()
 			c, err := connectStaggered(context.Background(), f.dial, "guest:22", every, tt.window)
+			if took := time.Since(began); tt.atOnce && took > time.Second {
+				t.Errorf("the round took %s, want it to end at once", took)
+			}
 			f.waitAll(t)
 			if tt.wantID >= 0 {
 				if err != nil {
