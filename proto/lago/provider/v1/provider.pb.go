@@ -1790,11 +1790,17 @@ func (x *ExportResponse) GetDiagnostics() []*v1.Diagnostic {
 type OwnedResource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// kind is "domain", "network", "volume" or "file".
-	Kind          string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	OwnerPrefix   string `protobuf:"bytes,3,opt,name=owner_prefix,json=ownerPrefix,proto3" json:"owner_prefix,omitempty"`
-	OwnerUuid     string `protobuf:"bytes,4,opt,name=owner_uuid,json=ownerUuid,proto3" json:"owner_uuid,omitempty"`
-	State         string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	Kind        string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name        string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	OwnerPrefix string `protobuf:"bytes,3,opt,name=owner_prefix,json=ownerPrefix,proto3" json:"owner_prefix,omitempty"`
+	OwnerUuid   string `protobuf:"bytes,4,opt,name=owner_uuid,json=ownerUuid,proto3" json:"owner_uuid,omitempty"`
+	State       string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	// owner_host and owner_uid are the host name and uid of the lago process
+	// that created the object, from its owner tag. Orphan cleanup never
+	// removes an object of another host or user: it cannot see their
+	// prefixes. Unset for objects tagged before they were recorded.
+	OwnerHost     string  `protobuf:"bytes,6,opt,name=owner_host,json=ownerHost,proto3" json:"owner_host,omitempty"`
+	OwnerUid      *uint32 `protobuf:"varint,7,opt,name=owner_uid,json=ownerUid,proto3,oneof" json:"owner_uid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1862,6 +1868,20 @@ func (x *OwnedResource) GetState() string {
 		return x.State
 	}
 	return ""
+}
+
+func (x *OwnedResource) GetOwnerHost() string {
+	if x != nil {
+		return x.OwnerHost
+	}
+	return ""
+}
+
+func (x *OwnedResource) GetOwnerUid() uint32 {
+	if x != nil && x.OwnerUid != nil {
+		return *x.OwnerUid
+	}
+	return 0
 }
 
 type SerialLogRequest struct {
@@ -2266,14 +2286,19 @@ const file_lago_provider_v1_provider_proto_rawDesc = "" +
 	"\bcompress\x18\x05 \x01(\bR\bcompress\"d\n" +
 	"\x0eExportResponse\x12\x14\n" +
 	"\x05paths\x18\x01 \x03(\tR\x05paths\x12<\n" +
-	"\vdiagnostics\x18\x02 \x03(\v2\x1a.lago.plugin.v1.DiagnosticR\vdiagnostics\"\x8f\x01\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1a.lago.plugin.v1.DiagnosticR\vdiagnostics\"\xde\x01\n" +
 	"\rOwnedResource\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
 	"\fowner_prefix\x18\x03 \x01(\tR\vownerPrefix\x12\x1d\n" +
 	"\n" +
 	"owner_uuid\x18\x04 \x01(\tR\townerUuid\x12\x14\n" +
-	"\x05state\x18\x05 \x01(\tR\x05state\"\x81\x01\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x12\x1d\n" +
+	"\n" +
+	"owner_host\x18\x06 \x01(\tR\townerHost\x12 \n" +
+	"\towner_uid\x18\a \x01(\rH\x00R\bownerUid\x88\x01\x01B\f\n" +
+	"\n" +
+	"_owner_uid\"\x81\x01\n" +
 	"\x10SerialLogRequest\x12*\n" +
 	"\x03env\x18\x01 \x01(\v2\x18.lago.provider.v1.EnvRefR\x03env\x12$\n" +
 	"\x02vm\x18\x02 \x01(\v2\x14.lago.provider.v1.VMR\x02vm\x12\x1b\n" +
@@ -2448,6 +2473,7 @@ func file_lago_provider_v1_provider_proto_init() {
 	if File_lago_provider_v1_provider_proto != nil {
 		return
 	}
+	file_lago_provider_v1_provider_proto_msgTypes[27].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
