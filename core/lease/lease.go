@@ -57,6 +57,49 @@ var ErrOutOfRange = errors.New("outside the leasable range 192.168.200.0-192.168
 type Store struct {
 	Dir         string
 	LockTimeout time.Duration
+
+	// syncDir, when set (by tests), replaces fsyncDir.
+	syncDir func(dir string) error
+}
+
+// fsyncDir flushes a folder's entries to disk. A rename or unlink is only
+// durable once its folder is synced: without it a crash can bring back a
+// released lease (harmless, its holder is gone) or lose a granted one,
+// after which another prefix is handed the subnet of a live network.
+func fsyncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// sync makes the changes to the store folder's entries durable.
+func (s *Store) sync() error {
+	do := s.syncDir
+	if do == nil {
+		do = fsyncDir
+	}
+	if err := do(s.Dir); err != nil {
+		return fmt.Errorf("sync lease store %s: %w", s.Dir, err)
+	}
+	return nil
+}
+
+// remove deletes a lease file (a missing one is fine) and syncs the
+// folder, so the release survives a crash.
+func (s *Store) remove(file string) error {
+	if err := os.Remove(file); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("release lease %s: %w", file, err)
+	}
+	return s.sync()
 }
 
 // Request asks for one subnet.
@@ -193,7 +236,9 @@ func live(path, uuid string) (bool, error) {
 	return strings.TrimSpace(string(data)) == strings.TrimSpace(uuid), nil
 }
 
-// write replaces a lease file atomically: a reader never sees half of it.
+// write replaces a lease file atomically: a reader never sees half of it,
+// and a crash after write returns never loses it (the file's data and the
+// folder entry of the rename are both synced).
 func (s *Store) write(octet int, uuidPath, uuid string) error {
 	p, _ := json.Marshal(uuidPath)
 	u, _ := json.Marshal(uuid)
@@ -220,6 +265,11 @@ func (s *Store) write(octet int, uuidPath, uuid string) error {
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write lease %s: %w", s.file(octet), err)
+	}
+	if err := s.sync(); err != nil {
+		// Not known to be durable: the caller must not count on it.
+		os.Remove(s.file(octet))
+		return err
 	}
 	return nil
 }
@@ -296,6 +346,12 @@ func (s *Store) AcquireN(ctx context.Context, uuidPath, uuid string, reqs []Requ
 	undo := func() {
 		for _, o := range written {
 			os.Remove(s.file(o))
+		}
+		if len(written) > 0 {
+			// Best effort: the error being returned matters more, and a
+			// lease that comes back after a crash is one its holder,
+			// whose init failed, releases on destroy.
+			_ = s.sync()
 		}
 	}
 	ours := func(e Entry) bool {
@@ -451,8 +507,8 @@ func (s *Store) ReleaseAll(ctx context.Context, uuidPath string) ([]netip.Prefix
 		if !exists || e.UUIDPath == "" || filepath.Clean(e.UUIDPath) != holder {
 			continue
 		}
-		if err := os.Remove(e.File); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return released, fmt.Errorf("release lease %s: %w", e.File, err)
+		if err := s.remove(e.File); err != nil {
+			return released, err
 		}
 		released = append(released, e.Subnet)
 	}
@@ -464,10 +520,7 @@ func (s *Store) releaseIfHeld(o int, holder string) error {
 	if !exists || e.UUIDPath == "" || filepath.Clean(e.UUIDPath) != holder {
 		return nil
 	}
-	if err := os.Remove(e.File); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("release lease %s: %w", e.File, err)
-	}
-	return nil
+	return s.remove(e.File)
 }
 
 // List returns every lease file in the store, by subnet, with whether its

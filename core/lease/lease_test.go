@@ -246,7 +246,7 @@ func TestAcquireNExplicitFirst(t *testing.T) {
 	if !errors.Is(err, ErrTaken) {
 		t.Fatalf("got %v, want ErrTaken", err)
 	}
-	entries, _ := s.List(ctx)
+	entries := mustList(t, s)
 	if len(entries) != 3 {
 		t.Fatalf("%d leases after failed AcquireN, want 3", len(entries))
 	}
@@ -286,7 +286,7 @@ func TestRelease(t *testing.T) {
 	if len(got) != 2 || got[0] != mine[1].Subnet || got[1] != mine[2].Subnet {
 		t.Fatalf("ReleaseAll released %v, want %v %v", got, mine[1].Subnet, mine[2].Subnet)
 	}
-	entries, _ := s.List(ctx)
+	entries := mustList(t, s)
 	if len(entries) != 1 || entries[0].UUIDPath != other {
 		t.Fatalf("store after release: %+v", entries)
 	}
@@ -313,7 +313,7 @@ func TestReadsOriginalAndBrokenLeases(t *testing.T) {
 	if l.Subnet != Subnet(201) {
 		t.Fatalf("got %v, want the broken lease 201 taken over", l.Subnet)
 	}
-	entries, _ := s.List(ctx)
+	entries := mustList(t, s)
 	if len(entries) != 3 || !entries[0].Live || entries[2].Err == nil {
 		t.Fatalf("entries %+v", entries)
 	}
@@ -378,7 +378,7 @@ func TestAcquireNeedsHolderFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), missing) {
 		t.Fatalf("missing holder file: %v", err)
 	}
-	if entries, _ := s.List(context.Background()); len(entries) != 0 {
+	if entries := mustList(t, s); len(entries) != 0 {
 		t.Fatalf("refused acquisitions left leases: %+v", entries)
 	}
 }
