@@ -302,6 +302,9 @@ func (a *app) loadConfig(cmd *cobra.Command) error {
 		return err
 	}
 	a.cfg = cfg
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(a.stderr, "lago: warning: %s\n", w)
+	}
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/lago-go/lago/core/config"
 	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/output"
 	"github.com/lago-go/lago/core/pluginhost/discovery"
@@ -95,6 +96,11 @@ func (a *app) forward(prestartProvider bool) error {
 	argv := append([]string{os.Args[0]}, a.args...)
 	// A stale variable must never reach the engine, prestart or not.
 	environ := prestart.ExecEnviron(a.environ, "")
+	if a.cfg != nil {
+		// The engine loads the configuration again; its warnings were
+		// printed here.
+		environ = append(environ, config.WarnedEnv+"=1")
+	}
 	var ps *prestart.Process
 	if prestartProvider {
 		// The plugin's parent-death signal is tied to the thread that

@@ -287,6 +287,24 @@ func TestGenerateConfig(t *testing.T) {
 	}
 }
 
+// TestEnvWarning: a LAGO__ variable naming no key (the original's
+// LAGO__START__WAIT_SUSPEND, a typo) does not fail the command; each is
+// named once on stderr.
+func TestEnvWarning(t *testing.T) {
+	r := runCLI(t, nil, nil, []string{"LAGO__START__WAIT_SUSPEND=1.0", "LAGO__INIT__TEMPLATE_STOR=/x"}, "generate-config")
+	if r.code != 0 {
+		t.Fatalf("code %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"lago: warning: environment LAGO__START__WAIT_SUSPEND: wait_suspend has no effect",
+		`lago: warning: environment LAGO__INIT__TEMPLATE_STOR: unknown key "template_stor" in [init]; did you mean template_store?; ignored`,
+	} {
+		if n := strings.Count(r.stderr, want); n != 1 {
+			t.Errorf("stderr has %q %d times, want once:\n%s", want, n, r.stderr)
+		}
+	}
+}
+
 func TestPluginVerbs(t *testing.T) {
 	host := newFakeHost()
 	r := runCLI(t, host, nil, nil, "--help")

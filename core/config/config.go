@@ -7,7 +7,10 @@
 // --verbose` can name the file and line, the variable or the flag.
 //
 // Files are INI as the original Lago wrote them. An unknown section or key
-// is an error with a suggestion, never silently ignored.
+// in a file is an error with a suggestion, never silently ignored. The
+// environment is not a configuration file: a LAGO__SECTION__KEY naming no
+// key is a warning (see Config.Warnings), because CI jobs export variables
+// for every program they run, including the original's keys.
 package config
 
 import (
@@ -16,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,6 +121,8 @@ type Config struct {
 	keys   []Key
 	values map[string]Value // by Key.ID(), including [plugins] and [provider X]
 	files  []string
+	// warnings are this Load's new warnings; see Warnings.
+	warnings []string
 }
 
 // Options say where Load reads from. The zero value reads nothing but the
@@ -202,6 +208,33 @@ type loader struct {
 	section map[string]bool
 	origin  map[string]Source
 	files   []string
+	// warnings are the problems Load accepts but reports.
+	warnings []string
+	// quiet is set when the parent process gave the warnings (WarnedEnv).
+	quiet bool
+}
+
+// WarnedEnv is set to "1" by a lago process in the environment of the
+// lago process it execs (the front-end for its engine, which loads the
+// same configuration again): the warnings were given already, so that
+// Load records none and the user reads each once per command.
+const WarnedEnv = "LAGO_CONFIG_WARNED"
+
+// warned records, by variable name (or other subject), the warnings this
+// process has already given, so a front-end that loads the configuration
+// more than once per command still warns once.
+var warned sync.Map
+
+// warn records a warning about subject (such as an environment variable
+// name) unless this process already gave one about it.
+func (ld *loader) warn(subject, format string, args ...any) {
+	if ld.quiet {
+		return
+	}
+	if _, dup := warned.LoadOrStore(subject, true); dup {
+		return
+	}
+	ld.warnings = append(ld.warnings, fmt.Sprintf(format, args...))
 }
 
 // mapProvider feeds one layer to koanf.
@@ -264,6 +297,7 @@ func Load(opts Options) (*Config, error) {
 	for _, s := range opts.Sections {
 		ld.section[s] = true
 	}
+	ld.quiet = slices.Contains(opts.Environ, WarnedEnv+"=1")
 
 	defaults := newLayer()
 	for _, k := range ld.order {
@@ -410,8 +444,12 @@ func (ld *loader) checkKey(section, key string) string {
 // envLayer turns LAGO_KEY into [lago] key and LAGO__SECTION__KEY into
 // [section] key. LAGO_ names that are no [lago] key are left alone: the
 // environment also carries LAGO_CONFIG, LAGO_PLUGIN_PATH and the variables
-// lago sets for init files. A LAGO__ name is unambiguously meant as
-// configuration, so an unknown one is an error.
+// lago sets for init files. A LAGO__ name that names no key (unknown
+// section, key or provider instance, or no SECTION__KEY form) is skipped
+// with a warning rather than an error: the environment is inherited by
+// every command of a CI job, whose scripts also set the original's keys
+// (LAGO__START__WAIT_SUSPEND), and failing every command on it would make
+// lago unusable there. A bad value of a key we have stays an error.
 func (ld *loader) envLayer(environ []string) (*layer, error) {
 	l := newLayer()
 	sorted := append([]string(nil), environ...)
@@ -426,14 +464,16 @@ func (ld *loader) envLayer(environ []string) (*layer, error) {
 		if rest, ok := strings.CutPrefix(name, "LAGO__"); ok {
 			s, k, ok := strings.Cut(rest, "__")
 			if !ok || s == "" || k == "" {
-				return nil, errs.Userf("environment %s: want LAGO__SECTION__KEY", name)
+				ld.warn(name, "environment %s: want LAGO__SECTION__KEY; ignored", name)
+				continue
 			}
 			section, key = strings.ToLower(s), strings.ToLower(k)
 			if inst, ok := strings.CutPrefix(section, SectionProvider+"_"); ok {
 				pname, found := ld.providerByEnvName(inst)
 				if !found {
-					return nil, errs.Userf("environment %s: no [provider NAME] instance is called %q (known: %s)",
+					ld.warn(name, "environment %s: no [provider NAME] instance is called %q (known: %s); ignored",
 						name, inst, strings.Join(ld.providerNames(), ", "))
+					continue
 				}
 				section = SectionProvider + " " + pname
 			}
@@ -443,7 +483,8 @@ func (ld *loader) envLayer(environ []string) (*layer, error) {
 				key = strings.ReplaceAll(key, "_", "-")
 			}
 			if msg := ld.checkKey(section, key); msg != "" {
-				return nil, errs.Userf("environment %s: %s", name, msg)
+				ld.warn(name, "environment %s: %s; ignored", name, msg)
+				continue
 			}
 		} else {
 			section, key = SectionLago, strings.ToLower(strings.TrimPrefix(name, "LAGO_"))
@@ -556,6 +597,11 @@ func (ld *loader) build() (*Config, error) {
 		// checkValue already vetted every built-in key; this is a bug.
 		return nil, fmt.Errorf("convert configuration: %w", err)
 	}
+	if v := c.values["start.wait_suspend"]; v.Source.Kind != FromDefault {
+		if d, _ := ParseDuration(v.Value); d > 0 {
+			ld.warn("start.wait_suspend", "%s: wait_suspend has no effect in this lago: VMs are started running, not paused and resumed after %s", v.Source, d)
+		}
+	}
 	if c.StartParallelism < 0 {
 		return nil, errs.Userf("%s: start parallelism must be 0 (all at once) or more, got %d", c.values["start.parallelism"].Source, c.StartParallelism)
 	}
@@ -606,6 +652,7 @@ func (ld *loader) build() (*Config, error) {
 		return nil, errs.Userf("%s: default_vm_provider %q names no provider instance (known: %s)",
 			c.values["lago.default_vm_provider"].Source, c.DefaultVMProvider, strings.Join(sortedKeys(c.Providers), ", "))
 	}
+	c.warnings = ld.warnings
 	return c, nil
 }
 
@@ -713,6 +760,12 @@ func (c *Config) Provider(name string) (ProviderInstance, error) {
 	}
 	return p, nil
 }
+
+// Warnings returns what Load accepted but the user should hear about:
+// environment variables naming no key (ignored) and keys kept only for
+// compatibility (ignored). Each is returned once per process, by the
+// first Load that meets it; the caller prints them.
+func (c *Config) Warnings() []string { return append([]string(nil), c.warnings...) }
 
 // Files returns the configuration files that were read, in order.
 func (c *Config) Files() []string { return append([]string(nil), c.files...) }

@@ -130,12 +130,9 @@ func TestEnvNames(t *testing.T) {
 		{"provider instance", []string{"LAGO__PROVIDER_LOCAL_LIBVIRT__DOMAIN_TYPE=qemu"}, func(c *Config) bool {
 			return c.Providers["local-libvirt"].Settings["domain_type"] == "qemu"
 		}, ""},
-		{"unknown provider instance", []string{"LAGO__PROVIDER_REMOTE__LIBVIRT_URL=x"}, nil, `environment LAGO__PROVIDER_REMOTE__LIBVIRT_URL: no [provider NAME] instance is called "remote" (known: local-libvirt)`},
 		{"unrelated LAGO_ ignored", []string{"LAGO_PLUGIN_PATH=/x", "LAGO_CONFIG=", "LAGOX=1"}, func(c *Config) bool { return true }, ""},
-		{"unknown double underscore key", []string{"LAGO__INIT__TEMPLATE_STOR=/x"}, nil, `environment LAGO__INIT__TEMPLATE_STOR: unknown key "template_stor" in [init]; did you mean template_store?`},
-		{"unknown section", []string{"LAGO__INTI__X=1"}, nil, "unknown section [inti]; did you mean [init]?"},
-		{"malformed", []string{"LAGO__INIT=1"}, nil, "want LAGO__SECTION__KEY"},
 		{"bad value", []string{"LAGO_SSH_TRIES=many"}, nil, `environment LAGO_SSH_TRIES: invalid value "many" for ssh_tries`},
+		{"bad value of a compatibility key", []string{"LAGO__START__WAIT_SUSPEND=soon"}, nil, `environment LAGO__START__WAIT_SUSPEND: invalid value "soon" for wait_suspend in [start]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,6 +156,112 @@ func TestEnvNames(t *testing.T) {
 	}
 }
 
+// resetWarned forgets the warnings this test process has given, so each
+// case sees its own.
+func resetWarned(t *testing.T) {
+	t.Helper()
+	warned.Clear()
+	t.Cleanup(warned.Clear)
+}
+
+// TestEnvWarnings checks that a LAGO__ variable naming no key is skipped
+// with one warning naming it (the environment is not a configuration
+// file), while the rest of the environment still applies.
+func TestEnvWarnings(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    []string // the warnings, in order
+	}{
+		{"unknown key", []string{"LAGO__INIT__TEMPLATE_STOR=/x"},
+			[]string{`environment LAGO__INIT__TEMPLATE_STOR: unknown key "template_stor" in [init]; did you mean template_store?; ignored`}},
+		{"unknown section", []string{"LAGO__INTI__X=1"},
+			[]string{"environment LAGO__INTI__X: unknown section [inti]; did you mean [init]?; ignored"}},
+		{"malformed", []string{"LAGO__INIT=1"},
+			[]string{"environment LAGO__INIT: want LAGO__SECTION__KEY; ignored"}},
+		{"unknown provider instance", []string{"LAGO__PROVIDER_REMOTE__LIBVIRT_URL=x"},
+			[]string{`environment LAGO__PROVIDER_REMOTE__LIBVIRT_URL: no [provider NAME] instance is called "remote" (known: local-libvirt); ignored`}},
+		{"wait_suspend of the original", []string{"LAGO__START__WAIT_SUSPEND=1.0"},
+			[]string{"environment LAGO__START__WAIT_SUSPEND: wait_suspend has no effect in this lago: VMs are started running, not paused and resumed after 1s"}},
+		{"wait_suspend zero is silent", []string{"LAGO__START__WAIT_SUSPEND=0"}, nil},
+		{"known keys are silent", []string{"LAGO__START__TIMEOUT=90s", "LAGO_SSH_TRIES=5"}, nil},
+		{"several, sorted by name", []string{"LAGO__ZZZ__A=1", "LAGO__AAA__B=2"}, []string{
+			"environment LAGO__AAA__B: unknown section [aaa] (known: ",
+			"environment LAGO__ZZZ__A: unknown section [zzz] (known: ",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resetWarned(t)
+			env := append([]string{"LAGO_SSH_USER=fromenv"}, tt.environ...)
+			c, err := Load(Options{Environ: env})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.SSHUser != "fromenv" {
+				t.Errorf("the rest of the environment was not applied: ssh_user = %q", c.SSHUser)
+			}
+			got := c.Warnings()
+			if len(got) != len(tt.want) {
+				t.Fatalf("warnings = %q, want %q", got, tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(got[i], w) {
+					t.Errorf("warning %d = %q, want %q", i, got[i], w)
+				}
+			}
+			// Once per process: a second load (the CLI loads more than
+			// once for some commands) does not repeat them.
+			c2, err := Load(Options{Environ: env})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := c2.Warnings(); len(w) != 0 {
+				t.Errorf("second Load warned again: %q", w)
+			}
+		})
+	}
+}
+
+// TestEnvWarningsGivenByParent: the engine the front-end execs loads the
+// same configuration; WarnedEnv keeps it from warning a second time.
+func TestEnvWarningsGivenByParent(t *testing.T) {
+	resetWarned(t)
+	c, err := Load(Options{Environ: []string{"LAGO__NOPE__X=1", WarnedEnv + "=1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("warnings = %q, want none", w)
+	}
+}
+
+// TestWaitSuspendInFile: the compatibility key is accepted in a file too,
+// named by file and line in its notice, and left out of generate-config
+// while unset.
+func TestWaitSuspendInFile(t *testing.T) {
+	resetWarned(t)
+	p := writeFile(t, t.TempDir(), "lago.conf", "[start]\nwait_suspend = 2.5\n")
+	c, err := Load(Options{Files: []string{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.HasPrefix(w[0], p+":2: wait_suspend has no effect") {
+		t.Errorf("warnings = %q", w)
+	}
+	d, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := d.WriteINI(&buf, false); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "wait_suspend") {
+		t.Errorf("generate-config shows the unset compatibility key:\n%s", buf.String())
+	}
+}
+
 func TestFileErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -176,6 +279,7 @@ func TestFileErrors(t *testing.T) {
 		{"bad int", "[lago]\nssh_tries = lots\n", `2: invalid value "lots" for ssh_tries in [lago]`},
 		{"bad choice", "[lago]\nloglevel = debag\n", `2: invalid value "debag" for loglevel in [lago]: want one of debug, info, warning, error; did you mean debug?`},
 		{"bad bool", "[init]\nskip_build = maybe\n", `2: invalid value "maybe" for skip_build`},
+		{"unknown key in [start]", "[start]\nwait_suspnd = 1\n", `2: unknown key "wait_suspnd" in [start]; did you mean wait_suspend?`},
 		{"provider without plugin", "[provider remote]\nlibvirt_url = qemu+tcp://127.0.0.1/system\n", `2: [provider remote] needs`},
 		{"provider without name", "[provider]\n", `1: section [provider] needs an instance name`},
 		{"bad pin", "[plugins]\nprovider-libvirt = abc\n", `2: pin of plugin "provider-libvirt" must be a sha256`},
@@ -332,6 +436,7 @@ output-json = `+strings.Repeat("0f", 32)+`
 func sameConfig(a, b *Config) bool {
 	ta, tb := *a, *b
 	ta.keys, tb.keys, ta.values, tb.values, ta.files, tb.files = nil, nil, nil, nil, nil, nil
+	ta.warnings, tb.warnings = nil, nil
 	for n, p := range ta.Providers {
 		p.Source = Source{}
 		ta.Providers[n] = p

@@ -114,6 +114,11 @@ var builtinKeys = []Key{
 		Help: "how many VMs to start at once; 0 means all"},
 	{Section: SectionStart, Name: "no_wait", Type: TypeBool, Default: "False", Flag: "no-wait",
 		Help: "do not wait for the VMs to answer ssh"},
+	// The original's CI users set LAGO__START__WAIT_SUSPEND (start each
+	// VM paused, wait that long, resume it). The provider contract has no
+	// paused start, so it is accepted and ignored, with a notice.
+	{Section: SectionStart, Name: "wait_suspend", Type: TypeDuration, Default: "0", Hidden: true,
+		Help: "accepted for compatibility and ignored: the original started each VM paused, waited this long (seconds) and resumed it"},
 }
 
 // BuiltinKeys returns the keys of [lago], [init] and [start]. The CLI
