@@ -12,11 +12,16 @@ MODULES := proto sdk core cmd/lago $(addprefix plugins/,$(PLUGINS))
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/lago-go/lago/core/version.Version=$(VERSION) -X main.version=$(VERSION)
 
-.PHONY: all build plugins test e2e bench proto proto-check lint install clean tools check deps
+.PHONY: all build builddeps plugins test e2e bench proto proto-check lint install clean tools check deps
 
 all: build
 
-build: bin/lago plugins
+build: builddeps bin/lago plugins
+
+# builddeps fails in one line, before any compiler error, when a package the
+# cgo parts need (libvirt's headers, pkg-config, gcc) is missing.
+builddeps:
+	@bash scripts/builddeps.sh
 
 # bin/lago is the light front-end (help, completion, config, plugin list;
 # no gRPC linked, static, fast to start); it execs libexec/lago/lago-engine,
@@ -26,7 +31,7 @@ bin/lago: FORCE
 	cd cmd/lago && CGO_ENABLED=0 $(GO) build -trimpath -tags lagolight -ldflags '$(LDFLAGS)' -o $(CURDIR)/bin/lago .
 	cd cmd/lago && $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(CURDIR)/libexec/lago/lago-engine .
 
-plugins:
+plugins: builddeps
 	@mkdir -p libexec/lago/plugins
 	@for p in $(PLUGINS); do \
 	  echo "build lago-plugin-$$p"; \
@@ -54,6 +59,7 @@ proto-check: proto
 lint:
 	@bad=$$(gofmt -l $(MODULES)); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+	@for m in $(MODULES); do (cd $$m && $(GO) mod tidy -diff >/dev/null) || { echo "$$m/go.mod is not tidy: run (cd $$m && go mod tidy)"; exit 1; }; done
 
 # test runs every module's unit and in-process plugin tests with the race detector.
 test: build
