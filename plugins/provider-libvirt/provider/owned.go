@@ -42,14 +42,16 @@ func listOwned(c Conn, cfg settings) ([]*providerv1.OwnedResource, error) {
 	if err != nil {
 		return nil, errorDiag("cannot list libvirt domains", err)
 	}
-	prefixes := map[string]string{}
+	// Volumes carry no tag: they get the owner of a domain or network of
+	// their environment, or none.
+	owners := map[string]ownerTag{}
 	for _, d := range doms {
 		o, ok := ownerOfDomain(d.XML)
 		if !ok {
 			continue
 		}
-		prefixes[o.UUID] = o.Prefix
-		out = append(out, &providerv1.OwnedResource{Kind: KindDomain, Name: d.Name, OwnerPrefix: o.Prefix, OwnerUuid: o.UUID, State: stateWord(d.State)})
+		owners[o.UUID] = o
+		out = append(out, ownedResource(KindDomain, d.Name, o, stateWord(d.State)))
 	}
 	nets, err := c.ListNetworks()
 	if err != nil {
@@ -60,12 +62,12 @@ func listOwned(c Conn, cfg settings) ([]*providerv1.OwnedResource, error) {
 		if !ok {
 			continue
 		}
-		prefixes[o.UUID] = o.Prefix
+		owners[o.UUID] = o
 		st := "down"
 		if n.Active {
 			st = "up"
 		}
-		out = append(out, &providerv1.OwnedResource{Kind: KindNetwork, Name: n.Name, OwnerPrefix: o.Prefix, OwnerUuid: o.UUID, State: st})
+		out = append(out, ownedResource(KindNetwork, n.Name, o, st))
 	}
 	if cfg.Remote {
 		vols, err := c.ListVolumes(cfg.Pool)
@@ -77,7 +79,11 @@ func listOwned(c Conn, cfg settings) ([]*providerv1.OwnedResource, error) {
 			if !ok {
 				continue
 			}
-			out = append(out, &providerv1.OwnedResource{Kind: KindVolume, Name: v, OwnerPrefix: prefixes[uuid], OwnerUuid: uuid})
+			o, ok := owners[uuid]
+			if !ok {
+				o = ownerTag{UUID: uuid}
+			}
+			out = append(out, ownedResource(KindVolume, v, o, ""))
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -87,6 +93,12 @@ func listOwned(c Conn, cfg settings) ([]*providerv1.OwnedResource, error) {
 		return out[i].Name < out[j].Name
 	})
 	return out, nil
+}
+
+// ownedResource describes an object tagged with o.
+func ownedResource(kind, name string, o ownerTag, state string) *providerv1.OwnedResource {
+	return &providerv1.OwnedResource{Kind: kind, Name: name, OwnerPrefix: o.Prefix, OwnerUuid: o.UUID,
+		OwnerHost: o.Host, OwnerUid: o.uid(), State: state}
 }
 
 // volumeOwner parses lago-<uuid>-<rest>; template volumes are nobody's.
