@@ -18,6 +18,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=judge.sh
+. "$here/judge.sh"
 repo="$(e2e_repo_root)"
 cd "$repo"
 e2e_require_root
@@ -105,6 +107,8 @@ if [ "${E2E_REMOTE:-1}" = 1 ]; then
 		e2e_log "remote libvirtd: $remote_url"
 	else
 		e2e_log "remote libvirtd did not start (log: $log_dir/remote-libvirtd.log); remote tests will fail"
+		result[remote-libvirtd]="FAIL (did not start, $log_dir/remote-libvirtd.log)"
+		status=1
 		remote_url=""
 	fi
 fi
@@ -122,6 +126,11 @@ export LAGO_E2E_NETNS="$E2E_NS"
 export LAGO_E2E_REMOTE_URL="$remote_url"
 export LAGO_LIBVIRT_TEST_URI="$E2E_URI"
 export LAGO_LIBVIRT_TEST_REMOTE_URI="$remote_url"
+export LAGO_LIBVIRT_TEST_STRICT=1
+if [ "${E2E_REMOTE:-1}" = 1 ]; then
+	# The remote-mode test must not fall back to the local daemon.
+	export LAGO_LIBVIRT_TEST_REQUIRE_REMOTE=1
+fi
 export LAGO_LIBVIRT_TEST_DIR="$E2E_ROOT/work"
 LAGO_LIBVIRT_TEST_TEMPLATE="$(dirname "$template_repo")/tiny.qcow2"
 export LAGO_LIBVIRT_TEST_TEMPLATE
@@ -149,14 +158,8 @@ run_suite() {
 	fi
 	e2e_log "== $name: running in netns $E2E_NS"
 	(cd "$dir" && e2e_in_ns go test -race -count=1 -v "$@") 2>&1 | tee "$log_dir/$name.log" || rc=$?
-	local pass fail skip
-	pass=$(grep -c -- '^\s*--- PASS' "$log_dir/$name.log" || true)
-	fail=$(grep -c -- '^\s*--- FAIL' "$log_dir/$name.log" || true)
-	skip=$(grep -c -- '^\s*--- SKIP' "$log_dir/$name.log" || true)
-	if [ "$rc" -eq 0 ]; then
-		result[$name]="PASS ($pass passed, $skip skipped)"
-	else
-		result[$name]="FAIL ($fail failed, $pass passed, $skip skipped)"
+	if ! result[$name]="$(e2e_judge "$rc" "$log_dir/$name.log")"; then
+		grep -B1 -A3 -- '^\s*--- SKIP' "$log_dir/$name.log" | sed 's/^/  /' >&2 || true
 		status=1
 	fi
 }

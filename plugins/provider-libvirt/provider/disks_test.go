@@ -16,7 +16,7 @@ import (
 func needQemuImg(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("qemu-img"); err != nil {
-		t.Skip("qemu-img not installed: install qemu-utils to run disk tests")
+		skipOrFail(t, "qemu-img not installed: install qemu-utils to run disk tests")
 	}
 }
 

@@ -30,6 +30,11 @@ import (
 //	LAGO_LIBVIRT_TEST_DIR          folder for disks and logs (default /var/tmp)
 //	LAGO_LIBVIRT_TEST_REMOTE_URI   a libvirtd that cannot see our files
 //	                               (test/e2e/remote-libvirtd.sh)
+//	LAGO_LIBVIRT_TEST_STRICT=1     what would skip fails instead (the e2e
+//	                               runner sets it: a skip there is a gap)
+//	LAGO_LIBVIRT_TEST_REQUIRE_REMOTE=1
+//	                               the remote-mode test fails instead of
+//	                               falling back to the local libvirtd
 //
 // Every object is created under a random test uuid and removed with
 // RemoveOwned in t.Cleanup.
@@ -38,9 +43,22 @@ func integrationURI(t *testing.T) string {
 	t.Helper()
 	uri := os.Getenv("LAGO_LIBVIRT_TEST_URI")
 	if uri == "" {
-		t.Skip("LAGO_LIBVIRT_TEST_URI is not set: skipping tests against a real libvirtd (e.g. LAGO_LIBVIRT_TEST_URI=qemu:///system)")
+		skipOrFail(t, "LAGO_LIBVIRT_TEST_URI is not set: skipping tests against a real libvirtd (e.g. LAGO_LIBVIRT_TEST_URI=qemu:///system)")
 	}
 	return uri
+}
+
+// strictTests reports whether the e2e runner asked that nothing be skipped.
+func strictTests() bool { return os.Getenv("LAGO_LIBVIRT_TEST_STRICT") == "1" }
+
+// skipOrFail skips a test whose prerequisite is missing, except under the
+// e2e runner, where a missing prerequisite is a broken harness and fails.
+func skipOrFail(t *testing.T, why string) {
+	t.Helper()
+	if strictTests() {
+		t.Fatal(why + " (LAGO_LIBVIRT_TEST_STRICT=1: the e2e runner must provide it)")
+	}
+	t.Skip(why)
 }
 
 func randomUUID(t *testing.T) string {
@@ -195,6 +213,9 @@ func TestIntegrationRemoteMode(t *testing.T) {
 	uri := os.Getenv("LAGO_LIBVIRT_TEST_REMOTE_URI")
 	config := map[string]string{SettingURL: uri}
 	if uri == "" {
+		if os.Getenv("LAGO_LIBVIRT_TEST_REQUIRE_REMOTE") == "1" {
+			t.Fatal("LAGO_LIBVIRT_TEST_REQUIRE_REMOTE=1 but LAGO_LIBVIRT_TEST_REMOTE_URI is empty: the remote libvirtd did not start (see remote-libvirtd.log)")
+		}
 		uri = integrationURI(t)
 		config = map[string]string{SettingURL: uri, SettingRemote: "yes"}
 	}
