@@ -136,6 +136,7 @@ func (d *decoder) decodeDomain(vi *vmInfo) {
 	}
 	if v := n.get("cpu_custom"); v != nil {
 		if d.wantMap(v, path+".cpu_custom", "cpu_custom, the <cpu> element written as a mapping") {
+			d.checkCPUCustom(v, path+".cpu_custom", "cpu")
 			vm.CPUCustom, _ = toAny(v).(map[string]any)
 		}
 		if n.get("cpu_model") != nil {
@@ -196,6 +197,51 @@ func (d *decoder) decodeDomain(vi *vmInfo) {
 	strField("distro", &vm.Distro)
 	if v := n.get("metadata"); v != nil {
 		d.decodeMetadata(vm, v, path+".metadata")
+	}
+}
+
+// cpuCustomKeys lists, for the elements of libvirt's <cpu> (domain XML,
+// "CPU model and topology") whose content is fixed, the attributes
+// ('@name'), text ('#text') and child elements they may hold, by element
+// path. libvirt ignores what it does not know in there, so a misspelt key
+// such as topolgy or '@cores ' would silently give the guest another CPU;
+// elements not listed here (distances, a NUMA cell's cache, interconnects)
+// are passed on unchecked.
+var cpuCustomKeys = map[string][]string{
+	"cpu": {"@mode", "@match", "@check", "@migratable", "@deprecated_features",
+		"model", "vendor", "topology", "cache", "feature", "numa", "maxphysaddr"},
+	"cpu.model":       {"@fallback", "@vendor_id", "#text"},
+	"cpu.vendor":      {"#text"},
+	"cpu.topology":    {"@sockets", "@dies", "@clusters", "@cores", "@threads"},
+	"cpu.cache":       {"@level", "@mode"},
+	"cpu.feature":     {"@policy", "@name"},
+	"cpu.maxphysaddr": {"@mode", "@bits", "@limit"},
+	"cpu.numa":        {"cell", "interconnects"},
+	"cpu.numa.cell":   {"@id", "@cpus", "@memory", "@unit", "@memAccess", "@discard", "distances", "cache"},
+}
+
+// checkCPUCustom checks the keys of cpu_custom's element at elem (a path
+// of cpuCustomKeys) and of its known children. A list repeats the element
+// (feature, cell); a scalar is the element's text.
+func (d *decoder) checkCPUCustom(n *node, path, elem string) {
+	allowed, known := cpuCustomKeys[elem]
+	if !known {
+		return
+	}
+	switch n.kind {
+	case kSeq:
+		for i, it := range n.items {
+			d.checkCPUCustom(it, fmt.Sprintf("%s[%d]", path, i), elem)
+		}
+		return
+	case kScalar:
+		return
+	}
+	d.checkKeys(n, path, allowed)
+	for i, k := range n.keys {
+		if !strings.HasPrefix(k.value, "@") && k.value != "#text" {
+			d.checkCPUCustom(n.vals[i], joinPath(path, k.value), elem+"."+k.value)
+		}
 	}
 }
 
