@@ -3,8 +3,11 @@ package provider
 import (
 	"crypto/sha1"
 	"encoding/hex"
+	"fmt"
 	"regexp"
 	"strings"
+
+	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
 )
 
 // Name limits kept from the original Lago: network names fit in 15
@@ -69,9 +72,43 @@ var unsafeVolChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // alone (volumes carry no metadata).
 func volumeOwnerPrefix(uuid string) string { return "lago-" + uuid + "-" }
 
-// diskVolumeName is the remote volume of a VM disk.
+// diskVolumeName is the remote volume of a VM disk. It is computed, not
+// recorded, each time a disk is pushed or a domain defined, so it must not
+// change between versions: environments made earlier keep their volumes.
+// Since both names may contain '-', two disks can get the same name (vm
+// a-b disk c and vm a disk b-c); ValidateSpec refuses such environments
+// (see diskVolumeCollisions).
 func diskVolumeName(uuid, vm, disk, format string) string {
 	return volumeOwnerPrefix(uuid) + unsafeVolChars.ReplaceAllString(vm+"-"+disk, "_") + "." + volExt(format)
+}
+
+// volumeCollision is a disk whose remote volume would be another's.
+type volumeCollision struct {
+	VM      string // the VM of the later disk, for the diagnostic's attribute
+	Summary string
+}
+
+// diskVolumeCollisions lists the disks of vms (one environment) whose
+// remote volume name another disk already has, each naming both disks.
+// Sharing a volume would make two VMs write one disk.
+func diskVolumeCollisions(uuid string, vms []*providerv1.VM) []volumeCollision {
+	type owner struct{ vm, disk string }
+	seen := map[string]owner{}
+	var out []volumeCollision
+	for _, vm := range vms {
+		for _, d := range vm.GetDisks() {
+			name := diskVolumeName(uuid, vm.GetName(), d.GetName(), diskFormat(d))
+			first, dup := seen[name]
+			if !dup {
+				seen[name] = owner{vm.GetName(), d.GetName()}
+				continue
+			}
+			out = append(out, volumeCollision{VM: vm.GetName(), Summary: fmt.Sprintf(
+				"disk '%s' of vm '%s' and disk '%s' of vm '%s' would share the remote volume %s, as volumes are named <vm>-<disk>: rename one of the disks or VMs",
+				d.GetName(), vm.GetName(), first.disk, first.vm, name)})
+		}
+	}
+	return out
 }
 
 // serialVolumeName is the file a remote VM's serial console is logged to,

@@ -392,6 +392,11 @@ func (p *Provider) ValidateSpec(ctx context.Context, env *providerv1.EnvRef, net
 			bad(attr, "invalid VM", err)
 		}
 	}
+	if cfg.Remote {
+		for _, c := range diskVolumeCollisions(env.GetUuid(), vms) {
+			bad("domains."+c.VM, c.Summary, nil)
+		}
+	}
 	return withWarnings(warns, diags.Err())
 }
 
