@@ -347,6 +347,7 @@ func (d *decoder) decodeRoot(root *node) *Config {
 		d.errorf(dn, "domains", "empty: define at least one VM")
 	}
 	d.checkNetwork(cfg, nets, vms)
+	d.checkCollisions(vms)
 	for _, n := range nets {
 		cfg.Nets = append(cfg.Nets, n.net)
 	}
