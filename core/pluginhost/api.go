@@ -29,18 +29,27 @@ type Options struct {
 	// SearchPath overrides the discovery folders (DefaultSearchPath).
 	SearchPath []string
 	// Pins maps a plugin name to the sha256 (hex) its binary must have;
-	// checked at discovery and again by go-plugin when the binary starts.
+	// checked at discovery and again, on the file that runs, when the
+	// binary starts. A pinned plugin is never reattached
+	// (ErrReattachPinned).
 	Pins map[string]string
 	// CacheFile stores describe results keyed by path, size and mtime
 	// (default discovery.DefaultCacheFile(); "-" disables the cache).
 	CacheFile string
-	// Logger receives discovery warnings and the plugins' own log lines,
-	// named after each plugin. Nil discards them.
+	// Logger receives the host's own messages (discovery warnings,
+	// refused plugins). Nil discards them.
 	Logger hclog.Logger
+	// PluginLog receives the plugins' own log lines (what they write to
+	// stderr, re-emitted at their level under the binary's name) and
+	// go-plugin's notes on their processes. They are for a log file, not
+	// the terminal: what a plugin wants the user to see it returns as a
+	// warning (OnWarning), and a plugin that fails is reported with the
+	// tail of its stderr (PluginError). Nil sends them to Logger.
+	PluginLog hclog.Logger
 	// Host is served to plugins that call back into the core; may be nil.
 	Host sdk.Host
-	// OnWarning receives warnings plugins return with their answers; nil
-	// logs them to Logger.
+	// OnWarning receives the warnings plugins return with their answers,
+	// each distinct one once; nil logs them to Logger.
 	OnWarning func(plugin string, d sdk.Diagnostic)
 	// Prestarted is a plugin process the light front-end started before it
 	// exec'd the engine (prestart.Take). The first process of that binary
@@ -77,12 +86,17 @@ type Manager struct {
 	configured map[string]string
 	// prestarted is Options.Prestarted until a process adopts it.
 	prestarted *prestart.Process
+	// warned holds the warnings handed to OnWarning (see clientOptions).
+	warned map[string]bool
 }
 
 // New returns a Manager; nothing is scanned or started until needed.
 func New(opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.PluginLog == nil {
+		opts.PluginLog = opts.Logger
 	}
 	if opts.SearchPath == nil {
 		exe, _ := os.Executable()
@@ -94,7 +108,7 @@ func New(opts Options) *Manager {
 	case "-":
 		opts.CacheFile = ""
 	}
-	return &Manager{opts: opts, procs: map[string]*process{}, clients: map[string]any{}, configured: map[string]string{}, prestarted: opts.Prestarted}
+	return &Manager{opts: opts, procs: map[string]*process{}, clients: map[string]any{}, configured: map[string]string{}, prestarted: opts.Prestarted, warned: map[string]bool{}}
 }
 
 // Discover lists every plugin binary, including shadowed and refused ones,
@@ -189,7 +203,7 @@ func (m *Manager) component(ctx context.Context, kind, name, verb string, config
 	if err != nil {
 		return nil, err
 	}
-	opts := p.clientOptions(m.opts)
+	opts := m.clientOptions(p)
 	if err := p.client.Configure(ctx, comp.Name, config, m.opts.Host, opts...); err != nil {
 		return nil, fmt.Errorf("configure %s component %q of plugin %s: %w", kind, comp.Name, info.Name, err)
 	}

@@ -175,7 +175,7 @@ func TestWorldWritableRefused(t *testing.T) {
 	if len(infos) != 1 || !infos[0].Refused || !strings.Contains(infos[0].Reason, "world-writable") {
 		t.Fatalf("infos = %+v", infos)
 	}
-	if !strings.Contains(logs.String(), "refusing world-writable plugin") {
+	if !strings.Contains(logs.String(), "refusing untrusted plugin") {
 		t.Errorf("no warning logged: %s", logs.String())
 	}
 	_, err := m.Output(context.Background(), "upper")
@@ -221,7 +221,7 @@ func TestPins(t *testing.T) {
 }
 
 func TestPinCheckedAgainAtStart(t *testing.T) {
-	counter(t)
+	count := counter(t)
 	dir := t.TempDir()
 	path := install(t, dir, "good", 0o755)
 	sum, _ := discovery.FileSHA256(path)
@@ -229,16 +229,20 @@ func TestPinCheckedAgainAtStart(t *testing.T) {
 	if _, err := m.Discover(); err != nil {
 		t.Fatal(err)
 	}
-	// Swap the binary after discovery: go-plugin's SecureConfig must refuse it.
+	// Swap the binary after discovery: the start hashes the file it runs
+	// and refuses it.
 	b, _ := os.ReadFile(path)
 	b = append(b, 0)
 	if err := os.WriteFile(path, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	_, err := m.Output(context.Background(), "upper")
-	var pe *PluginError
-	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "checksum") {
-		t.Fatalf("err = %v, want a checksum failure", err)
+	var pm *discovery.PinMismatchError
+	if !errors.As(err, &pm) || pm.Pinned != sum || !strings.Contains(err.Error(), "plugin good: sha256") {
+		t.Fatalf("err = %v, want a pin mismatch", err)
+	}
+	if n := count("serve"); n != 0 {
+		t.Fatalf("the swapped binary started %d times", n)
 	}
 }
 

@@ -2,9 +2,8 @@ package pluginhost
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 
+	"github.com/lago-go/lago/core/pluginhost/discovery"
 	"github.com/lago-go/lago/core/pluginhost/prestart"
 	"github.com/lago-go/lago/sdk"
 )
@@ -36,6 +36,10 @@ const ReattachEnv = prestart.ReattachEnv
 
 // StartTimeout bounds a plugin's start-up handshake.
 var StartTimeout = 20 * time.Second
+
+// binaryOpened, when set (by tests), runs between the checks of a plugin
+// binary and its exec: the window a swapped binary would use.
+var binaryOpened func(path string)
 
 // process is one plugin binary's process (or reattached connection).
 type process struct {
@@ -65,8 +69,13 @@ func (m *Manager) process(info Info, slot string) (*process, error) {
 		}
 		m.procs[slot] = p
 		m.mu.Unlock()
-		reattach := m.reattachConfig(info.Name)
-		if adopt != nil && reattach == nil {
+		reattach, rerr := m.reattachConfig(info.Name)
+		if rerr != nil {
+			if adopt != nil {
+				adopt.Discard()
+			}
+			p.err = rerr
+		} else if adopt != nil && reattach == nil {
 			p.err = p.adopt(m.opts, info, adopt)
 			if p.err != nil {
 				// It died or broke before its handshake: start a fresh one.
@@ -91,24 +100,40 @@ func (m *Manager) process(info Info, slot string) (*process, error) {
 	return p, nil
 }
 
+// ErrReattachPinned is returned (wrapped) for a plugin pinned in [plugins]
+// that LAGO_REATTACH_PLUGINS names: a process started by hand cannot be
+// checked against the pin, so lago refuses to talk to it rather than
+// attach to an unknown process (or silently start the binary instead).
+var ErrReattachPinned = errors.New("a plugin pinned in [plugins] cannot be replaced through " + ReattachEnv)
+
 // reattachConfig returns the reattach configuration for name from the
-// environment, or nil.
-func (m *Manager) reattachConfig(name string) *plugin.ReattachConfig {
+// environment, or nil; an error (ErrReattachPinned) when name is pinned.
+func (m *Manager) reattachConfig(name string) (*plugin.ReattachConfig, error) {
 	all, err := parseReattach(os.Getenv(ReattachEnv))
 	if err != nil {
 		m.opts.Logger.Warn("ignoring "+ReattachEnv, "error", err)
-		return nil
+		return nil, nil
 	}
 	ri, ok := all[name]
 	if !ok {
-		return nil
+		return nil, nil
+	}
+	if err := m.checkReattachPin(name); err != nil {
+		return nil, err
 	}
 	rc, err := ri.ToConfig()
 	if err != nil {
 		m.opts.Logger.Warn("ignoring "+ReattachEnv+" entry", "plugin", name, "error", err)
+		return nil, nil
+	}
+	return rc, nil
+}
+
+func (m *Manager) checkReattachPin(name string) error {
+	if m.opts.Pins[name] == "" {
 		return nil
 	}
-	return rc
+	return fmt.Errorf("plugin %s: %w; unset %s (or remove its pin) to use it", name, ErrReattachPinned, ReattachEnv)
 }
 
 func parseReattach(s string) (map[string]sdk.ReattachInfo, error) {
@@ -139,6 +164,12 @@ func (m *Manager) addReattached(infos []Info) ([]Info, error) {
 			continue
 		}
 		info := Info{Name: name, Path: "reattached:" + name}
+		if err := m.checkReattachPin(name); err != nil {
+			m.opts.Logger.Warn("refusing to attach to a pinned plugin", "plugin", name, "error", err)
+			info.Refused, info.Reason = true, err.Error()
+			infos = append(infos, info)
+			continue
+		}
 		p, err := m.process(info, info.Name)
 		if err != nil {
 			m.opts.Logger.Warn("cannot attach to plugin", "plugin", name, "error", err)
@@ -158,21 +189,27 @@ func (m *Manager) addReattached(infos []Info) ([]Info, error) {
 }
 
 // start launches (or attaches to) the plugin and dispenses its client.
+// The binary is opened once: the trust checks, the pin's hash and the
+// process all use that open file (discovery.OpenBinary), so a binary
+// swapped after discovery, or between the check and the exec, never runs.
 func (p *process) start(opts Options, info Info, reattach *plugin.ReattachConfig) error {
 	cfg := p.clientConfig(opts)
 	if reattach != nil {
 		cfg.Reattach = reattach
-	} else {
-		cmd := exec.Command(info.Path)
-		setProcAttr(cmd)
-		cfg.Cmd = cmd
-		if pin := opts.Pins[info.Name]; pin != "" {
-			sum, err := hex.DecodeString(pin)
-			if err != nil {
-				return fmt.Errorf("plugin %s: pinned sha256 %q: %w", info.Name, pin, err)
-			}
-			cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
-		}
+		return p.connect(cfg)
+	}
+	bin, err := discovery.OpenBinary(info.Path, opts.Pins[info.Name])
+	if err != nil {
+		return fmt.Errorf("plugin %s: %w", info.Name, err)
+	}
+	if binaryOpened != nil {
+		binaryOpened(info.Path)
+	}
+	// Closed once the handshake is over (or failed): the child has its
+	// own copy of the descriptor.
+	defer bin.Close()
+	cfg.RunnerFunc = func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+		return newBinaryRunner(bin, spec)
 	}
 	return p.connect(cfg)
 }
@@ -195,8 +232,10 @@ func (p *process) clientConfig(opts Options) *plugin.ClientConfig {
 		HandshakeConfig:  sdk.HandshakeConfig,
 		Plugins:          sdk.PluginSet(nil),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           opts.Logger,
-		Stderr:           p.tail,
+		// go-plugin re-emits the plugin's own log lines (its stderr)
+		// through this logger, under the binary's name.
+		Logger: opts.PluginLog,
+		Stderr: p.tail,
 		// go-plugin redirects the plugin's os.Stdout/os.Stderr over gRPC;
 		// keep what arrives for error messages too.
 		SyncStdout:   p.tail,
@@ -226,6 +265,68 @@ func (p *process) connect(cfg *plugin.ClientConfig) error {
 	}
 	p.client = c
 	return nil
+}
+
+// binaryRunner is the go-plugin runner of a binary opened by
+// discovery.OpenBinary: what go-plugin's own command runner does, except
+// that it runs the open file (Binary.Command) and is named after the
+// binary's path (go-plugin names the plugin's logger after the runner).
+type binaryRunner struct {
+	bin            *discovery.Binary
+	cmd            *exec.Cmd
+	stdout, stderr io.ReadCloser
+	pid            int
+}
+
+// newBinaryRunner prepares bin's command with what go-plugin set up in
+// spec (environment with the handshake variables, stdin).
+func newBinaryRunner(bin *discovery.Binary, spec *exec.Cmd) (*binaryRunner, error) {
+	cmd := bin.Command()
+	cmd.Env, cmd.Stdin = spec.Env, spec.Stdin
+	setProcAttr(cmd)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	return &binaryRunner{bin: bin, cmd: cmd, stdout: stdout, stderr: stderr}, nil
+}
+
+func (r *binaryRunner) Start(context.Context) error {
+	if err := r.cmd.Start(); err != nil {
+		return err
+	}
+	r.pid = r.cmd.Process.Pid
+	return nil
+}
+
+func (r *binaryRunner) Wait(context.Context) error { return r.cmd.Wait() }
+
+func (r *binaryRunner) Kill(context.Context) error {
+	if r.cmd.Process == nil {
+		return nil
+	}
+	if err := r.cmd.Process.Kill(); !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	return nil
+}
+
+func (r *binaryRunner) Stdout() io.ReadCloser           { return r.stdout }
+func (r *binaryRunner) Stderr() io.ReadCloser           { return r.stderr }
+func (r *binaryRunner) Name() string                    { return r.bin.Path }
+func (r *binaryRunner) ID() string                      { return strconv.Itoa(r.pid) }
+func (r *binaryRunner) Diagnose(context.Context) string { return "" }
+
+func (r *binaryRunner) PluginToHost(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
+
+func (r *binaryRunner) HostToPlugin(network, addr string) (string, string, error) {
+	return network, addr, nil
 }
 
 // adoptedRunner is the go-plugin runner of a prestarted process: it is
@@ -258,13 +359,24 @@ func (r adoptedRunner) HostToPlugin(network, addr string) (string, string, error
 }
 
 // clientOptions decorate component clients with the plugin's identity.
-func (p *process) clientOptions(opts Options) []sdk.ClientOption {
+// A warning the plugin returns is handed on once per Manager: the same
+// warning from a second call (or a second process of the plugin) is the
+// same news.
+func (m *Manager) clientOptions(p *process) []sdk.ClientOption {
 	warn := func(d sdk.Diagnostic) {
-		if opts.OnWarning != nil {
-			opts.OnWarning(p.name, d)
+		key := p.name + "\x00" + d.Attribute + "\x00" + d.Summary + "\x00" + d.Detail
+		m.mu.Lock()
+		seen := m.warned[key]
+		m.warned[key] = true
+		m.mu.Unlock()
+		if seen {
 			return
 		}
-		opts.Logger.Warn(d.Summary, "plugin", p.name, "detail", d.Detail, "attribute", d.Attribute)
+		if m.opts.OnWarning != nil {
+			m.opts.OnWarning(p.name, d)
+			return
+		}
+		m.opts.Logger.Warn(d.Summary, "plugin", p.name, "detail", d.Detail, "attribute", d.Attribute)
 	}
 	return []sdk.ClientOption{sdk.WithWarningHandler(warn), sdk.WithTransportErrorWrapper(p.wrap)}
 }

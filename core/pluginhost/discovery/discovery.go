@@ -7,14 +7,10 @@ package discovery
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -41,8 +37,8 @@ type Info struct {
 	// Shadowed is set when an earlier folder holds a plugin of the same name.
 	Shadowed   bool   `json:"shadowed,omitempty"`
 	ShadowedBy string `json:"shadowed_by,omitempty"`
-	// Refused is set for world-writable binaries, pin mismatches and binaries
-	// whose describe failed; Reason says why.
+	// Refused is set for untrusted binaries (CheckTrust), pin mismatches
+	// and binaries whose describe failed; Reason says why.
 	Refused bool   `json:"refused,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 	// SHA256 is the binary's hash, computed only when it is pinned.
@@ -120,6 +116,7 @@ func Discover(opts Options) ([]Info, error) {
 	dirty := false
 	seen := map[string]string{} // name -> winning path
 	scanned := map[string]bool{}
+	folders := folderChecker{}
 	var out []Info
 	for _, dir := range opts.SearchPath {
 		// A folder named twice (LAGO_PLUGIN_PATH pointing at the folder
@@ -150,45 +147,52 @@ func Discover(opts Options) ([]Info, error) {
 				continue
 			}
 			seen[name] = path
-			if st.Mode().Perm()&0o002 != 0 {
-				info.Refused, info.Reason = true, "binary is world-writable; fix with chmod o-w "+path
-				logf(opts.Logger, true, "refusing world-writable plugin", "plugin", name, "path", path)
+			refuse := func(err error, msg string) {
+				info.Refused, info.Reason = true, err.Error()
+				logf(opts.Logger, true, msg, "plugin", name, "path", path, "reason", err)
 				out = append(out, info)
+			}
+			if err := checkFile(path, st); err != nil {
+				refuse(err, "refusing untrusted plugin")
 				continue
 			}
+			if err := folders.check(path); err != nil {
+				refuse(err, "refusing untrusted plugin")
+				continue
+			}
+			pin := opts.Pins[name]
 			ent, hit := cache.lookup(path, st)
-			if pin := opts.Pins[name]; pin != "" {
-				if !hit || ent.SHA256 == "" {
-					sum, err := FileSHA256(path)
-					if err != nil {
-						info.Refused, info.Reason = true, "hash binary: "+err.Error()
-						out = append(out, info)
+			if hit && (pin == "" || ent.SHA256 != "") {
+				if pin != "" {
+					info.SHA256 = ent.SHA256
+					if !strings.EqualFold(ent.SHA256, pin) {
+						refuse(&PinMismatchError{Path: path, SHA256: ent.SHA256, Pinned: pin}, "refusing plugin with unexpected hash")
 						continue
 					}
-					ent.SHA256 = sum
-					if hit {
-						cache.put(path, st, ent)
-						dirty = true
-					}
 				}
-				info.SHA256 = ent.SHA256
-				if !strings.EqualFold(ent.SHA256, pin) {
-					info.Refused, info.Reason = true, fmt.Sprintf("sha256 %s does not match the pinned %s", ent.SHA256, pin)
-					logf(opts.Logger, true, "refusing plugin with unexpected hash", "plugin", name, "path", path, "sha256", ent.SHA256, "pinned", pin)
-					out = append(out, info)
+			} else {
+				// One open file serves the hash and describe, so what
+				// describe reports is what was hashed.
+				fresh, err := describeOpened(path, pin, !hit)
+				var pm *PinMismatchError
+				var ue *UntrustedError
+				switch {
+				case errors.As(err, &pm):
+					info.SHA256 = pm.SHA256
+					refuse(err, "refusing plugin with unexpected hash")
+					continue
+				case errors.As(err, &ue):
+					refuse(err, "refusing untrusted plugin")
+					continue
+				case err != nil:
+					refuse(err, "plugin describe failed")
 					continue
 				}
-			}
-			if !hit {
-				desc, err := Describe(path)
-				if err != nil {
-					info.Refused, info.Reason = true, err.Error()
-					logf(opts.Logger, true, "plugin describe failed", "plugin", name, "path", path, "error", err)
-					out = append(out, info)
-					continue
+				if !hit {
+					ent.Description = fresh.desc
 				}
-				ent.Description = desc
-				cache.put(path, st, ent)
+				ent.SHA256, info.SHA256 = fresh.bin.SHA256, fresh.bin.SHA256
+				cache.put(path, fresh.bin.Stat, ent)
 				dirty = true
 			}
 			info.Version = ent.Description.Version
@@ -204,36 +208,57 @@ func Discover(opts Options) ([]Info, error) {
 	return out, nil
 }
 
-// Describe runs `path describe` and parses its JSON.
+// Describe runs `path describe` and parses its JSON. The binary must pass
+// the trust checks (OpenBinary).
 func Describe(path string) (plugininfo.Description, error) {
+	b, err := OpenBinary(path, "")
+	if err != nil {
+		return plugininfo.Description{}, err
+	}
+	defer b.Close()
+	return describe(b)
+}
+
+type opened struct {
+	bin  *Binary
+	desc plugininfo.Description
+}
+
+// describeOpened opens the binary at path, checks its pin and, when run,
+// runs its describe, all on the one open file. bin is closed on return
+// (its Stat and SHA256 stay).
+func describeOpened(path, pin string, run bool) (opened, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return opened{}, err
+	}
+	defer f.Close()
+	b, err := openedBinary(path, f, pin)
+	if err != nil {
+		return opened{}, err
+	}
+	o := opened{bin: b}
+	if run {
+		o.desc, err = describe(b)
+	}
+	return o, err
+}
+
+func describe(b *Binary) (plugininfo.Description, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), DescribeTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, "describe")
+	cmd := b.CommandContext(ctx, "describe")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	var d plugininfo.Description
 	if err != nil {
-		return d, fmt.Errorf("run %s describe: %w: %s", path, err, strings.TrimSpace(stderr.String()))
+		return d, fmt.Errorf("run %s describe: %w: %s", b.Path, err, strings.TrimSpace(stderr.String()))
 	}
 	if err := json.Unmarshal(out, &d); err != nil {
-		return d, fmt.Errorf("parse describe output of %s: %w", path, err)
+		return d, fmt.Errorf("parse describe output of %s: %w", b.Path, err)
 	}
 	return d, nil
-}
-
-// FileSHA256 returns the hex sha256 of the file at path.
-func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func logf(l Logger, warn bool, msg string, args ...any) {

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,7 +104,15 @@ func HandshakeEnv() []string {
 // for plugins the engine starts), so the caller must exec the engine from
 // this same OS thread (runtime.LockOSThread): exec keeps the thread, and
 // the engine inherits the child.
+//
+// The binary must pass discovery's trust checks, made on the opened file
+// that then runs (discovery.OpenBinary), as for every plugin start.
 func Start(path string, environ []string) (*Process, error) {
+	bin, err := discovery.OpenBinary(path, "")
+	if err != nil {
+		return nil, fmt.Errorf("prestart %s: %w", path, err)
+	}
+	defer bin.Close() // the child has its own copy
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("prestart %s: %w", path, err)
@@ -116,7 +123,7 @@ func Start(path string, environ []string) (*Process, error) {
 		outW.Close()
 		return nil, fmt.Errorf("prestart %s: %w", path, err)
 	}
-	cmd := exec.Command(path)
+	cmd := bin.Command()
 	cmd.Env = append(append([]string(nil), environ...), HandshakeEnv()...)
 	cmd.Stdin = os.Stdin
 	cmd.Stdout, cmd.Stderr = outW, errW

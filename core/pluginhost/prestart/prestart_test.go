@@ -246,3 +246,28 @@ func TestFind(t *testing.T) {
 		}
 	}
 }
+
+// TestStartRefusesUntrusted: the front-end applies the plugin trust checks
+// too, on the file it runs.
+func TestStartRefusesUntrusted(t *testing.T) {
+	dir := t.TempDir()
+	ran := dir + "/ran"
+	bin := dir + "/" + discovery.Prefix + "x"
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\ntouch "+ran+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(bin, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := Start(bin, os.Environ())
+	var ue *discovery.UntrustedError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "group-writable") {
+		if ps != nil {
+			ps.Discard()
+		}
+		t.Fatalf("Start err = %v, want the group-writable binary refused", err)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Fatal("the refused binary ran")
+	}
+}

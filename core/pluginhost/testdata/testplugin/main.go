@@ -92,7 +92,8 @@ func (g *greeter) Execute(ctx context.Context, req *commandv1.ExecuteRequest, st
 }
 
 // echoProvider answers VMState with its "name" setting, so tests can tell
-// which configuration a call reached.
+// which configuration a call reached. Named "warn", it also logs a warning
+// and returns it, as the libvirt provider does for domain_type auto.
 type echoProvider struct {
 	sdk.UnimplementedProvider
 	name string
@@ -104,5 +105,10 @@ func (e *echoProvider) Configure(_ context.Context, config map[string]string, _ 
 }
 
 func (e *echoProvider) VMState(context.Context, *providerv1.EnvRef, *providerv1.VM) (string, error) {
+	if e.name == "warn" {
+		const summary, detail = "domain_type auto: using qemu (TCG emulation, slow) instead of kvm", "no kvm here"
+		sdk.Logger().Warn(summary, "detail", detail)
+		return e.name, sdk.Diagnostics{{Severity: sdk.SeverityWarning, Attribute: "domain_type", Summary: summary, Detail: detail}}
+	}
 	return e.name, nil
 }
