@@ -59,13 +59,29 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// writeJSON writes v as JSON indented by 4 spaces, the original's format.
-func writeJSON(path string, v any) error {
+// Modes of the files a prefix writes. The mode is set exactly, whatever
+// the umask (WriteFileAtomic chmods its temporary file).
+const (
+	// PublicMode is for files anyone may read: uuid, markers, metadata,
+	// the public key, net specs and virt/env.
+	PublicMode os.FileMode = 0o644
+	// SecretMode is for files that hold secrets: the private key and the
+	// VM specs (ssh-password, root-password). The temporary file is 0600
+	// from its creation, so no other user can open it at any moment.
+	SecretMode os.FileMode = 0o600
+)
+
+// writeJSON writes v as JSON indented by 4 spaces, the original's format,
+// readable by everyone.
+func writeJSON(path string, v any) error { return writeJSONMode(path, v, PublicMode) }
+
+// writeJSONMode writes v like writeJSON, with mode perm.
+func writeJSONMode(path string, v any, perm os.FileMode) error {
 	b, err := json.MarshalIndent(v, "", "    ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return WriteFileAtomic(path, b, 0o644)
+	return WriteFileAtomic(path, b, perm)
 }
 
 func readJSON(path string, v any) error {

@@ -52,10 +52,10 @@ func GenerateKeyPair(privPath, pubPath, keyType, comment string) error {
 	if comment != "" {
 		line += " " + comment
 	}
-	if err := WriteFileAtomic(privPath, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := WriteFileAtomic(privPath, pem.EncodeToMemory(block), SecretMode); err != nil {
 		return fmt.Errorf("write ssh private key: %w", err)
 	}
-	if err := WriteFileAtomic(pubPath, []byte(line+"\n"), 0o644); err != nil {
+	if err := WriteFileAtomic(pubPath, []byte(line+"\n"), PublicMode); err != nil {
 		return fmt.Errorf("write ssh public key: %w", err)
 	}
 	return nil

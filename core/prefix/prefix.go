@@ -6,12 +6,12 @@
 //	  default/             a prefix (every subfolder but current)
 //	    initialized        empty marker, written last by init
 //	    uuid               32 hex chars, no trailing newline
-//	    id_rsa, id_rsa.pub the prefix's ssh key pair
+//	    id_rsa, id_rsa.pub the prefix's ssh key pair (id_rsa mode 0600)
 //	    logs/ images/ scripts/
 //	    metadata           {"lago_version": "..."}
 //	    virt/env           {"nets": [names], "vms": [names]}
 //	    virt/net-<name>    spec.Net as JSON
-//	    virt/vm-<name>     spec.VM as JSON
+//	    virt/vm-<name>     spec.VM as JSON, mode 0600 (it holds passwords)
 //
 // Init is all-or-nothing: Create makes the folder and writes the uuid
 // first and MarkInitialized writes `initialized` last, so a prefix a failed
@@ -141,7 +141,7 @@ func Create(path string, opts CreateOptions) (*Prefix, error) {
 		os.Remove(abs)
 		return nil, fmt.Errorf("create prefix: %w", err)
 	}
-	if err := WriteFileAtomic(p.UUIDPath(), []byte(id), 0o644); err != nil {
+	if err := WriteFileAtomic(p.UUIDPath(), []byte(id), PublicMode); err != nil {
 		os.Remove(abs)
 		return nil, fmt.Errorf("create prefix: %w", err)
 	}
@@ -176,7 +176,7 @@ func newUUID() (string, error) {
 
 // MarkInitialized writes the `initialized` marker: the last step of init.
 func (p *Prefix) MarkInitialized() error {
-	if err := WriteFileAtomic(p.InitializedPath(), nil, 0o644); err != nil {
+	if err := WriteFileAtomic(p.InitializedPath(), nil, PublicMode); err != nil {
 		return fmt.Errorf("mark prefix initialized: %w", err)
 	}
 	return nil
@@ -296,7 +296,8 @@ func (p *Prefix) Save(s *Specs) error {
 			v.Disks[i].Path = p.Collapse(v.Disks[i].Path)
 			v.Disks[i].SourcePath = p.Collapse(v.Disks[i].SourcePath)
 		}
-		if err := writeJSON(p.VirtPath("vm-"+v.Name), v); err != nil {
+		// A VM spec holds the guest's ssh and root passwords.
+		if err := writeJSONMode(p.VirtPath("vm-"+v.Name), v, SecretMode); err != nil {
 			return fmt.Errorf("save prefix specs: %w", err)
 		}
 		env.VMs = append(env.VMs, v.Name)
@@ -360,8 +361,44 @@ func Remove(p *Prefix) error {
 	if !looksLikePrefix(p.Path) {
 		return fmt.Errorf("remove prefix: %s holds neither a uuid nor an initialized marker; refusing to delete it", p.Path)
 	}
-	if err := os.RemoveAll(p.Path); err != nil {
+	if err := removeMarkersLast(p.Path); err != nil {
 		return fmt.Errorf("remove prefix: %w", err)
 	}
 	return nil
 }
+
+// removeMarkersLast deletes a prefix folder so that a kill at any moment
+// leaves what the next destroy still recognises as a prefix and finishes:
+// `initialized` goes first (what remains is a half-made prefix, never a
+// usable one), then everything but the uuid, then the uuid, then the
+// folder, empty by then. A plain RemoveAll could delete the uuid and the
+// marker before images/, leaving a folder destroy must refuse.
+func removeMarkersLast(dir string) error {
+	if err := removeStep(filepath.Join(dir, InitializedFile)); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == UUIDFile {
+			continue
+		}
+		if err := removeStep(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	if err := removeStep(filepath.Join(dir, UUIDFile)); err != nil {
+		return err
+	}
+	return removeStep(dir)
+}
+
+// removeStep removes one entry of a prefix being removed (what is gone is
+// not an error); a variable so tests can stop a removal at any step, as a
+// kill would.
+var removeStep = os.RemoveAll

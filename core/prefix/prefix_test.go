@@ -393,8 +393,9 @@ func TestRemoveSymlinkedWorkdirAndHalfMade(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	// The half-made prefix (no initialized) is found through the link
-	// and destroyed; the symlinked workdir loses only the link.
+	// The half-made prefix (no initialized) is found through the link;
+	// removing it through the symlinked workdir removes only the link,
+	// and the prefix behind it stays whole.
 	p, err := Find(FindOptions{Cwd: filepath.Dir(link)})
 	if err != nil || p.Initialized() {
 		t.Fatalf("Find = %+v, %v", p, err)
@@ -405,8 +406,11 @@ func TestRemoveSymlinkedWorkdirAndHalfMade(t *testing.T) {
 	if _, err := os.Lstat(link); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("link left: %v", err)
 	}
-	if _, err := os.Stat(real); err != nil {
-		t.Errorf("link target removed: %v", err)
+	if _, err := os.Stat(filepath.Join(real, "default", UUIDFile)); err != nil {
+		t.Errorf("the prefix behind the link was removed: %v", err)
+	}
+	if cur, err := (&Workdir{Path: real}).Current(); err != nil || cur != "default" {
+		t.Errorf("the target workdir's current = %q, %v", cur, err)
 	}
 	// A folder that is no prefix is never deleted.
 	other := filepath.Join(root, "precious")

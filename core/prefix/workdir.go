@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // Workdir names.
@@ -168,12 +169,20 @@ func (w *Workdir) CreatePrefix(name string, setCurrent bool, opts CreateOptions)
 	return p, nil
 }
 
+// ErrWorkdirNotEmpty means a workdir without prefixes was kept because it
+// holds files lago did not make.
+var ErrWorkdirNotEmpty = errors.New("workdir holds files lago did not make")
+
 // RemovePrefix removes the prefix name ("current" for the current one) the
 // way the original's destroy does: the prefix folder goes (a symlinked
 // prefix loses only its link); if `current` pointed at it, it moves to the
-// first remaining prefix; when no prefix remains the whole workdir goes
-// (a symlinked workdir loses only its link).
+// first remaining prefix; when no prefix remains the workdir goes (see
+// Remove). A workdir that is itself a symlink loses only that link, and
+// nothing behind it is touched.
 func (w *Workdir) RemovePrefix(name string) error {
+	if st, err := os.Lstat(w.Path); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		return w.Remove()
+	}
 	n, err := w.resolveName(name)
 	if err != nil {
 		return fmt.Errorf("remove prefix: %w", err)
@@ -186,7 +195,7 @@ func (w *Workdir) RemovePrefix(name string) error {
 		return fmt.Errorf("remove prefix: %w", err)
 	}
 	if len(rest) == 0 {
-		return w.remove()
+		return w.Remove()
 	}
 	if cur, err := w.Current(); err != nil || cur == n {
 		if err := w.SetCurrent(rest[0]); err != nil {
@@ -196,8 +205,13 @@ func (w *Workdir) RemovePrefix(name string) error {
 	return nil
 }
 
-// remove deletes a workdir that holds no prefix any more.
-func (w *Workdir) remove() error {
+// Remove deletes a workdir that holds no prefix any more: its `current`
+// link, the temporary files of lago's atomic writes, then the folder. A
+// workdir holding anything else is kept (ErrWorkdirNotEmpty, naming what
+// it holds), as the original does: it may be the user's files. A workdir
+// that is a symlink loses only the link. Removing what is gone is not an
+// error.
+func (w *Workdir) Remove() error {
 	st, err := os.Lstat(w.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -211,7 +225,25 @@ func (w *Workdir) remove() error {
 		}
 		return nil
 	}
-	if err := os.RemoveAll(w.Path); err != nil {
+	entries, err := os.ReadDir(w.Path)
+	if err != nil {
+		return fmt.Errorf("remove workdir: %w", err)
+	}
+	var foreign []string
+	for _, e := range entries {
+		n := e.Name()
+		if n == CurrentLink || strings.HasPrefix(n, "."+CurrentLink+".tmp-") {
+			if err := os.Remove(filepath.Join(w.Path, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove workdir: %w", err)
+			}
+			continue
+		}
+		foreign = append(foreign, n)
+	}
+	if len(foreign) > 0 {
+		return fmt.Errorf("remove workdir %s: %w: %s (remove them, then the folder, by hand)", w.Path, ErrWorkdirNotEmpty, strings.Join(foreign, ", "))
+	}
+	if err := os.Remove(w.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove workdir: %w", err)
 	}
 	return nil
