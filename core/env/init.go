@@ -232,6 +232,9 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	if err := m.buildAndBootstrap(ctx, e, bound, o); err != nil {
 		return fail(err)
 	}
+	if err := saveSpecs(pfx, e); err != nil { // the root passwords bootstrap set
+		return fail(err)
+	}
 	if err := m.hook(stepBuilt); err != nil {
 		return nil, err
 	}
@@ -586,6 +589,7 @@ func (m *Manager) buildAndBootstrap(ctx context.Context, e *Environment, bound [
 		if err := m.deps.Bootstrap.Bootstrap(ctx, req); err != nil {
 			return fmt.Errorf("bootstrap vm %s: %w", b.spec.Name, err)
 		}
+		b.spec.RootPassword = req.RootPassword
 		return nil
 	})
 }
@@ -600,16 +604,13 @@ func localFile(path string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// rootPassword is the VM's root password: its spec's, else its template's,
-// else the configured default.
+// rootPassword is the root password bootstrap sets: the VM spec's, else
+// the configured default (ssh_password, 123456), as the original does. The
+// template's password is not used: users of the original log into
+// bootstrapped VMs with the default.
 func (m *Manager) rootPassword(vm *spec.VM) string {
 	if vm.RootPassword != "" {
 		return vm.RootPassword
-	}
-	if len(vm.Disks) > 0 {
-		if p, ok := vm.Disks[0].Metadata["root-password"].(string); ok && p != "" {
-			return p
-		}
 	}
 	return m.opts.DefaultRootPassword
 }

@@ -263,7 +263,7 @@ func TestInitSuccess(t *testing.T) {
 		t.Fatalf("bootstrap requests = %+v", f.boot.reqs)
 	}
 	for _, r := range f.boot.reqs {
-		want := map[string]string{"vm0": "fromtemplate", "vm1": "secret"}[r.VM]
+		want := map[string]string{"vm0": DefaultSSHPassword, "vm1": "secret"}[r.VM]
 		if r.RootPassword != want || r.Hostname != r.VM || r.PublicKeyPath != filepath.Join(p, "id_rsa.pub") || !filepath.IsAbs(r.DiskPath) {
 			t.Errorf("bootstrap request %+v, want root password %q", r, want)
 		}

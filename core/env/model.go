@@ -14,6 +14,7 @@ import (
 
 	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
 
+	"github.com/lago-go/lago/core/prefix"
 	"github.com/lago-go/lago/core/spec"
 )
 
@@ -203,6 +204,37 @@ func loadLenient(path string) (*Environment, error) {
 		e.VMs = append(e.VMs, &vm)
 	}
 	return e, nil
+}
+
+// saveSpecs writes e's specs back to its prefix: init's bootstrap records
+// in each VM spec the root password it set, which status shows and ssh
+// uses.
+func saveSpecs(p *prefix.Prefix, e *Environment) error {
+	nets := make([]spec.Net, 0, len(e.Nets))
+	for _, n := range e.Nets {
+		nets = append(nets, *n)
+	}
+	vms := make([]spec.VM, 0, len(e.VMs))
+	for _, v := range e.VMs {
+		vms = append(vms, *v)
+	}
+	return writeSpecs(p, nets, vms)
+}
+
+// rootPassword is the root password a VM has: its spec's (bootstrap
+// writes the one it set there), else, for a VM that was not bootstrapped,
+// its first disk's template's (the password that works, where the original
+// would show the default), else def.
+func rootPassword(vm *spec.VM, def string) string {
+	if vm.RootPassword != "" {
+		return vm.RootPassword
+	}
+	if len(vm.Disks) > 0 {
+		if p, ok := vm.Disks[0].Metadata["root-password"].(string); ok && p != "" {
+			return p
+		}
+	}
+	return def
 }
 
 func readJSON(path string, v any) error {

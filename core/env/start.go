@@ -359,7 +359,8 @@ func (m *Manager) serialTail(ctx context.Context, e *Environment, vm boundVM, p 
 }
 
 // sshTarget says how to reach a VM: its management NIC's IP, the prefix's
-// key, then the VM's ssh or root password, then the configured one.
+// key, then the VM's ssh password, else its root password (see
+// rootPassword), else the configured ssh_password.
 func (m *Manager) sshTarget(e *Environment, vm *spec.VM) (SSHTarget, error) {
 	i := vm.MgmtNIC()
 	if i < 0 && len(vm.NICs) > 0 && vm.MgmtNet == "" {
@@ -384,10 +385,7 @@ func (m *Manager) sshTarget(e *Environment, vm *spec.VM) (SSHTarget, error) {
 		t.User = m.opts.SSHUser
 	}
 	if t.Password == "" {
-		t.Password = vm.RootPassword
-	}
-	if t.Password == "" {
-		t.Password = m.opts.SSHPassword
+		t.Password = rootPassword(vm, m.opts.SSHPassword)
 	}
 	return t, nil
 }
