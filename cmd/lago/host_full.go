@@ -32,6 +32,12 @@ func newPluginHost(o hostOptions) PluginHost {
 		level = "warn"
 	}
 	eh := &engineHost{}
+	// The plugins' own log lines go to the prefix log; what they want the
+	// user to see they return as warnings, printed once in lago's style.
+	plog := newPrefixLog(func() (string, bool) { return "", false })
+	if cfg := o.Config; cfg != nil {
+		plog = newPrefixLog(prefixLogFile(prefix.FindOptions{PrefixPath: cfg.PrefixPath, WorkdirPath: cfg.WorkdirPath, PrefixName: cfg.PrefixName}))
+	}
 	pm := pluginhost.New(pluginhost.Options{
 		SearchPath: o.SearchPath,
 		Pins:       o.Pins,
@@ -39,6 +45,8 @@ func newPluginHost(o hostOptions) PluginHost {
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "lago", Level: hclog.LevelFromString(level), Output: o.Stderr,
 		}),
+		PluginLog:  pluginLogger(o.LogLevel, plog, o.Stderr),
+		OnWarning:  warningPrinter(o.Stderr),
 		Host:       eh,
 		Prestarted: o.Prestarted,
 	})
@@ -54,7 +62,7 @@ func newPluginHost(o hostOptions) PluginHost {
 			}}
 		}
 	}
-	return managerHost{pm}
+	return managerHost{pm, plog}
 }
 
 // engineHost serves the Host callback service to plugins, built on first
@@ -126,7 +134,17 @@ func (e *engineHost) Log(ctx context.Context, level, msg string) error {
 }
 
 // managerHost adapts *pluginhost.Manager to PluginHost.
-type managerHost struct{ *pluginhost.Manager }
+type managerHost struct {
+	*pluginhost.Manager
+	log *prefixLog
+}
+
+// Close stops the plugins, which flushes their last log lines, then
+// closes the prefix log.
+func (m managerHost) Close() {
+	m.Manager.Close()
+	m.log.Close()
+}
 
 func (m managerHost) Output(ctx context.Context, name string) (output.PluginFormat, error) {
 	return m.Manager.Output(ctx, name)
