@@ -177,16 +177,23 @@ func (f *initFixture) assertNothingLeft() {
 	if _, err := os.Lstat(f.workdir); !os.IsNotExist(err) {
 		t.Errorf("workdir %s still exists (%v)", f.workdir, err)
 	}
-	entries, err := f.leases.List(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 0 {
+	if entries := listLeases(t, f.leases); len(entries) != 0 {
 		t.Errorf("%d leases left: %+v", len(entries), entries)
 	}
 	if o := f.prov.Owned(""); len(o) != 0 {
 		t.Errorf("provider objects left: %v", o)
 	}
+}
+
+// listLeases lists the lease store, failing the test when that fails: a
+// check that no lease is left must not pass because List could not look.
+func listLeases(t *testing.T, s *lease.Store) []lease.Entry {
+	t.Helper()
+	entries, err := s.List(context.Background())
+	if err != nil {
+		t.Fatalf("list leases in %s: %v", s.Dir, err)
+	}
+	return entries
 }
 
 func TestInitSuccess(t *testing.T) {
@@ -219,7 +226,7 @@ func TestInitSuccess(t *testing.T) {
 	if msg := res.SkippedMessage(); !strings.Contains(msg, "192.168.200.0/24") || !strings.Contains(msg, "fake 192.168.200.0/24") {
 		t.Errorf("skipped message %q", msg)
 	}
-	entries, _ := f.leases.List(context.Background())
+	entries := listLeases(t, f.leases)
 	if len(entries) != 2 || !entries[0].Live {
 		t.Errorf("leases = %+v, want 2 live", entries)
 	}
@@ -274,6 +281,64 @@ func TestInitSuccess(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(p, fileInitialized)); err != nil {
 		t.Errorf("second Init damaged the prefix: %v", err)
+	}
+}
+
+// An init file in which two disks, or two deploy scripts, would get the
+// same file in the prefix (names joined with _) is refused before anything
+// is made, naming both.
+func TestInitRefusesCollidingNames(t *testing.T) {
+	tests := []struct {
+		name    string
+		domains string
+		want    []string
+	}{
+		{
+			name: "disks",
+			domains: `
+  a_b:
+    nics: [{net: n0}]
+    disks: [{name: c, template_name: tiny}]
+  a:
+    nics: [{net: n0}]
+    disks: [{name: b_c, template_name: tiny}]
+`,
+			want: []string{"disk b_c of vm a and disk c of vm a_b", "images/a_b_c"},
+		},
+		{
+			name: "deploy scripts",
+			domains: `
+  vm0:
+    nics: [{net: n0}]
+    metadata: {deploy-scripts: [$LAGO_INITFILE_PATH/x/a_b.sh]}
+  vm1:
+    nics: [{net: n0}]
+    metadata: {deploy-scripts: [$LAGO_INITFILE_PATH/x/a/b.sh]}
+`,
+			want: []string{"/x/a/b.sh of vm vm1 and deploy script ", "/x/a_b.sh of vm vm0", "would share the copy scripts/"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newInitFixture(t)
+			mustMkdir(t, filepath.Join(f.dir, "x", "a"))
+			mustWrite(t, filepath.Join(f.dir, "x", "a_b.sh"), "echo a_b\n")
+			mustWrite(t, filepath.Join(f.dir, "x", "a", "b.sh"), "echo a/b\n")
+			mustWrite(t, f.initFile, "domains:"+tt.domains+"nets:\n  n0: {type: nat}\n")
+			_, err := f.m.Init(context.Background(), f.opts())
+			if !errs.IsUser(err) {
+				t.Fatalf("Init error = %v, want a user error", err)
+			}
+			for _, w := range append(tt.want, f.initFile+":") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			f.assertNothingLeft()
+			if calls := f.prov.Calls(); len(calls) != 0 {
+				t.Errorf("the provider was called: %+v", calls)
+			}
+		})
 	}
 }
 
@@ -402,7 +467,7 @@ func TestInitFailureKeepsOtherPrefixes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(f.prefix(), fileInitialized)); err != nil {
 		t.Errorf("the first prefix was damaged: %v", err)
 	}
-	entries, _ := f.leases.List(context.Background())
+	entries := listLeases(t, f.leases)
 	if len(entries) != 2 {
 		t.Errorf("%d leases, want the first prefix's 2", len(entries))
 	}
@@ -447,7 +512,7 @@ func TestDestroyHalfMadePrefix(t *testing.T) {
 			if _, err := os.Lstat(f.prefix()); !os.IsNotExist(err) {
 				t.Errorf("prefix still there: %v", err)
 			}
-			entries, _ := f.leases.List(context.Background())
+			entries := listLeases(t, f.leases)
 			if len(entries) != 0 {
 				t.Errorf("leases left: %+v", entries)
 			}
@@ -492,7 +557,7 @@ func TestDestroyRunningPrefixAndWorkdir(t *testing.T) {
 	if len(names) != 1 || names[0] != "other" {
 		t.Errorf("prefixes = %v", names)
 	}
-	entries, _ := f.leases.List(ctx)
+	entries := listLeases(t, f.leases)
 	if len(entries) != 2 {
 		t.Errorf("%d leases, want other's 2", len(entries))
 	}
@@ -526,7 +591,7 @@ func TestDestroySymlinkedWorkdirLosesOnlyTheLink(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(real, DefaultPrefixName)); !os.IsNotExist(err) {
 		t.Errorf("the prefix inside the target is still there: %v", err)
 	}
-	if entries, _ := f.leases.List(ctx); len(entries) != 0 {
+	if entries := listLeases(t, f.leases); len(entries) != 0 {
 		t.Errorf("leases of a prefix in a symlinked workdir leaked: %+v", entries)
 	}
 }
@@ -622,7 +687,7 @@ func TestDestroyKeepsPrefixWhenItsProviderFails(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(f.prefix(), fileUUID)); err != nil {
 		t.Errorf("prefix removed although its provider objects may remain: %v", err)
 	}
-	entries, _ := f.leases.List(context.Background())
+	entries := listLeases(t, f.leases)
 	if len(entries) != 2 {
 		t.Errorf("leases released before the provider objects were gone: %+v", entries)
 	}
@@ -766,7 +831,7 @@ func TestDestroyUnlinkedWorkdir(t *testing.T) {
 	if _, err := os.Lstat(f.workdir); !os.IsNotExist(err) {
 		t.Errorf("workdir still there: %v", err)
 	}
-	if entries, _ := f.leases.List(context.Background()); len(entries) != 0 {
+	if entries := listLeases(t, f.leases); len(entries) != 0 {
 		t.Errorf("leases left: %+v", entries)
 	}
 	if o := f.prov.Owned(""); len(o) != 0 {
