@@ -6,8 +6,11 @@ package sshtest
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
@@ -19,6 +22,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	xssh "golang.org/x/crypto/ssh"
 )
@@ -37,6 +41,14 @@ type Server struct {
 	logins   int
 	strict   bool
 	conns    []net.Conn
+
+	maxUnauth   int
+	maxSessions int
+	authDelay   time.Duration
+	unauth      int // connections accepted and not yet authenticated
+	dropped     int // connections closed at once for maxUnauth
+	refused     int // session channels refused for maxSessions
+	users       []string
 }
 
 // Options configure a Server. At least one of Password and Key should be
@@ -53,6 +65,20 @@ type Options struct {
 	// StrictEOF closes a session whose client sends EOF on stdin before
 	// its exec or shell request, as dropbear does.
 	StrictEOF bool
+	// HostKeys are offered besides HostKey (one per key type), as a guest
+	// with both an ed25519 and an ecdsa host key does.
+	HostKeys []xssh.Signer
+	// MaxUnauth, when set, closes a connection at once while that many
+	// others are still unauthenticated, as dropbear does past its
+	// MAX_UNAUTH_PER_IP (5) and OpenSSH past MaxStartups (10).
+	MaxUnauth int
+	// MaxSessions, when set, refuses a session channel while that many
+	// are open on the connection ("administratively prohibited: open
+	// failed"), as OpenSSH does past its MaxSessions (10).
+	MaxSessions int
+	// AuthDelay makes every authentication take this long, as a key
+	// exchange does on a TCG guest, so concurrent logins overlap.
+	AuthDelay time.Duration
 }
 
 // NewHostKey returns a fresh ed25519 host key.
@@ -63,6 +89,32 @@ func NewHostKey(t testing.TB) xssh.Signer {
 		t.Fatal(err)
 	}
 	s, err := xssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// NewHostKeyOf returns a fresh host key of kind "ed25519", "ecdsa"
+// (P-256) or "rsa" (2048 bits).
+func NewHostKeyOf(t testing.TB, kind string) xssh.Signer {
+	t.Helper()
+	var key any
+	var err error
+	switch kind {
+	case "ed25519":
+		return NewHostKey(t)
+	case "ecdsa":
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "rsa":
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		t.Fatalf("unknown host key kind %q", kind)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := xssh.NewSignerFromKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +153,12 @@ func Start(t testing.TB, o Options) *Server {
 	if o.HostKey == nil {
 		o.HostKey = NewHostKey(t)
 	}
-	s := &Server{t: t, password: o.Password, key: o.Key, strict: o.StrictEOF}
+	s := &Server{t: t, password: o.Password, key: o.Key, strict: o.StrictEOF,
+		maxUnauth: o.MaxUnauth, maxSessions: o.MaxSessions, authDelay: o.AuthDelay}
 	s.cfg = &xssh.ServerConfig{}
 	if o.Password != "" {
 		s.cfg.PasswordCallback = func(_ xssh.ConnMetadata, pw []byte) (*xssh.Permissions, error) {
+			time.Sleep(s.authDelay)
 			if string(pw) == s.password {
 				return nil, nil
 			}
@@ -113,6 +167,7 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	if o.Key != nil {
 		s.cfg.PublicKeyCallback = func(_ xssh.ConnMetadata, k xssh.PublicKey) (*xssh.Permissions, error) {
+			time.Sleep(s.authDelay)
 			if bytes.Equal(k.Marshal(), s.key.Marshal()) {
 				return nil, nil
 			}
@@ -120,6 +175,9 @@ func Start(t testing.TB, o Options) *Server {
 		}
 	}
 	s.cfg.AddHostKey(o.HostKey)
+	for _, k := range o.HostKeys {
+		s.cfg.AddHostKey(k)
+	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +205,27 @@ func (s *Server) Logins() int {
 	return s.logins
 }
 
+// Users lists the user of every successful login, in order.
+func (s *Server) Users() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.users...)
+}
+
+// Dropped counts connections closed unanswered for MaxUnauth.
+func (s *Server) Dropped() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+// Refused counts session channels refused for MaxSessions.
+func (s *Server) Refused() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
+}
+
 func (s *Server) serve() {
 	defer s.wg.Done()
 	for {
@@ -170,32 +249,70 @@ func (s *Server) Drop() {
 
 func (s *Server) handle(c net.Conn) {
 	s.mu.Lock()
+	if s.maxUnauth > 0 && s.unauth >= s.maxUnauth {
+		// dropbear closes such a connection before its banner; the
+		// client sees EOF or, having sent its own banner, a reset.
+		s.dropped++
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	s.unauth++
 	s.conns = append(s.conns, c)
 	s.mu.Unlock()
 	conn, chans, reqs, err := xssh.NewServerConn(c, s.cfg)
+	s.mu.Lock()
+	s.unauth--
+	s.mu.Unlock()
 	if err != nil {
 		c.Close()
 		return
 	}
 	s.mu.Lock()
 	s.logins++
+	s.users = append(s.users, conn.User())
 	s.mu.Unlock()
 	defer conn.Close()
 	go xssh.DiscardRequests(reqs)
+	var mu sync.Mutex
+	sessions := 0
 	for nc := range chans {
 		if nc.ChannelType() != "session" {
 			_ = nc.Reject(xssh.UnknownChannelType, "only sessions")
 			continue
 		}
-		ch, creqs, err := nc.Accept()
-		if err != nil {
+		mu.Lock()
+		full := s.maxSessions > 0 && sessions >= s.maxSessions
+		if !full {
+			sessions++
+		}
+		mu.Unlock()
+		if full {
+			s.mu.Lock()
+			s.refused++
+			s.mu.Unlock()
+			_ = nc.Reject(xssh.Prohibited, "open failed")
 			continue
 		}
-		go s.session(ch, creqs)
+		ch, creqs, err := nc.Accept()
+		if err != nil {
+			mu.Lock()
+			sessions--
+			mu.Unlock()
+			continue
+		}
+		go func() {
+			s.session(ch, creqs, conn.User())
+			mu.Lock()
+			sessions--
+			mu.Unlock()
+		}()
 	}
 }
 
-func (s *Server) session(ch xssh.Channel, reqs <-chan *xssh.Request) {
+// session runs one session channel; its commands see USER set to the
+// login's user, so a test can tell whose login ran them.
+func (s *Server) session(ch xssh.Channel, reqs <-chan *xssh.Request, user string) {
 	defer ch.Close()
 	var cmd *exec.Cmd
 	done := make(chan struct{})
@@ -234,6 +351,7 @@ func (s *Server) session(ch xssh.Channel, reqs <-chan *xssh.Request) {
 			} else {
 				cmd = exec.Command("/bin/sh", "-c", line)
 			}
+			cmd.Env = append(os.Environ(), "USER="+user)
 			cmd.Stdin = stdinR
 			cmd.Stdout = ch
 			cmd.Stderr = ch.Stderr()
