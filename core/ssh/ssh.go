@@ -18,14 +18,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	xssh "golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Default timeouts. A TCP connect to a booting guest that does not answer ARP
@@ -207,108 +203,6 @@ func clientConfig(t Target) (*xssh.ClientConfig, error) {
 	cfg.HostKeyCallback = cb
 	cfg.HostKeyAlgorithms = algos
 	return cfg, nil
-}
-
-// knownHostsMu serialises appends to known_hosts files within the process;
-// VMs of one prefix are dialled in parallel and share one file.
-var knownHostsMu sync.Mutex
-
-// tofu returns a host key callback that records unknown hosts in path, and
-// the host key algorithms to ask for when the host is already known (so a
-// server that also has a key of another type is not mistaken for a changed
-// one).
-func tofu(path, addr string) (xssh.HostKeyCallback, []string, error) {
-	knownHostsMu.Lock()
-	defer knownHostsMu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, nil, fmt.Errorf("create known_hosts folder: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open known_hosts: %w", err)
-	}
-	f.Close()
-	check, err := knownhosts.New(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read known_hosts %s: %w", path, err)
-	}
-	known := knownKeys(check, addr)
-	var algos []string
-	for _, k := range known {
-		algos = append(algos, algorithmsFor(k.Key.Type())...)
-	}
-	cb := func(hostname string, remote net.Addr, key xssh.PublicKey) error {
-		err := check(hostname, remote, key)
-		if err == nil {
-			return nil
-		}
-		var ke *knownhosts.KeyError
-		if !errors.As(err, &ke) {
-			return fmt.Errorf("check host key of %s: %w", hostname, err)
-		}
-		if len(ke.Want) > 0 {
-			hk := &HostKeyChangedError{Host: hostname, KnownHostsPath: path, Fingerprint: xssh.FingerprintSHA256(key)}
-			for _, w := range ke.Want {
-				hk.Known = append(hk.Known, w.Filename+":"+strconv.Itoa(w.Line))
-			}
-			return hk
-		}
-		return appendKnownHost(path, hostname, key)
-	}
-	return cb, algos, nil
-}
-
-// knownKeys lists the recorded keys of addr by probing the checker with a key
-// that cannot match.
-func knownKeys(check xssh.HostKeyCallback, addr string) []knownhosts.KnownKey {
-	tcp, err := net.ResolveTCPAddr("tcp", addr)
-	if err != nil {
-		tcp = &net.TCPAddr{IP: net.IPv4zero}
-	}
-	err = check(addr, tcp, probeKey{})
-	var ke *knownhosts.KeyError
-	if errors.As(err, &ke) {
-		return ke.Want
-	}
-	return nil
-}
-
-// probeKey is a public key no known_hosts line can hold.
-type probeKey struct{}
-
-func (probeKey) Type() string                         { return "lago-probe" }
-func (probeKey) Marshal() []byte                      { return []byte("lago-probe") }
-func (probeKey) Verify([]byte, *xssh.Signature) error { return errors.New("probe key") }
-
-func algorithmsFor(keyType string) []string {
-	if keyType == xssh.KeyAlgoRSA {
-		return []string{xssh.KeyAlgoRSASHA512, xssh.KeyAlgoRSASHA256, xssh.KeyAlgoRSA}
-	}
-	return []string{keyType}
-}
-
-func appendKnownHost(path, hostname string, key xssh.PublicKey) error {
-	knownHostsMu.Lock()
-	defer knownHostsMu.Unlock()
-	// Another connection may have recorded the host since the file was read.
-	if check, err := knownhosts.New(path); err == nil {
-		if err := check(hostname, &net.TCPAddr{IP: net.IPv4zero}, key); err == nil {
-			return nil
-		}
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("record host key: %w", err)
-	}
-	line := knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key) + "\n"
-	if _, err := f.WriteString(line); err != nil {
-		f.Close()
-		return fmt.Errorf("record host key: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("record host key: %w", err)
-	}
-	return nil
 }
 
 // Close ends the connection.
