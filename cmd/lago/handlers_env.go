@@ -202,19 +202,33 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 // runShell runs CMD in the VM and exits with its status. A single CMD that
 // names a local file is sent as a script to `bash -s`, as the original.
 var runShell = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager, p string) error {
-	vm, argv := inv.Args[0], inv.Args[1:]
+	return shellVerb(ctx, inv, m, p)
+})
+
+// commandLineShell is the part of env.Manager the shell verb uses.
+type commandLineShell interface {
+	ShellCommandLine(ctx context.Context, prefix, vm, line string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+}
+
+// shellVerb joins the words after VM with single spaces into one command
+// line for the guest's shell, as `ssh host CMD...` and the original did:
+// `lago shell vm0 'exit 7'` exits 7 and `lago shell vm0 'a | b'` runs the
+// pipe in the guest. No words opens an interactive shell.
+func shellVerb(ctx context.Context, inv *Invocation, sh commandLineShell, p string) error {
+	vm, words := inv.Args[0], inv.Args[1:]
 	stdin := inv.Stdin
-	if len(argv) == 1 {
-		if st, err := os.Stat(argv[0]); err == nil && st.Mode().IsRegular() {
-			f, err := os.Open(argv[0])
+	line := strings.Join(words, " ")
+	if len(words) == 1 {
+		if st, err := os.Stat(words[0]); err == nil && st.Mode().IsRegular() {
+			f, err := os.Open(words[0])
 			if err != nil {
 				return errs.User(err)
 			}
 			defer f.Close()
-			stdin, argv = bufio.NewReader(f), []string{"bash", "-s"}
+			stdin, line = bufio.NewReader(f), "bash -s"
 		}
 	}
-	code, err := m.Shell(ctx, p, vm, argv, stdin, inv.Stdout, inv.Stderr)
+	code, err := sh.ShellCommandLine(ctx, p, vm, line, stdin, inv.Stdout, inv.Stderr)
 	if err != nil {
 		return err
 	}
@@ -222,7 +236,7 @@ var runShell = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager
 		return errs.Exit(code)
 	}
 	return nil
-})
+}
 
 func runCleanup(ctx context.Context, inv *Invocation) error {
 	if inv.OptBool("orphans") {
@@ -235,7 +249,11 @@ func runCleanup(ctx context.Context, inv *Invocation) error {
 			return err
 		}
 		for _, o := range orphans {
-			fmt.Fprintf(inv.Stdout, "removing orphan %+v\n", o)
+			if o.Kept != "" {
+				fmt.Fprintf(inv.Stdout, "keeping %s: %s\n", o, o.Kept)
+				continue
+			}
+			fmt.Fprintf(inv.Stdout, "removing orphan %s\n", o)
 		}
 		return m.RemoveOrphans(ctx, orphans)
 	}

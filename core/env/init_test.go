@@ -567,35 +567,6 @@ func TestDestroyRunningPrefixAndWorkdir(t *testing.T) {
 	f.assertNothingLeft()
 }
 
-func TestDestroySymlinkedWorkdirLosesOnlyTheLink(t *testing.T) {
-	f := newInitFixture(t)
-	ctx := context.Background()
-	real := filepath.Join(f.dir, "real")
-	mustMkdir(t, real)
-	mustMkdir(t, filepath.Dir(f.workdir))
-	if err := os.Symlink(real, f.workdir); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.m.Init(ctx, f.opts()); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.m.DestroyInWorkdir(ctx, f.workdir, ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Lstat(f.workdir); !os.IsNotExist(err) {
-		t.Errorf("workdir link still there: %v", err)
-	}
-	if _, err := os.Stat(real); err != nil {
-		t.Errorf("the link's target was removed: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(real, DefaultPrefixName)); !os.IsNotExist(err) {
-		t.Errorf("the prefix inside the target is still there: %v", err)
-	}
-	if entries := listLeases(t, f.leases); len(entries) != 0 {
-		t.Errorf("leases of a prefix in a symlinked workdir leaked: %+v", entries)
-	}
-}
-
 func TestSetCurrentAndList(t *testing.T) {
 	f := newInitFixture(t)
 	ctx := context.Background()

@@ -60,8 +60,12 @@ func copyDeployScripts(p *prefix.Prefix, vm *spec.VM) error {
 		if err != nil {
 			return userErrorf("copy deploy script of vm %s: %w", vm.Name, err)
 		}
+		st, err := os.Stat(src)
+		if err != nil {
+			return userErrorf("copy deploy script of vm %s: %w", vm.Name, err)
+		}
 		dst := p.ScriptPath(src)
-		if err := prefix.WriteFileAtomic(dst, data, 0o755); err != nil {
+		if err := prefix.WriteFileAtomic(dst, data, scriptCopyMode(st.Mode())); err != nil {
 			return fmt.Errorf("copy deploy script of vm %s: %w", vm.Name, err)
 		}
 		copies = append(copies, p.Collapse(dst))
@@ -73,4 +77,12 @@ func copyDeployScripts(p *prefix.Prefix, vm *spec.VM) error {
 	md["deploy-scripts"] = copies
 	vm.Metadata = md
 	return nil
+}
+
+// scriptCopyMode is the mode of a deploy script's copy in the prefix: the
+// owner may read, write and run it; group and others get no more than the
+// original grants them (at most r-x), since a script may hold a token or a
+// password its author kept private with 0700.
+func scriptCopyMode(src fs.FileMode) fs.FileMode {
+	return 0o700 | src.Perm()&0o055
 }

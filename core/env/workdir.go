@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/prefix"
 )
 
@@ -52,10 +53,17 @@ func SetCurrent(workdir, name string) error {
 
 // DestroyInWorkdir destroys prefix name ("" or "current" mean the one
 // `current` points at) of the workdir and keeps the workdir consistent:
-// `current` moves to a remaining prefix, and the workdir itself goes
-// (only the link when it is a symlink) with its last prefix.
+// `current` moves to a remaining prefix, and the workdir itself goes with
+// its last prefix. Through a symlink only the link goes: a workdir that is
+// a symlink is unlinked and nothing behind it is touched; a prefix that is
+// a symlink is unlinked (and `current` moved), its environment left alone.
 func (m *Manager) DestroyInWorkdir(ctx context.Context, workdir, name string) error {
 	w := &prefix.Workdir{Path: workdir}
+	if link, err := isSymlink(workdir); err != nil {
+		return fmt.Errorf("destroy in workdir %s: %w", workdir, err)
+	} else if link {
+		return m.unlinkOnly(workdir)
+	}
 	if name == "" || name == CurrentLink {
 		cur, err := CurrentPrefix(workdir)
 		if err != nil {
@@ -66,6 +74,16 @@ func (m *Manager) DestroyInWorkdir(ctx context.Context, workdir, name string) er
 		}
 		name = cur
 	}
+	if link, err := isSymlink(filepath.Join(workdir, name)); err != nil {
+		return fmt.Errorf("destroy prefix %s: %w", filepath.Join(workdir, name), err)
+	} else if link {
+		target, _ := os.Readlink(filepath.Join(workdir, name))
+		if err := w.RemovePrefix(name); err != nil {
+			return fmt.Errorf("destroy prefix %s: %w", filepath.Join(workdir, name), err)
+		}
+		m.log().Warn("removed only the symbolic link; what it points at is untouched (destroy it through its real path to remove it)", "link", filepath.Join(workdir, name), "target", target)
+		return nil
+	}
 	e, err := m.destroyable(w.Path + "/" + name)
 	if err != nil {
 		return err
@@ -74,34 +92,49 @@ func (m *Manager) DestroyInWorkdir(ctx context.Context, workdir, name string) er
 		return fmt.Errorf("destroy prefix %s: %w", e.Path, err)
 	}
 	if err := w.RemovePrefix(name); err != nil {
-		return fmt.Errorf("destroy prefix %s: %w", e.Path, err)
+		return workdirError(fmt.Errorf("destroy prefix %s: %w", e.Path, err))
 	}
 	return nil
 }
 
+// workdirError marks a workdir kept for the user's files in it as a user
+// error: the destroy itself succeeded, what is left is theirs to sort out.
+func workdirError(err error) error {
+	if errors.Is(err, prefix.ErrWorkdirNotEmpty) {
+		return errs.User(err)
+	}
+	return err
+}
+
 // DestroyAll destroys every prefix of the workdir, then the workdir. It
 // goes on after a failure, so one broken prefix does not keep the others.
+// A workdir that is a symlink loses only the link, its prefixes untouched.
 func (m *Manager) DestroyAll(ctx context.Context, workdir string) error {
+	if link, err := isSymlink(workdir); err != nil {
+		return fmt.Errorf("destroy workdir %s: %w", workdir, err)
+	} else if link {
+		return m.unlinkOnly(workdir)
+	}
 	names, err := ListPrefixes(workdir)
 	if err != nil {
 		return err
 	}
-	var errs []error
+	var failed []error
 	for _, n := range names {
 		if err := m.DestroyInWorkdir(ctx, workdir, n); err != nil {
-			errs = append(errs, err)
+			failed = append(failed, err)
 		}
 	}
-	if len(errs) == 0 {
+	if len(failed) == 0 {
 		// A workdir without prefixes (an init that failed before its
 		// prefix existed) goes too.
 		if rest, err := ListPrefixes(workdir); err == nil && len(rest) == 0 {
-			if err := removePath(workdir); err != nil {
-				errs = append(errs, err)
+			if err := (&prefix.Workdir{Path: workdir}).Remove(); err != nil {
+				failed = append(failed, workdirError(err))
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(failed...)
 }
 
 // DestroyPrefix destroys a prefix found by prefix.Find: within its workdir
@@ -119,8 +152,13 @@ func (m *Manager) DestroyPrefix(ctx context.Context, p *prefix.Prefix) error {
 // subfolders are all half-made prefixes (no `initialized`). Each is
 // destroyed like any prefix (provider objects, leases, files), then the
 // workdir goes. Anything else is refused, so a wrong path never deletes a
-// user's files.
+// user's files; a symlink loses only the link.
 func (m *Manager) DestroyUnlinkedWorkdir(ctx context.Context, workdir string) error {
+	if link, err := isSymlink(workdir); err != nil {
+		return fmt.Errorf("destroy workdir %s: %w", workdir, err)
+	} else if link {
+		return m.unlinkOnly(workdir)
+	}
 	if _, err := os.Lstat(filepath.Join(workdir, CurrentLink)); err == nil {
 		return userErrorf("%s has a %s link: destroy its prefixes instead", workdir, CurrentLink)
 	}
