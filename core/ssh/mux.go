@@ -429,7 +429,7 @@ func DialMux(ctx context.Context, socket string, t Target) (*Client, error) {
 		return nil, fmt.Errorf("ssh mux %s: %w", socket, err)
 	}
 	_ = c.SetDeadline(time.Time{})
-	return &Client{target: t, conn: xssh.NewClient(sc, chans, reqs)}, nil
+	return newClient(t, xssh.NewClient(sc, chans, reqs)), nil
 }
 
 // muxStarting reports whether a mux holds socket's lock without serving

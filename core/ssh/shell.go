@@ -41,10 +41,11 @@ func (c *Client) Shell(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 
 // runPTY is run with a pty and SIGWINCH forwarding.
 func (c *Client) runPTY(ctx context.Context, pty *ptyRequest, fd int, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	s, err := c.conn.NewSession()
+	s, release, err := c.newSession(ctx)
 	if err != nil {
 		return -1, err
 	}
+	defer release()
 	// The session used for window changes must be the one running the
 	// shell, so the pty path keeps its own session here.
 	defer s.Close()

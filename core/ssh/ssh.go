@@ -19,6 +19,8 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	xssh "golang.org/x/crypto/ssh"
@@ -97,6 +99,7 @@ func (e *HostKeyChangedError) Error() string {
 type Client struct {
 	target Target
 	conn   *xssh.Client
+	gate   *sessionGate
 }
 
 // Dial connects and authenticates once, honouring ctx for the whole attempt.
@@ -118,11 +121,86 @@ func dial(ctx context.Context, t Target, dialTimeout, handshakeTimeout time.Dura
 		return nil, err
 	}
 	addr := t.addr()
-	raw, err := connect(ctx, addr, dialTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	deadline := time.Now().Add(handshakeRetryWindow)
+	pause := handshakeRetryFirst
+	for attempt := 1; ; attempt++ {
+		release, err := handshakeSlot(ctx, addr)
+		if err != nil {
+			return nil, fmt.Errorf("ssh to %s: %w", addr, err)
+		}
+		raw, err := connect(ctx, addr, dialTimeout)
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		}
+		c, err := handshake(ctx, t, cfg, raw, handshakeTimeout)
+		release()
+		if err == nil || !cutBeforeAuth(err) || ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
+			if err != nil && attempt > 1 {
+				err = fmt.Errorf("%w (after %d attempts)", err, attempt)
+			}
+			return c, err
+		}
+		// Jittered, so processes that were cut together do not all
+		// come back together.
+		timer := time.NewTimer(jitter(pause))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, fmt.Errorf("ssh to %s: %w", addr, ctx.Err())
+		case <-timer.C:
+		}
+		pause = min(2*pause, handshakeRetryMax)
 	}
-	return handshake(ctx, t, cfg, raw, handshakeTimeout)
+}
+
+// A guest's sshd closes connections beyond a few unauthenticated ones per
+// client (dropbear: MAX_UNAUTH_PER_IP, 5; OpenSSH: MaxStartups, from 10 on),
+// before or during the key exchange; 32 concurrent `lago shell` then fail
+// with EOF or "connection reset by peer". Dial retries such handshakes with
+// jittered exponential backoff, and within one process makes at most
+// maxHandshakesPerAddr at once to one address.
+const (
+	handshakeRetryWindow = 30 * time.Second
+	handshakeRetryFirst  = 50 * time.Millisecond
+	handshakeRetryMax    = 2 * time.Second
+	maxHandshakesPerAddr = 4
+)
+
+var handshakeSlots = struct {
+	sync.Mutex
+	m map[string]chan struct{}
+}{m: map[string]chan struct{}{}}
+
+// handshakeSlot waits for one of addr's maxHandshakesPerAddr slots and
+// returns its release.
+func handshakeSlot(ctx context.Context, addr string) (func(), error) {
+	handshakeSlots.Lock()
+	sem := handshakeSlots.m[addr]
+	if sem == nil {
+		sem = make(chan struct{}, maxHandshakesPerAddr)
+		handshakeSlots.m[addr] = sem
+	}
+	handshakeSlots.Unlock()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// cutBeforeAuth reports whether a handshake failed because the server
+// closed or reset the connection, as an sshd over its limit of
+// unauthenticated connections does; a refused login, a changed host key or
+// a timeout are answers, not back-pressure.
+func cutBeforeAuth(err error) bool {
+	var hk *HostKeyChangedError
+	if errors.Is(err, ErrAuth) || errors.As(err, &hk) {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // handshake runs the ssh handshake and authentication on raw, which it
@@ -153,7 +231,7 @@ func handshake(ctx context.Context, t Target, cfg *xssh.ClientConfig, raw net.Co
 		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
 	}
 	_ = raw.SetDeadline(time.Time{})
-	return &Client{target: t, conn: xssh.NewClient(c, chans, reqs)}, nil
+	return newClient(t, xssh.NewClient(c, chans, reqs)), nil
 }
 
 // connect dials addr within total: a connect every connectStagger, earlier
@@ -247,10 +325,11 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	if err := ctx.Err(); err != nil {
 		return -1, err
 	}
-	s, err := c.conn.NewSession()
+	s, release, err := c.newSession(ctx)
 	if err != nil {
 		return -1, fmt.Errorf("open ssh session: %w", err)
 	}
+	defer release()
 	defer s.Close()
 	s.Stdout = stdout
 	s.Stderr = stderr
