@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/spec"
 	"github.com/lago-go/lago/sdk"
 )
@@ -209,6 +210,22 @@ func (m *Manager) waitSSH(ctx, wctx context.Context, e *Environment, vms []bound
 	if len(vms) == 0 {
 		return nil
 	}
+	// A VM whose management NIC is on a bridge net has no address lago
+	// knows: waiting would only run out the timeout.
+	reachable := vms[:0:0]
+	for _, b := range vms {
+		var na *NoAddressError
+		if _, err := m.sshTarget(e, b.spec); errors.As(err, &na) {
+			m.log().Warn("not waiting for ssh: the VM's management NIC is on a bridge net, which gets its address from outside lago, and lago knows none",
+				"vm", na.VM, "net", na.Net)
+			continue
+		}
+		reachable = append(reachable, b)
+	}
+	vms = reachable
+	if len(vms) == 0 {
+		return nil
+	}
 	if m.deps.SSH == nil {
 		return errors.New("wait for ssh: no ssh client configured")
 	}
@@ -358,6 +375,23 @@ func (m *Manager) serialTail(ctx context.Context, e *Environment, vm boundVM, p 
 	return fmt.Sprintf("\nlast lines of the serial console (%s):\n    %s", path, strings.Join(lines, "\n    "))
 }
 
+// NoAddressError is why lago cannot ssh to a VM whose management NIC is on
+// a bridge net: lago gives bridge NICs no address (the network outside
+// does, by DHCP if at all; status shows ip N/A) and knows none. Start does
+// not wait for such a VM; shell, deploy and the other ssh verbs fail with
+// this explanation.
+type NoAddressError struct {
+	VM string
+	// Net is the bridge net of the VM's management NIC.
+	Net string
+}
+
+func (e *NoAddressError) Error() string {
+	return fmt.Sprintf("vm %s has no address lago knows, so lago cannot ssh to it: its management NIC is on bridge net %s, "+
+		"which gets its addresses from the network outside lago (lago assigns none); use lago console %s, or give the VM a nat net as management net",
+		e.VM, e.Net, e.VM)
+}
+
 // sshTarget says how to reach a VM: its management NIC's IP, the prefix's
 // key, then the VM's ssh password, else its root password (see
 // rootPassword), else the configured ssh_password.
@@ -365,6 +399,11 @@ func (m *Manager) sshTarget(e *Environment, vm *spec.VM) (SSHTarget, error) {
 	i := vm.MgmtNIC()
 	if i < 0 && len(vm.NICs) > 0 && vm.MgmtNet == "" {
 		i = 0
+	}
+	if i >= 0 && vm.NICs[i].IP == "" {
+		if n := e.Net(vm.NICs[i].Net); n != nil && n.Type == spec.NetBridge {
+			return SSHTarget{}, errs.User(&NoAddressError{VM: vm.Name, Net: n.Name})
+		}
 	}
 	if i < 0 || vm.NICs[i].IP == "" {
 		return SSHTarget{}, userErrorf("vm %s has no management NIC with an IP address", vm.Name)

@@ -155,7 +155,8 @@ func (c *Config) Allocate(gateways map[string]string) ([]spec.Net, []spec.VM, er
 			}
 		}
 	}
-	if mgmt := byName[c.MgmtNet]; mgmt != nil {
+	// A bridge management net has no DNS server of lago's to serve records.
+	if mgmt := byName[c.MgmtNet]; mgmt != nil && mgmt.Type == spec.NetNAT {
 		records := map[string]string{}
 		for k, v := range mgmt.DNSRecords {
 			records[k] = v

@@ -24,7 +24,7 @@ func (d *decoder) checkNetwork(cfg *Config, nets []*netInfo, vms []*vmInfo) {
 	if mgmt != nil {
 		cfg.MgmtNet = mgmt.net.Name
 		mgmt.net.Management = true
-		if mgmt.net.DNSDomainName == "" {
+		if mgmt.net.DNSDomainName == "" && mgmt.net.Type == spec.NetNAT {
 			mgmt.net.DNSDomainName = spec.DefaultDNSDomainName
 		}
 	}
@@ -133,11 +133,7 @@ func (d *decoder) checkNetwork(cfg *Config, nets []*netInfo, vms []*vmInfo) {
 		}
 		switch {
 		case mgmt == nil:
-			if len(nets) > 0 {
-				d.errorf(vi.key, vi.path+".nics", "no management net: lago needs a nat net for the management NICs")
-			} else {
-				d.errorf(vi.key, vi.path+".nics", "the file defines no nets: add a nat net under nets and a NIC on it")
-			}
+			d.errorf(vi.key, vi.path+".nics", "the file defines no nets: add a nat net under nets and a NIC on it")
 		case len(mgmtNICs) == 0:
 			d.errorf(vi.key, vi.path+".nics", "the VM needs exactly one NIC on the management net %s; add {net: %s} to its nics", mgmt.net.Name, mgmt.net.Name)
 		case len(mgmtNICs) > 1:
@@ -149,7 +145,11 @@ func (d *decoder) checkNetwork(cfg *Config, nets []*netInfo, vms []*vmInfo) {
 }
 
 // selectMgmt returns the management net: the one marked management: true,
-// else the alphabetically first nat net. More than one marked is an error.
+// else the alphabetically first nat net, else (a file with bridge nets
+// only, which the original accepts) the alphabetically first bridge net.
+// The original takes the alphabetically first net of any type; preferring
+// a nat net keeps lago's DHCP, DNS and ssh for the VMs when there is one.
+// More than one marked is an error.
 func (d *decoder) selectMgmt(nets []*netInfo) *netInfo {
 	var marked []*netInfo
 	for _, n := range nets {
@@ -165,14 +165,17 @@ func (d *decoder) selectMgmt(nets []*netInfo) *netInfo {
 	if len(marked) > 0 {
 		return marked[0]
 	}
-	var first *netInfo
+	var first, firstBridge *netInfo
 	for _, n := range nets {
-		if n.net.Type != spec.NetNAT {
-			continue
-		}
-		if first == nil || n.net.Name < first.net.Name {
+		switch {
+		case n.net.Type == spec.NetNAT && (first == nil || n.net.Name < first.net.Name):
 			first = n
+		case n.net.Type == spec.NetBridge && (firstBridge == nil || n.net.Name < firstBridge.net.Name):
+			firstBridge = n
 		}
+	}
+	if first == nil {
+		return firstBridge
 	}
 	return first
 }

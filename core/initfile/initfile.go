@@ -13,7 +13,10 @@
 //     dev, its format to qcow2 (raw for iso), its type to template when
 //     template_name is given.
 //   - The management net is the one with management: true, else the
-//     alphabetically first nat net.
+//     alphabetically first nat net, else the alphabetically first bridge
+//     net (the original takes the first net of any type). A bridge
+//     management net gives its NICs no address: lago reaches such VMs
+//     only when it can learn their address.
 //   - $VARS ($LAGO_INITFILE_PATH, $LAGO_PREFIX_PATH, $LAGO_WORKDIR_PATH
 //     and any environment variable; unknown ones are left as written,
 //     like Python's os.path.expandvars) are expanded where the original

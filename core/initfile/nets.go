@@ -84,13 +84,19 @@ func (d *decoder) decodeNet(ni *netInfo) {
 		}
 	}
 	if v := n.get("management"); v != nil {
+		// A bridge net may be the management net, as in the original:
+		// its NICs get no address from lago (DHCP, if any, comes from the
+		// network outside), so lago reaches such VMs only if it learns
+		// their address.
 		net.Management, _ = d.boolean(v, path+".management")
 		ni.mgmtSet = net.Management
-		if bridge && net.Management {
-			d.errorf(v, path+".management", "a bridge net cannot be the management net: lago needs its DHCP and DNS; use type: nat")
+	}
+	for _, k := range []string{"dns_domain_name", "dns_records"} {
+		if bridge && n.get(k) != nil {
+			d.errorf(keyOf(n, k), path+"."+k, "a bridge net has no DNS server of lago's: remove %s or use type: nat", k)
 		}
 	}
-	if v := n.get("dns_domain_name"); v != nil {
+	if v := n.get("dns_domain_name"); v != nil && !bridge {
 		ni.dnsKeys = append(ni.dnsKeys, keyOf(n, "dns_domain_name"))
 		if s, ok := d.str(v, path+".dns_domain_name"); ok {
 			if !domainNameRE.MatchString(s) || len(s) > 253 {
@@ -100,7 +106,7 @@ func (d *decoder) decodeNet(ni *netInfo) {
 			}
 		}
 	}
-	if v := n.get("dns_records"); v != nil {
+	if v := n.get("dns_records"); v != nil && !bridge {
 		p := path + ".dns_records"
 		ni.dnsKeys = append(ni.dnsKeys, keyOf(n, "dns_records"))
 		if d.wantMap(v, p, "dns_records, a mapping of host name to IPv4 address") {
