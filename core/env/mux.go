@@ -18,8 +18,10 @@ import (
 // A VM's ssh mux is a detached process (the engine's hidden __ssh-mux
 // verb) that keeps one connection to the VM open for Persist after its
 // last command, so `lago shell` and deploy skip the guest's key exchange.
-// It is an accelerator only: when none runs or it fails, Run connects
-// directly. Stop, shutdown, revert and destroy release it, and it exits on
+// There is one per VM and login (user and credentials, see
+// lagossh.MuxSocket): a command as another user never runs on root's
+// connection. It is an accelerator only: when none runs or it fails, Run
+// connects directly. Stop, shutdown, revert and destroy release it, and it exits on
 // its own when idle, when its guest connection fails and when the prefix's
 // key file disappears.
 
@@ -79,10 +81,13 @@ func (c SSHClient) spawnMux(t SSHTarget, sock string) {
 	_ = cmd.Process.Release()
 }
 
-// Release implements SSHReleaser.
+// Release implements SSHReleaser: it stops the VM's muxes of every login.
 func (c SSHClient) Release(ctx context.Context, t SSHTarget) {
-	if sock := c.socketAlways(t); sock != "" {
-		lagossh.StopMux(ctx, sock)
+	if t.UUID == "" {
+		return
+	}
+	if dir, err := lagossh.MuxDir(); err == nil {
+		lagossh.StopVMMuxes(ctx, dir, t.UUID, t.VM)
 	}
 }
 
@@ -106,7 +111,7 @@ func (c SSHClient) socketAlways(t SSHTarget) string {
 	if err != nil {
 		return ""
 	}
-	return lagossh.MuxSocket(dir, t.UUID, t.VM)
+	return lagossh.MuxSocket(dir, t.UUID, t.VM, c.target(t))
 }
 
 // ServeMuxRequest is the mux process: it reads a MuxRequest from in and

@@ -174,3 +174,73 @@ func shortTmpdir(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(tmp) })
 	t.Setenv("TMPDIR", tmp)
 }
+
+// TestSSHClientMuxPerLogin: within ssh_persist of a root command, a
+// command as another user runs as that user, on a mux of its own, and
+// never on root's connection; Release ends both.
+func TestSSHClientMuxPerLogin(t *testing.T) {
+	shortTmpdir(t)
+	srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
+	host, port, _ := net.SplitHostPort(srv.Addr())
+	p, _ := strconv.Atoi(port)
+	root := SSHTarget{VM: "vm0", Host: host, Port: p, User: "root", Password: "pw", UUID: "0123abcd"}
+	alice := root
+	alice.User = "alice"
+	c := SSHClient{Persist: 30 * time.Second, MuxCommand: []string{os.Args[0], MuxVerb}}
+	t.Cleanup(func() { c.Release(context.Background(), root) })
+
+	whoami := func(tg SSHTarget) string {
+		t.Helper()
+		var out bytes.Buffer
+		code, err := c.Run(context.Background(), tg, []string{"sh", "-c", "echo $USER"}, nil, &out, nil)
+		if err != nil || code != 0 {
+			t.Fatalf("run as %s: code %d err %v", tg.User, code, err)
+		}
+		return strings.TrimSpace(out.String())
+	}
+	serving := func(tg SSHTarget) {
+		t.Helper()
+		sock := c.socket(tg)
+		for i := 0; i < 500; i++ {
+			if cl, err := lagossh.DialMux(context.Background(), sock, c.target(tg)); err == nil {
+				cl.Close()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("no mux serves %s", tg.User)
+	}
+	if got := whoami(root); got != "root" {
+		t.Fatalf("first command ran as %q", got)
+	}
+	serving(root)
+	if c.socket(alice) == c.socket(root) {
+		t.Fatal("alice's mux socket is root's")
+	}
+	for i := 0; i < 3; i++ {
+		if got := whoami(alice); got != "alice" {
+			t.Fatalf("command %d as alice within root's ssh_persist ran as %q", i, got)
+		}
+		if i == 0 {
+			serving(alice)
+		}
+	}
+	if got := whoami(root); got != "root" {
+		t.Fatalf("root after alice ran as %q", got)
+	}
+	logins := srv.Users()
+	count := map[string]int{}
+	for _, u := range logins {
+		count[u]++
+	}
+	// Each user: the first command's login and its mux's.
+	if count["root"] != 2 || count["alice"] != 2 {
+		t.Errorf("guest logins %q, want 2 of root and 2 of alice", logins)
+	}
+	c.Release(context.Background(), root)
+	for _, tg := range []SSHTarget{root, alice} {
+		if _, err := os.Stat(c.socket(tg)); !os.IsNotExist(err) {
+			t.Errorf("%s's mux socket after Release: %v", tg.User, err)
+		}
+	}
+}

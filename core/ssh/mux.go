@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -33,6 +34,15 @@ import (
 // mux opens one guest channel per client channel and copies data and
 // requests both ways. Only the user who runs the mux may connect: the
 // socket's folder is private and every peer's uid is checked.
+//
+// A mux serves one login: its socket is named after the VM and the guest
+// user, address, key and known_hosts file it logged in with (MuxSocket),
+// and a client must present the same login, password included (a digest
+// of it, see Target.muxToken), or it gets no session: `lago --ssh-user
+// alice shell` within ssh_persist of a root command must run as alice.
+// When a guest refuses a session for its per-connection limit, the mux
+// queues it until one of its sessions ends (see sessionGate), so dozens of
+// concurrent commands share the one connection.
 //
 // A mux exits when it has served no session for its idle time, when the
 // guest connection fails (keepalives notice a guest that vanished), when
@@ -70,12 +80,36 @@ func MuxDir() (string, error) {
 	return dir, nil
 }
 
-// MuxSocket names the socket of one VM of one prefix (by its uuid) in dir.
-// The VM name is hashed to keep the path short.
-func MuxSocket(dir, uuid, vm string) string {
-	h := sha256.Sum256([]byte(vm))
-	return filepath.Join(dir, uuid+"-"+hex.EncodeToString(h[:6])+".sock")
+// MuxSocket names the socket of the mux that logs in to one VM of one
+// prefix (by its uuid) as t says, in dir: uuid-VM-LOGIN.sock, with the VM
+// name and the login (user, address, key file, known_hosts file) hashed
+// to keep the path short. The password stays out of the name, which is
+// not secret; a mux refuses a client whose password differs (muxToken).
+func MuxSocket(dir, uuid, vm string, t Target) string {
+	login := sha256.Sum256([]byte(strings.Join([]string{"lago-mux-login-v1", t.user(), t.addr(), t.KeyPath, t.KnownHostsPath}, "\x00")))
+	return filepath.Join(dir, uuid+"-"+muxVMHash(vm)+"-"+hex.EncodeToString(login[:6])+".sock")
 }
+
+func muxVMHash(vm string) string {
+	h := sha256.Sum256([]byte(vm))
+	return hex.EncodeToString(h[:6])
+}
+
+// muxToken is what a client proves it logs in as: a digest of everything
+// that decides which guest account, with which rights, its commands run
+// under. It travels only over the private socket.
+func (t Target) muxToken() string {
+	h := sha256.Sum256([]byte(strings.Join([]string{"lago-mux-token-v1", t.user(), t.addr(), t.KeyPath, t.Password, t.KnownHostsPath}, "\x00")))
+	return hex.EncodeToString(h[:])
+}
+
+// muxControlUser is the login of a control connection (DialMux with a zero
+// Target): it may ask the mux to exit, and opens no sessions.
+const muxControlUser = "lago-mux-control"
+
+// ErrMuxRefused is wrapped by DialMux's error when the mux serves another
+// login than the client's: the caller connects directly instead.
+var ErrMuxRefused = errors.New("the ssh mux serves another user or other credentials")
 
 // MuxOptions configure ServeMux.
 type MuxOptions struct {
@@ -134,8 +168,8 @@ func ServeMux(ctx context.Context, t Target, o MuxOptions, ready func(error)) er
 		ln.Close()
 		_ = os.Remove(o.Socket)
 	}()
-	m := &mux{guest: guest.conn, idle: o.Idle, last: time.Now(), quit: make(chan string, 1)}
-	cfg, err := muxServerConfig()
+	m := &mux{guest: guest, idle: o.Idle, last: time.Now(), quit: make(chan string, 1)}
+	cfg, err := muxServerConfig(t.muxToken())
 	if err != nil {
 		ready(err)
 		return err
@@ -144,7 +178,7 @@ func ServeMux(ctx context.Context, t Target, o MuxOptions, ready func(error)) er
 	go m.accept(ln, cfg)
 	go m.keepalive()
 	go func() {
-		_ = m.guest.Wait()
+		_ = m.guest.conn.Wait()
 		m.stop("guest connection closed")
 	}()
 	tick := time.NewTicker(muxTick)
@@ -180,6 +214,9 @@ func LockMux(socket string) (*os.File, error) {
 		lock.Close()
 		return nil, ErrMuxRunning
 	}
+	// A mux killed with SIGKILL left its pid; StopMux must not signal
+	// whatever process has it now.
+	_ = lock.Truncate(0)
 	return lock, nil
 }
 
@@ -226,7 +263,7 @@ func samePath(f *os.File, path string) bool {
 var ErrMuxRunning = errors.New("an ssh mux already serves this socket")
 
 type mux struct {
-	guest *xssh.Client
+	guest *Client
 	idle  time.Duration
 	quit  chan string // the reason to exit
 
@@ -263,7 +300,7 @@ func (m *mux) keepalive() {
 		time.Sleep(muxKeepalive)
 		done := make(chan error, 1)
 		go func() {
-			_, _, err := m.guest.SendRequest("keepalive@openssh.com", true, nil)
+			_, _, err := m.guest.conn.SendRequest("keepalive@openssh.com", true, nil)
 			done <- err
 		}()
 		select {
@@ -279,7 +316,9 @@ func (m *mux) keepalive() {
 	}
 }
 
-func muxServerConfig() (*xssh.ServerConfig, error) {
+// muxServerConfig accepts control connections and clients that present
+// token; the role is in the connection's permissions.
+func muxServerConfig(token string) (*xssh.ServerConfig, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -289,8 +328,17 @@ func muxServerConfig() (*xssh.ServerConfig, error) {
 		return nil, err
 	}
 	// The socket is reachable only by its owner (private folder, peer
-	// uid checked on accept), so the ssh layer needs no authentication.
-	cfg := &xssh.ServerConfig{NoClientAuth: true}
+	// uid checked on accept); authentication only tells whose login the
+	// client wants.
+	cfg := &xssh.ServerConfig{PasswordCallback: func(c xssh.ConnMetadata, pw []byte) (*xssh.Permissions, error) {
+		if c.User() == muxControlUser {
+			return &xssh.Permissions{Extensions: map[string]string{muxRole: muxRoleControl}}, nil
+		}
+		if subtle.ConstantTimeCompare(pw, []byte(token)) == 1 {
+			return &xssh.Permissions{Extensions: map[string]string{muxRole: muxRoleSession}}, nil
+		}
+		return nil, ErrMuxRefused
+	}}
 	cfg.AddHostKey(signer)
 	return cfg, nil
 }
@@ -330,6 +378,12 @@ func sameUser(c net.Conn) bool {
 	return int(cred.Uid) == os.Getuid()
 }
 
+const (
+	muxRole        = "lago-mux-role"
+	muxRoleControl = "control"
+	muxRoleSession = "session"
+)
+
 func (m *mux) serve(c net.Conn, cfg *xssh.ServerConfig) {
 	_ = c.SetDeadline(time.Now().Add(DefaultHandshakeTimeout))
 	conn, chans, reqs, err := xssh.NewServerConn(c, cfg)
@@ -351,14 +405,34 @@ func (m *mux) serve(c net.Conn, cfg *xssh.ServerConfig) {
 			}
 		}
 	}()
+	if conn.Permissions == nil || conn.Permissions.Extensions[muxRole] != muxRoleSession {
+		for nc := range chans {
+			_ = nc.Reject(xssh.Prohibited, "a control connection of the lago ssh mux opens no channels")
+		}
+		return
+	}
+	// Opens still queued when the client leaves are given up.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = conn.Wait()
+		cancel()
+	}()
 	for nc := range chans {
-		go m.proxy(nc)
+		go m.proxy(ctx, nc)
 	}
 }
 
-// proxy joins one client channel to a new guest channel of the same type.
-func (m *mux) proxy(nc xssh.NewChannel) {
-	gch, greqs, err := m.guest.OpenChannel(nc.ChannelType(), nc.ExtraData())
+// proxy joins one client channel to a new guest channel of the same type,
+// queued while the guest refuses more channels on the connection.
+func (m *mux) proxy(ctx context.Context, nc xssh.NewChannel) {
+	var gch xssh.Channel
+	var greqs <-chan *xssh.Request
+	err := m.guest.gate.open(ctx, func() error {
+		var e error
+		gch, greqs, e = m.guest.conn.OpenChannel(nc.ChannelType(), nc.ExtraData())
+		return e
+	})
 	if err != nil {
 		var oe *xssh.OpenChannelError
 		if errors.As(err, &oe) {
@@ -368,6 +442,7 @@ func (m *mux) proxy(nc xssh.NewChannel) {
 		}
 		return
 	}
+	defer m.guest.gate.done()
 	cch, creqs, err := nc.Accept()
 	if err != nil {
 		gch.Close()
@@ -414,7 +489,9 @@ func forwardRequests(in <-chan *xssh.Request, out xssh.Channel) {
 }
 
 // DialMux connects to the mux serving socket. The result is used as a
-// Client dialled to t.
+// Client dialled to t; a mux that serves another login than t's refuses
+// it with an error wrapping ErrMuxRefused. A zero t makes a control
+// connection, which can ask the mux to exit but runs nothing.
 func DialMux(ctx context.Context, socket string, t Target) (*Client, error) {
 	d := net.Dialer{Timeout: time.Second}
 	c, err := d.DialContext(ctx, "unix", socket)
@@ -422,10 +499,18 @@ func DialMux(ctx context.Context, socket string, t Target) (*Client, error) {
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Now().Add(DefaultHandshakeTimeout))
-	cfg := &xssh.ClientConfig{User: t.user(), HostKeyCallback: xssh.InsecureIgnoreHostKey()} //nolint:gosec // a private unix socket, peer checked by the server
+	user, token := t.user(), t.muxToken()
+	if t == (Target{}) {
+		user, token = muxControlUser, ""
+	}
+	cfg := &xssh.ClientConfig{User: user, Auth: []xssh.AuthMethod{xssh.Password(token)},
+		HostKeyCallback: xssh.InsecureIgnoreHostKey()} //nolint:gosec // a private unix socket, peer checked by the server
 	sc, chans, reqs, err := xssh.NewClientConn(c, "lago-mux", cfg)
 	if err != nil {
 		c.Close()
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, fmt.Errorf("ssh mux %s: %w", socket, ErrMuxRefused)
+		}
 		return nil, fmt.Errorf("ssh mux %s: %w", socket, err)
 	}
 	_ = c.SetDeadline(time.Time{})
@@ -454,7 +539,7 @@ func DialMuxWait(ctx context.Context, socket string, t Target, max time.Duration
 	deadline := time.Now().Add(max)
 	for {
 		cl, err := DialMux(ctx, socket, t)
-		if err == nil || !muxStarting(socket) || time.Now().After(deadline) {
+		if err == nil || errors.Is(err, ErrMuxRefused) || !muxStarting(socket) || time.Now().After(deadline) {
 			return cl, err
 		}
 		select {
@@ -528,7 +613,17 @@ const MuxVerb = "__ssh-mux"
 // StopMuxes stops every mux of the prefix with this uuid, serving or
 // still connecting.
 func StopMuxes(ctx context.Context, dir, uuid string) {
-	files, _ := filepath.Glob(filepath.Join(dir, uuid+"-*.sock*"))
+	stopMuxesMatching(ctx, filepath.Join(dir, uuid+"-*.sock*"))
+}
+
+// StopVMMuxes stops every mux of one VM of the prefix with this uuid,
+// whatever login each serves.
+func StopVMMuxes(ctx context.Context, dir, uuid, vm string) {
+	stopMuxesMatching(ctx, filepath.Join(dir, uuid+"-"+muxVMHash(vm)+"-*.sock*"))
+}
+
+func stopMuxesMatching(ctx context.Context, pattern string) {
+	files, _ := filepath.Glob(pattern)
 	seen := map[string]bool{}
 	var socks []string
 	for _, f := range files {

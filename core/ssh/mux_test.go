@@ -34,7 +34,7 @@ func startMux(t *testing.T, srv *sshtest.Server, o lagossh.MuxOptions) (string, 
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		done <- lagossh.ServeMux(ctx, lagossh.Target{Addr: srv.Addr(), Password: "pw"}, o, func(err error) { ready <- err })
+		done <- lagossh.ServeMux(ctx, muxTarget(srv), o, func(err error) { ready <- err })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -48,6 +48,11 @@ func startMux(t *testing.T, srv *sshtest.Server, o lagossh.MuxOptions) (string, 
 		t.Fatalf("mux not ready: %v", err)
 	}
 	return o.Socket, done
+}
+
+// muxTarget is the login startMux's mux makes, which its clients present.
+func muxTarget(srv *sshtest.Server) lagossh.Target {
+	return lagossh.Target{Addr: srv.Addr(), Password: "pw"}
 }
 
 func waitDone(t *testing.T, done <-chan error, within time.Duration, what string) {
@@ -82,7 +87,7 @@ func TestMuxReusesOneLogin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cl, err := lagossh.DialMux(context.Background(), sock, lagossh.Target{})
+			cl, err := lagossh.DialMux(context.Background(), sock, muxTarget(srv))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,7 +153,7 @@ func TestMuxExits(t *testing.T) {
 func TestMuxBusyIsNotIdle(t *testing.T) {
 	srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
 	sock, done := startMux(t, srv, lagossh.MuxOptions{Idle: 200 * time.Millisecond})
-	cl, err := lagossh.DialMux(context.Background(), sock, lagossh.Target{})
+	cl, err := lagossh.DialMux(context.Background(), sock, muxTarget(srv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,9 +217,13 @@ func TestMuxDirIsPrivate(t *testing.T) {
 	if _, err := lagossh.MuxDir(); err == nil || !strings.Contains(err.Error(), "not a private folder") {
 		t.Errorf("a mux folder others can enter was used: %v", err)
 	}
-	a, b := lagossh.MuxSocket(dir, "u", "vm0"), lagossh.MuxSocket(dir, "u", "vm1")
+	root := lagossh.Target{Addr: "192.168.200.2", KeyPath: "/p/id_rsa", KnownHostsPath: "/p/known_hosts"}
+	a, b := lagossh.MuxSocket(dir, "u", "vm0", root), lagossh.MuxSocket(dir, "u", "vm1", root)
 	if a == b || !strings.HasPrefix(filepath.Base(a), "u-") {
 		t.Errorf("sockets %s and %s", a, b)
+	}
+	if p := lagossh.MuxSocket("/tmp/lago-mux-65534", strings.Repeat("f", 32), "vm0", root); len(p) > 107 {
+		t.Errorf("socket path %s is too long for a unix socket", p)
 	}
 }
 
@@ -247,5 +256,92 @@ func TestMuxGivesUpDialWhenPrefixGoes(t *testing.T) {
 	}
 	if _, err := os.Stat(sock + ".lock"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("lock file left: %v", err)
+	}
+}
+
+// TestMuxServesOnlyItsLogin: a mux logged in as one user with one set of
+// credentials refuses a client that asks for another (the caller then
+// connects on its own), control connections run nothing, and sockets are
+// named apart for every part of the login except the password.
+func TestMuxServesOnlyItsLogin(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{Password: "pw"})
+	sock, _ := startMux(t, srv, lagossh.MuxOptions{})
+	base := muxTarget(srv)
+	with := func(f func(*lagossh.Target)) lagossh.Target {
+		tg := base
+		f(&tg)
+		return tg
+	}
+	tests := []struct {
+		name    string
+		target  lagossh.Target
+		refused bool
+		// sameSocket: MuxSocket names the same socket as base's.
+		sameSocket bool
+	}{
+		{name: "same login", target: base, sameSocket: true},
+		{name: "root spelled out", target: with(func(t *lagossh.Target) { t.User = "root" }), sameSocket: true},
+		{name: "another user", target: with(func(t *lagossh.Target) { t.User = "alice" }), refused: true},
+		{name: "another password", target: with(func(t *lagossh.Target) { t.Password = "other" }), refused: true, sameSocket: true},
+		{name: "another key", target: with(func(t *lagossh.Target) { t.KeyPath = "/elsewhere/id_rsa" }), refused: true},
+		{name: "another known_hosts", target: with(func(t *lagossh.Target) { t.KnownHostsPath = "/elsewhere/known_hosts" }), refused: true},
+		{name: "another address", target: with(func(t *lagossh.Target) { t.Addr = "192.0.2.1" }), refused: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := lagossh.MuxSocket("/d", "u", "vm0", tc.target) == lagossh.MuxSocket("/d", "u", "vm0", base); got != tc.sameSocket {
+				t.Errorf("same socket as the mux's login: %v, want %v", got, tc.sameSocket)
+			}
+			cl, err := lagossh.DialMux(context.Background(), sock, tc.target)
+			if tc.refused {
+				if !errors.Is(err, lagossh.ErrMuxRefused) {
+					t.Fatalf("DialMux as %+v = %v, want ErrMuxRefused", tc.target, err)
+				}
+				// DialMuxWait does not wait out a refusal.
+				start := time.Now()
+				if _, err := lagossh.DialMuxWait(context.Background(), sock, tc.target, 3*time.Second); !errors.Is(err, lagossh.ErrMuxRefused) || time.Since(start) > time.Second {
+					t.Errorf("DialMuxWait = %v after %s", err, time.Since(start))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			var out bytes.Buffer
+			if code, err := cl.Run(context.Background(), []string{"sh", "-c", "echo $USER"}, nil, &out, nil); err != nil || code != 0 || out.String() != "root\n" {
+				t.Errorf("command through the mux: %d %v %q", code, err, out.String())
+			}
+		})
+	}
+	t.Run("control connection", func(t *testing.T) {
+		cl, err := lagossh.DialMux(context.Background(), sock, lagossh.Target{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		if _, err := cl.Run(context.Background(), []string{"true"}, nil, nil, nil); err == nil {
+			t.Error("a control connection ran a command")
+		}
+	})
+	if users := srv.Users(); len(users) != 1 || users[0] != "root" {
+		t.Errorf("guest logins %q, want the mux's one root login", users)
+	}
+}
+
+// TestMuxCarriesConcurrentSessions: 32 commands at once through one mux
+// whose guest allows 3 sessions per connection (OpenSSH allows 10) all run,
+// each with its own output and exit code, on the mux's single login.
+func TestMuxCarriesConcurrentSessions(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{Password: "pw", MaxSessions: 3})
+	sock, _ := startMux(t, srv, lagossh.MuxOptions{})
+	runConcurrently(t, 32, func(int) (*lagossh.Client, error) {
+		return closed(t)(lagossh.DialMux(context.Background(), sock, muxTarget(srv)))
+	})
+	if n := srv.Logins(); n != 1 {
+		t.Errorf("guest saw %d logins, want the mux's 1", n)
+	}
+	if srv.Refused() == 0 {
+		t.Error("the guest never refused a session: the test did not reach the limit")
 	}
 }
