@@ -15,7 +15,6 @@ import (
 
 	builderv1 "github.com/lago-go/lago/proto/lago/builder/v1"
 	"github.com/lago-go/lago/sdk"
-	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/lago-go/lago/core/errs"
 	lagossh "github.com/lago-go/lago/core/ssh"
@@ -65,39 +64,13 @@ func sshUserError(err error) error {
 
 // Run implements SSH: an interactive shell (with a pty when stdin is a
 // terminal) when argv is empty, else argv. It goes through the VM's mux
-// when one runs, and otherwise connects directly and starts a mux in the
-// background for the next command.
+// for this login when one runs or is starting, and otherwise connects
+// directly and starts a mux for the next commands (see mux.go).
 func (c SSHClient) Run(ctx context.Context, t SSHTarget, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	if sock := c.socket(t); sock != "" {
-		if cl, err := lagossh.DialMuxWait(ctx, sock, c.target(t), muxStartWait); err == nil {
-			code, err := runOn(ctx, cl, argv, stdin, stdout, stderr)
-			cl.Close()
-			var oe *xssh.OpenChannelError
-			if !errors.As(err, &oe) {
-				return code, err
-			}
-			// The mux lost its guest (stopped, rebooted behind our
-			// back): nothing ran, so connect directly.
-			lagossh.StopMux(ctx, sock)
-		}
-	}
-	cl, err := lagossh.Dial(ctx, c.target(t))
-	if err != nil {
-		return -1, sshUserError(err)
-	}
-	code, err := runOn(ctx, cl, argv, stdin, stdout, stderr)
-	cl.Close()
-	if sock := c.socket(t); sock != "" && err == nil {
-		// After the command, not during it: the mux's key exchange
-		// would compete with ours for the guest's CPU.
-		c.spawnMux(t, sock)
-	}
-	return code, err
+	return c.run(ctx, t, func(cl *lagossh.Client) (int, error) {
+		return runOn(ctx, cl, argv, stdin, stdout, stderr)
+	})
 }
-
-// muxStartWait bounds the wait for a mux that is still connecting: its
-// key exchange takes 0.1-0.3 s on a TCG guest.
-const muxStartWait = 2 * time.Second
 
 func runOn(ctx context.Context, cl *lagossh.Client, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	if len(argv) == 0 {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	xssh "golang.org/x/crypto/ssh"
+
 	lagossh "github.com/lago-go/lago/core/ssh"
 )
 
@@ -21,9 +23,15 @@ import (
 // There is one per VM and login (user and credentials, see
 // lagossh.MuxSocket): a command as another user never runs on root's
 // connection. It is an accelerator only: when none runs or it fails, Run
-// connects directly. Stop, shutdown, revert and destroy release it, and it exits on
-// its own when idle, when its guest connection fails and when the prefix's
-// key file disappears.
+// connects directly. Stop, shutdown, revert and destroy release it, and it
+// exits on its own when idle, when its guest connection fails and when the
+// prefix's key file disappears.
+//
+// Concurrent commands share it even when none runs yet: the first takes
+// the mux's lock, connects and starts the mux; the others find the lock
+// taken and wait for the mux instead of each logging in, which a guest's
+// sshd would refuse beyond a few at once (dropbear: 5 unauthenticated
+// connections per client).
 
 // MuxRequest is what the mux process reads on stdin (JSON): a password
 // stays out of argv, where ps would show it.
@@ -47,16 +55,80 @@ func (c SSHClient) socket(t SSHTarget) string {
 	return c.socketAlways(t)
 }
 
+// run runs do on a connection to t: through t's mux when one serves or
+// is starting, else on a connection of its own, starting the mux for the
+// next commands when none is.
+func (c SSHClient) run(ctx context.Context, t SSHTarget, do func(*lagossh.Client) (int, error)) (int, error) {
+	target := c.target(t)
+	sock := c.socket(t)
+	var lock *os.File
+	// A second round only when another command took the lock between
+	// our look and our claim: its mux is then worth waiting for.
+	for round := 0; sock != "" && round < 2; round++ {
+		cl, err := lagossh.DialMuxWait(ctx, sock, target, muxStartWait)
+		if errors.Is(err, lagossh.ErrMuxRefused) {
+			break
+		}
+		if err == nil {
+			code, err := do(cl)
+			cl.Close()
+			var oe *xssh.OpenChannelError
+			if !errors.As(err, &oe) {
+				return code, err
+			}
+			// Nothing ran. A mux that lost its guest (stopped,
+			// rebooted behind our back) is replaced; one that
+			// refused for another reason is left to its sessions.
+			if oe.Reason != xssh.ConnectionFailed {
+				break
+			}
+			lagossh.StopMux(ctx, sock)
+		}
+		if lock, err = lagossh.LockMux(sock); err == nil {
+			break
+		}
+		lock = nil
+	}
+	cl, err := lagossh.Dial(ctx, target)
+	if err != nil {
+		if lock != nil {
+			// Commands waiting for our mux go their own way.
+			_ = os.Remove(sock + ".lock")
+			lock.Close()
+		}
+		return -1, sshUserError(err)
+	}
+	if lock != nil {
+		// Before our command, after our key exchange: the mux's
+		// key exchange then overlaps the command rather than
+		// competing with ours for the guest's CPU.
+		c.startMux(t, sock, lock)
+	}
+	code, err := do(cl)
+	cl.Close()
+	return code, err
+}
+
+// muxStartWait bounds the wait for a mux that is still starting: the
+// command that started it connects first (up to the dial and handshake
+// timeouts), then the mux does (0.1-0.3 s of key exchange on a TCG
+// guest). A mux that fails releases its lock, which ends the wait at once.
+const muxStartWait = 20 * time.Second
+
 // spawnMux starts a mux for t in the background and does not wait for
-// it: this command connects on its own, the next ones find the mux. Its
-// failures are quiet by design (the direct path reports them).
+// it. Its failures are quiet by design (the direct path reports them).
 func (c SSHClient) spawnMux(t SSHTarget, sock string) {
-	// The lock is taken here and handed over, so from our return on a
-	// stop or destroy sees the mux starting and ends it.
 	lock, err := lagossh.LockMux(sock)
 	if err != nil {
 		return // one is starting or serving already
 	}
+	c.startMux(t, sock, lock)
+}
+
+// startMux starts a mux for t, handing it lock (see lagossh.LockMux), which
+// it closes here. The lock is taken before the mux process starts, so from
+// then on a stop or destroy sees the mux starting and ends it.
+func (c SSHClient) startMux(t SSHTarget, sock string, lock *os.File) {
 	defer lock.Close()
 	req, err := json.Marshal(MuxRequest{Target: c.target(t), Socket: sock, Idle: c.Persist, LockInherited: true})
 	if err != nil {

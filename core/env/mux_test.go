@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 // TestSSHClientKeepsConnection: the first command connects itself and
-// starts the mux; later ones reuse the mux's login; a mux whose guest
+// starts the mux (right after its login); later ones reuse the mux's login; a mux whose guest
 // connection died is replaced without the caller noticing; Release ends
 // it.
 func TestSSHClientKeepsConnection(t *testing.T) {
@@ -69,8 +69,10 @@ func TestSSHClientKeepsConnection(t *testing.T) {
 	}
 
 	run("one")
-	if n := srv.Logins(); n != 1 {
-		t.Fatalf("first command: %d logins, want 1", n)
+	// The first command logs in and starts the mux, which logs in while
+	// the command runs.
+	if n := srv.Logins(); n != 1 && n != 2 {
+		t.Fatalf("first command: %d logins, want 1 or 2", n)
 	}
 	waitSocket()
 	run("two")
@@ -242,5 +244,90 @@ func TestSSHClientMuxPerLogin(t *testing.T) {
 		if _, err := os.Stat(c.socket(tg)); !os.IsNotExist(err) {
 			t.Errorf("%s's mux socket after Release: %v", tg.User, err)
 		}
+	}
+}
+
+// TestSSHClientConcurrentCommands: 32 commands started at once on one VM
+// all succeed with their own output and exit code, whether no mux runs
+// yet, one is up, or ssh_persist is off, on a guest that drops connections
+// beyond 5 unauthenticated ones (dropbear's MAX_UNAUTH_PER_IP) and allows
+// 10 sessions per connection (OpenSSH's MaxSessions), and whose logins
+// take a while (a TCG guest's key exchange).
+func TestSSHClientConcurrentCommands(t *testing.T) {
+	tests := []struct {
+		name    string
+		persist time.Duration
+		warm    bool
+		// maxLogins bounds the guest's logins for the 32 commands.
+		maxLogins int
+	}{
+		{name: "ssh_persist, no mux yet", persist: 30 * time.Second, maxLogins: 2},
+		{name: "ssh_persist, mux up", persist: 30 * time.Second, warm: true, maxLogins: 0},
+		{name: "ssh_persist off", maxLogins: 32},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			shortTmpdir(t)
+			srv := sshtest.Start(t, sshtest.Options{Password: "pw", MaxUnauth: 5, MaxSessions: 10, AuthDelay: 50 * time.Millisecond})
+			host, port, _ := net.SplitHostPort(srv.Addr())
+			p, _ := strconv.Atoi(port)
+			target := SSHTarget{VM: "vm0", Host: host, Port: p, User: "root", Password: "pw", UUID: fmt.Sprintf("c0ffee%02d", i)}
+			c := SSHClient{Persist: tc.persist, MuxCommand: []string{os.Args[0], MuxVerb}}
+			t.Cleanup(func() { c.Release(context.Background(), target) })
+			if tc.warm {
+				if _, err := c.Run(context.Background(), target, []string{"true"}, nil, nil, nil); err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; ; i++ {
+					if cl, err := lagossh.DialMux(context.Background(), c.socket(target), c.target(target)); err == nil {
+						cl.Close()
+						break
+					}
+					if i > 500 {
+						t.Fatal("the mux never served")
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			before := srv.Logins()
+			const n = 32
+			type result struct {
+				code int
+				out  string
+				err  error
+			}
+			results := make([]result, n)
+			start := make(chan struct{})
+			done := make(chan int)
+			for i := range n {
+				go func() {
+					<-start
+					var out bytes.Buffer
+					code, err := c.Run(context.Background(), target, []string{"sh", "-c", fmt.Sprintf("sleep 0.1; echo %d; exit %d", i, i%7)}, nil, &out, nil)
+					results[i] = result{code, out.String(), err}
+					done <- i
+				}()
+			}
+			began := time.Now()
+			close(start)
+			for range n {
+				<-done
+			}
+			t.Logf("%d concurrent commands in %s; %d logins, %d connections dropped, %d sessions refused",
+				n, time.Since(began).Round(time.Millisecond), srv.Logins()-before, srv.Dropped(), srv.Refused())
+			failed := 0
+			for i, r := range results {
+				if want := fmt.Sprintf("%d\n", i); r.err != nil || r.code != i%7 || r.out != want {
+					failed++
+					t.Errorf("command %d: code %d out %q err %v, want code %d out %q", i, r.code, r.out, r.err, i%7, want)
+				}
+			}
+			if failed > 0 {
+				t.Errorf("%d of %d concurrent commands failed", failed, n)
+			}
+			if got := srv.Logins() - before; got > tc.maxLogins {
+				t.Errorf("%d guest logins for %d commands, want at most %d", got, n, tc.maxLogins)
+			}
+		})
 	}
 }
