@@ -196,9 +196,42 @@ func (o outputPlugins) Output(ctx context.Context, name string) (output.PluginFo
 	return o.a.pluginHost().Output(ctx, name)
 }
 
+// runGenerateConfig prints the effective configuration, with the settings
+// every provider plugin describes under the sections of its instances.
+// The settings come from the describe cache (or a `describe` run on a
+// miss), as `lago plugins` gets them: no plugin process is started.
 func runGenerateConfig(_ context.Context, inv *Invocation) error {
 	verbose, _ := inv.Flags.GetBool("verbose")
-	return inv.Config.WriteINI(inv.Stdout, verbose)
+	settings, err := providerSettings(inv.app)
+	if err != nil {
+		// The core's keys are still worth printing.
+		fmt.Fprintf(inv.Stderr, "lago: warning: the plugins' settings are not listed: %v\n", err)
+	}
+	return inv.Config.WriteINIWith(inv.Stdout, config.INIOptions{Verbose: verbose, ProviderSettings: settings})
+}
+
+// kindProvider is plugininfo.KindProvider.
+const kindProvider = "provider"
+
+// providerSettings maps each usable provider component to the settings its
+// plugin describes; on error, an empty map (no listing, but a note).
+func providerSettings(a *app) (map[string][]config.PluginSetting, error) {
+	out := map[string][]config.PluginSetting{}
+	comps, err := a.components(kindProvider)
+	if err != nil {
+		return out, err
+	}
+	for _, c := range comps {
+		if _, dup := out[c.Name]; dup {
+			continue // the first plugin serving a component wins, as at run time
+		}
+		fields := make([]config.PluginSetting, 0, len(c.ConfigSchema))
+		for _, f := range c.ConfigSchema {
+			fields = append(fields, config.PluginSetting{Name: f.Name, Type: f.Type, Default: f.Default, Help: f.Description, Required: f.Required})
+		}
+		out[c.Name] = fields
+	}
+	return out, nil
 }
 
 // runPlugins lists plugin binaries and components: a table in the default
