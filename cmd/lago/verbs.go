@@ -166,6 +166,9 @@ var verbSpecs = []verbSpec{
 	{Name: "set-current", Use: "NAME", Short: "Make another prefix the current one", Args: cobra.ExactArgs(1)},
 	{Name: "shell", Use: "VM [CMD...]", Short: "Open a shell on a VM or run a command in it",
 		Long: "Open an interactive shell on VM, or run CMD in it and exit with its exit code.\n" +
+			"The words of CMD are joined with spaces into one command line for the VM's shell, as\n" +
+			"with ssh: lago shell vm0 'grep ^ID= /etc/os-release | cut -d= -f2' runs the pipe in the\n" +
+			"VM, and quotes meant for the VM's shell must survive the local one.\n" +
 			"A single CMD that is a local file is run as a script. VM may be a unique suffix of a name.\n" +
 			"Options after VM belong to CMD.",
 		Args: cobra.MinimumNArgs(1), NoInterspersed: true},
