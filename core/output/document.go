@@ -250,24 +250,6 @@ func Sorted(doc any) any {
 	return doc
 }
 
-// isEmpty reports whether v is a value the default and flat formats skip:
-// nil, "", an empty map or an empty list. false and 0 are not empty.
-func isEmpty(v any) bool {
-	if v == nil {
-		return true
-	}
-	if s, ok := v.(string); ok {
-		return s == ""
-	}
-	if es, ok := mapEntries(v); ok {
-		return len(es) == 0
-	}
-	if l, ok := listItems(v); ok {
-		return len(l) == 0
-	}
-	return false
-}
-
 // scalar renders a leaf the way the original printed it: booleans as
 // True/False, numbers without exponent when integral.
 func scalar(v any) string {

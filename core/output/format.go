@@ -3,12 +3,9 @@ package output
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/lago-go/lago/core/errs"
 )
@@ -123,102 +120,100 @@ func (f pluginFormatter) Format(ctx context.Context, doc any) ([]byte, error) {
 const indentUnit = "    "
 
 // Default renders doc as the original Lago's default format: keys sorted in
-// byte order, "[Key]:" headers for maps, 4-space indent, empty values
-// skipped, booleans True/False. Lists of scalars print joined by ", ".
+// byte order, "[Key]:" headers for maps, 4-space indent, booleans
+// True/False; null, empty strings and empty maps are skipped. A list prints
+// "key: " (the trailing space is the original's) and then each item on its
+// own line one indent deeper; an empty list prints "key: " alone.
 func Default(doc any) []byte {
-	var b bytes.Buffer
-	writeDefault(&b, doc, 0)
-	return b.Bytes()
+	lines := defaultLines(doc, "")
+	if len(lines) == 0 {
+		return nil
+	}
+	return []byte(strings.Join(lines, "\n") + "\n")
 }
 
-func writeDefault(b *bytes.Buffer, v any, depth int) {
+// defaultLines is the original's DefaultOutFormatPlugin.format: a map's
+// entries, a list's items or a scalar's text, at indent ind.
+func defaultLines(v any, ind string) []string {
+	if items, ok := listItems(v); ok {
+		var lines []string
+		for _, it := range items {
+			lines = append(lines, defaultItem(it, ind)...)
+		}
+		return lines
+	}
 	es, ok := sortedMap(v)
 	if !ok {
-		if !isEmpty(v) {
-			b.WriteString(strings.Repeat(indentUnit, depth) + listOrScalar(v) + "\n")
-		}
-		return
+		return []string{defaultScalar(v)}
 	}
-	ind := strings.Repeat(indentUnit, depth)
+	var lines []string
 	for _, e := range es {
-		if isEmpty(e.val) {
+		if inner, isMap := mapEntries(e.val); isMap {
+			if len(inner) == 0 {
+				continue
+			}
+			lines = append(lines, ind+"["+e.key+"]:")
+			lines = append(lines, defaultLines(e.val, ind+indentUnit)...)
 			continue
 		}
-		if _, isMap := mapEntries(e.val); isMap {
-			fmt.Fprintf(b, "%s[%s]:\n", ind, e.key)
-			writeDefault(b, e.val, depth+1)
+		if s, isStr := e.val.(string); e.val == nil || (isStr && s == "") {
 			continue
 		}
-		if items, isList := listItems(e.val); isList && hasMap(items) {
-			fmt.Fprintf(b, "%s[%s]:\n", ind, e.key)
-			writeDefault(b, indexMap(items), depth+1)
+		if items, isList := listItems(e.val); isList {
+			lines = append(lines, ind+e.key+": ")
+			for _, it := range items {
+				lines = append(lines, defaultItem(it, ind+indentUnit)...)
+			}
 			continue
 		}
-		fmt.Fprintf(b, "%s%s: %s\n", ind, e.key, listOrScalar(e.val))
+		lines = append(lines, ind+e.key+": "+defaultScalar(e.val))
 	}
+	return lines
 }
 
-// indexMap turns a list into a *Map keyed by index, keeping list order.
-func indexMap(items []any) *Map {
-	m := NewMap()
-	for i, it := range items {
-		m.Set(fmt.Sprint(i), it)
+// defaultItem renders one list item at indent ind. The original formatted
+// an item on its own and indented only its first line; every line of a
+// map or list item is indented here, so the output stays readable. An
+// item that renders to nothing (an empty map) leaves its indent alone on
+// the line, as the original's did.
+func defaultItem(it any, ind string) []string {
+	_, isMap := mapEntries(it)
+	_, isList := listItems(it)
+	if !isMap && !isList {
+		return []string{ind + defaultScalar(it)}
 	}
-	return m
+	lines := defaultLines(it, ind)
+	if len(lines) == 0 {
+		return []string{ind}
+	}
+	return lines
 }
 
-// sortedMap returns the entries of a map node sorted by key in byte order;
-// list-index maps built by indexMap keep their numeric order.
+// defaultScalar is str() of a leaf in the original: null is "None".
+func defaultScalar(v any) string {
+	if v == nil {
+		return "None"
+	}
+	return scalar(v)
+}
+
+// sortedMap returns the entries of a map node sorted by key in byte order.
 func sortedMap(v any) ([]entry, bool) {
 	es, ok := mapEntries(v)
 	if !ok {
 		return nil, false
-	}
-	if _, isIndex := v.(*Map); isIndex && isIndexKeys(es) {
-		return es, true
 	}
 	sorted := append([]entry(nil), es...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].key < sorted[j].key })
 	return sorted, true
 }
 
-func isIndexKeys(es []entry) bool {
-	for i, e := range es {
-		if e.key != fmt.Sprint(i) {
-			return false
-		}
-	}
-	return len(es) > 0
-}
-
-func hasMap(items []any) bool {
-	for _, it := range items {
-		if _, ok := mapEntries(it); ok {
-			return true
-		}
-		if _, ok := listItems(it); ok {
-			return true
-		}
-	}
-	return false
-}
-
-func listOrScalar(v any) string {
-	items, ok := listItems(v)
-	if !ok {
-		return scalar(v)
-	}
-	parts := make([]string, 0, len(items))
-	for _, it := range items {
-		parts = append(parts, scalar(it))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// Flat renders one "path/to/key: value" line per non-empty leaf, keys in
-// byte order, list items indexed by position. When doc has a single
+// Flat renders the original's flat format: one "path/to/key: value" line
+// per leaf, keys in byte order. Each item of a list gives its own line
+// with the list's path (no index), an empty string gives "path: " and null
+// "path: None"; empty maps and lists give nothing. When doc has a single
 // top-level key holding a map (the status tree's "Prefix"), that level is
-// left out of the paths.
+// left out of the paths, as the original did.
 func Flat(doc any) []byte {
 	if es, ok := mapEntries(doc); ok && len(es) == 1 {
 		if _, inner := mapEntries(es[0].val); inner {
@@ -231,95 +226,26 @@ func Flat(doc any) []byte {
 }
 
 func writeFlat(b *bytes.Buffer, path string, v any) {
-	if isEmpty(v) {
-		return
-	}
-	join := func(k string) string {
-		if path == "" {
-			return k
-		}
-		return path + "/" + k
-	}
 	if es, ok := sortedMap(v); ok {
 		for _, e := range es {
-			writeFlat(b, join(e.key), e.val)
-		}
-		return
-	}
-	if items, ok := listItems(v); ok {
-		for i, it := range items {
-			writeFlat(b, join(fmt.Sprint(i)), it)
-		}
-		return
-	}
-	fmt.Fprintf(b, "%s: %s\n", path, scalar(v))
-}
-
-// YAML renders doc as block-style YAML with keys in byte order; empty values
-// are kept, as the original's yaml output did.
-func YAML(doc any) ([]byte, error) {
-	n, err := yamlNode(doc)
-	if err != nil {
-		return nil, err
-	}
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(n); err != nil {
-		return nil, fmt.Errorf("encode yaml: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("encode yaml: %w", err)
-	}
-	return b.Bytes(), nil
-}
-
-func yamlNode(v any) (*yaml.Node, error) {
-	if es, ok := sortedMap(v); ok {
-		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-		if len(es) == 0 {
-			n.Style = yaml.FlowStyle
-		}
-		for _, e := range es {
-			val, err := yamlNode(e.val)
-			if err != nil {
-				return nil, fmt.Errorf("key %q: %w", e.key, err)
+			p := e.key
+			if path != "" {
+				p = path + "/" + e.key
 			}
-			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: e.key}, val)
+			writeFlat(b, p, e.val)
 		}
-		return n, nil
+		return
 	}
 	if items, ok := listItems(v); ok {
-		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		if len(items) == 0 {
-			n.Style = yaml.FlowStyle
-		}
 		for _, it := range items {
-			c, err := yamlNode(it)
-			if err != nil {
-				return nil, err
-			}
-			n.Content = append(n.Content, c)
+			writeFlat(b, path, it)
 		}
-		return n, nil
+		return
 	}
-	switch x := v.(type) {
-	case nil:
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
-	case string:
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: x}, nil
-	case bool:
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: fmt.Sprint(x)}, nil
-	case json.Number:
-		tag := "!!int"
-		if strings.ContainsAny(x.String(), ".eE") {
-			tag = "!!float"
-		}
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: x.String()}, nil
+	if path == "" {
+		// A bare scalar document has no path to print.
+		fmt.Fprintf(b, "%s\n", defaultScalar(v))
+		return
 	}
-	n := &yaml.Node{}
-	if err := n.Encode(v); err != nil {
-		return nil, fmt.Errorf("encode %T: %w", v, err)
-	}
-	return n, nil
+	fmt.Fprintf(b, "%s: %s\n", path, defaultScalar(v))
 }
