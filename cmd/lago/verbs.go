@@ -214,6 +214,8 @@ var verbSpecs = []verbSpec{
 		}},
 	{Name: "generate-config", Short: "Print the effective configuration as INI", Light: true,
 		Long: "Print the effective configuration as an INI file with one comment per key;\n" +
+			"each [provider NAME] section also lists the settings its plugin describes\n" +
+			"(commented out unless set: domain_type, bridge_stp, ...).\n" +
 			"`lago generate-config > ~/.config/lago/lago.conf` makes a starting point.",
 		Args: cobra.NoArgs, Meta: true,
 		Flags: func(fs *pflag.FlagSet) {
