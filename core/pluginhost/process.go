@@ -315,11 +315,15 @@ func (r *binaryRunner) Kill(context.Context) error {
 	return nil
 }
 
-func (r *binaryRunner) Stdout() io.ReadCloser           { return r.stdout }
-func (r *binaryRunner) Stderr() io.ReadCloser           { return r.stderr }
-func (r *binaryRunner) Name() string                    { return r.bin.Path }
-func (r *binaryRunner) ID() string                      { return strconv.Itoa(r.pid) }
-func (r *binaryRunner) Diagnose(context.Context) string { return "" }
+func (r *binaryRunner) Stdout() io.ReadCloser { return r.stdout }
+func (r *binaryRunner) Stderr() io.ReadCloser { return r.stderr }
+func (r *binaryRunner) Name() string          { return r.bin.Path }
+func (r *binaryRunner) ID() string            { return strconv.Itoa(r.pid) }
+
+// Diagnose is what go-plugin adds to an unrecognised handshake line.
+func (r *binaryRunner) Diagnose(context.Context) string {
+	return "the binary may be built for another architecture, miss shared libraries, or not be a lago plugin (" + r.bin.Path + ")"
+}
 
 func (r *binaryRunner) PluginToHost(network, addr string) (string, string, error) {
 	return network, addr, nil
