@@ -1,5 +1,6 @@
 # lago build. `make` builds bin/lago and every plugin into libexec/lago/plugins,
-# the layout a fresh bin/lago searches (../libexec/lago/plugins beside it).
+# the layout a fresh bin/lago searches (../libexec/lago/plugins beside it), and
+# the example plugins into .cache/examples (see EXAMPLES).
 SHELL := /bin/bash
 GO ?= go
 PREFIX ?= /usr/local
@@ -9,14 +10,22 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 GOBIN_TOOLS := $(CURDIR)/.cache/tools
 PLUGINS := provider-libvirt service-systemd service-sysvinit output-json builder-virtcustomize command-example
 MODULES := proto sdk core cmd/lago $(addprefix plugins/,$(PLUGINS))
+# EXAMPLES are the example out-of-tree plugins (docs/plugins/): each is its own
+# module outside go.work that reaches sdk and proto through replace directives,
+# so it builds as a third party's would (GOWORK=off). They go to EXAMPLES_BIN as
+# lago-plugin-<name without kind>, not to libexec: a default lago never finds
+# them, and `make install` leaves them out. LAGO_PLUGIN_PATH=$(EXAMPLES_BIN)
+# turns them on.
+EXAMPLES := provider-ssh output-markdown
+EXAMPLES_BIN := $(CURDIR)/.cache/examples
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/lago-go/lago/core/version.Version=$(VERSION) -X main.version=$(VERSION)
 
-.PHONY: all build builddeps plugins test e2e bench proto proto-check lint install clean tools check deps
+.PHONY: all build builddeps plugins examples test e2e bench proto proto-check lint install clean tools check deps
 
 all: build
 
-build: builddeps bin/lago plugins
+build: builddeps bin/lago plugins examples
 
 # builddeps fails in one line, before any compiler error, when a package the
 # cgo parts need (libvirt's headers, pkg-config, gcc) is missing.
@@ -38,6 +47,13 @@ plugins: builddeps
 	  (cd plugins/$$p && $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(CURDIR)/libexec/lago/plugins/lago-plugin-$$p .) || exit 1; \
 	done
 
+examples:
+	@mkdir -p $(EXAMPLES_BIN)
+	@for e in $(EXAMPLES); do \
+	  echo "build example lago-plugin-$${e#*-}"; \
+	  (cd examples/$$e && GOWORK=off $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(EXAMPLES_BIN)/lago-plugin-$${e#*-} .) || exit 1; \
+	done
+
 FORCE:
 
 tools:
@@ -57,13 +73,15 @@ proto-check: proto
 	@test -z "$$(git status --porcelain -- proto)" || { git status --porcelain -- proto; echo "make proto left untracked files"; exit 1; }
 
 lint:
-	@bad=$$(gofmt -l $(MODULES)); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+	@bad=$$(gofmt -l $(MODULES) $(addprefix examples/,$(EXAMPLES))); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 	@for m in $(MODULES); do (cd $$m && $(GO) mod tidy -diff >/dev/null) || { echo "$$m/go.mod is not tidy: run (cd $$m && go mod tidy)"; exit 1; }; done
+	@for e in $(EXAMPLES); do (cd examples/$$e && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) mod tidy -diff >/dev/null) || { echo "examples/$$e: vet failed or go.mod is not tidy (GOWORK=off go mod tidy)"; exit 1; }; done
 
 # test runs every module's unit and in-process plugin tests with the race detector.
 test: build
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+	@for e in $(EXAMPLES); do echo "== examples/$$e"; (cd examples/$$e && GOWORK=off $(GO) test -race -count=1 ./...) || exit 1; done
 
 # deps installs the Debian packages and tools everything below needs (root).
 deps:
@@ -85,4 +103,4 @@ install: build
 	@for p in $(PLUGINS); do install -m 0755 libexec/lago/plugins/lago-plugin-$$p $(DESTDIR)$(PREFIX)/libexec/lago/plugins/; done
 
 clean:
-	rm -rf bin libexec
+	rm -rf bin libexec $(EXAMPLES_BIN)
