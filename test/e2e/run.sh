@@ -115,6 +115,8 @@ fi
 
 export LAGO_E2E_BIN="$repo/bin/lago"
 export LAGO_PLUGIN_PATH="$repo/libexec/lago/plugins"
+# The example plugins (make examples); only tests that want them add the folder.
+export LAGO_E2E_EXAMPLES="$repo/.cache/examples"
 export LAGO_E2E_TEMPLATE_REPO="$template_repo"
 export LAGO_E2E_ROOT="$E2E_ROOT"
 export LAGO_E2E_LEASE_DIR="$E2E_ROOT/leases"
