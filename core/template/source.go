@@ -31,7 +31,8 @@ type source interface {
 }
 
 // source builds the fetcher of a named source, resolving a relative root or
-// base URL against the repository's own location.
+// base URL against the repository's own location. A file source's root has
+// its $VARS and ~ expanded, as the original's did.
 func (r *Repo) source(name string) (source, error) {
 	s, ok := r.Sources[name]
 	if !ok {
@@ -39,7 +40,7 @@ func (r *Repo) source(name string) (source, error) {
 	}
 	switch s.Type {
 	case "file":
-		root := s.Args["root"]
+		root := expandPath(s.Args["root"], os.LookupEnv)
 		if !filepath.IsAbs(root) && !isURL(r.Location) && r.Location != "" {
 			root = filepath.Join(filepath.Dir(r.Location), root)
 		}
@@ -71,9 +72,16 @@ func (r *Repo) source(name string) (source, error) {
 // fileSource is a folder on this host.
 type fileSource struct{ root string }
 
+// path is where the image of handle is. The handle's $VARS and ~ are
+// expanded (the original expanded them for .hash and .metadata); one that
+// is then absolute is taken as it is, as the original's os.path.join did,
+// and a relative one stays inside the root even with "..".
 func (f fileSource) path(handle string) string {
-	// Cleaning under "/" keeps a handle with ".." inside the root.
-	return filepath.Join(f.root, filepath.FromSlash(path.Clean("/"+handle)))
+	h := expandPath(handle, os.LookupEnv)
+	if filepath.IsAbs(h) {
+		return filepath.Clean(h)
+	}
+	return filepath.Join(f.root, filepath.FromSlash(path.Clean("/"+h)))
 }
 
 // open prefers the plain image (no decompression needed on a local disk)
