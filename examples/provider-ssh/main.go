@@ -1,12 +1,8 @@
 // Command lago-plugin-ssh is lago's example out-of-tree provider, the
-// counterpart of the original Lago's ssh provider: it manages machines that
-// already exist and answer ssh, and creates or removes nothing. A machine
-// is "running" when it accepts the configured key and "down" when nothing
-// answers; start runs an optional start_command and waits for the machine,
-// stop runs an optional stop_command or leaves the machine alone.
-//
-// It imports only lago's sdk and proto modules, as a third-party plugin
-// would; docs/plugins/provider.md explains each call.
+// original Lago's ssh provider: machines that already exist and answer ssh.
+// It creates and removes nothing; a machine is "running" when it accepts
+// the configured key. It imports only lago's sdk and proto, as a third
+// party's plugin would; docs/plugins/provider.md explains each call.
 package main
 
 import (
@@ -35,16 +31,13 @@ import (
 // version is set at link time by the Makefile.
 var version = "dev"
 
-// metaHost is the VM metadata key naming one machine's address, so that
-// one provider instance can serve several machines.
-const metaHost = "ssh-host"
+const (
+	metaHost     = "ssh-host"             // VM metadata naming one machine's address
+	pollInterval = 500 * time.Millisecond // how often StartVM probes a machine it waits for
+)
 
-// pollInterval is how often StartVM probes a machine it waits for.
-const pollInterval = 500 * time.Millisecond
-
-// info is the component's describe entry. Its schema is also what
-// Configure accepts: other settings are errors, and a setting left out
-// takes the Default given here.
+// info is the component's describe entry. Configure accepts the settings
+// of its schema only, with the Defaults given here.
 var info = sdk.ComponentInfo{
 	Name:        "ssh",
 	Kind:        sdk.KindProvider,
@@ -77,10 +70,9 @@ type settings struct {
 }
 
 // provider implements sdk.Provider and sdk.Configurer. lago calls it from
-// many goroutines at once (VMs start and report their state in parallel),
-// so the settings are swapped under mu. The embedded UnimplementedProvider
-// answers "not implemented" for snapshots, console, export and ShutdownVM
-// (lago then runs poweroff over ssh itself).
+// many goroutines at once, so the settings are swapped under mu. The
+// embedded UnimplementedProvider answers "not implemented" for snapshots,
+// console, export and ShutdownVM (lago then runs poweroff over ssh).
 type provider struct {
 	sdk.UnimplementedProvider
 	mu  sync.Mutex
@@ -124,17 +116,21 @@ func (p *provider) Configure(_ context.Context, config map[string]string, host s
 	}
 	s.hostKey = ssh.InsecureIgnoreHostKey() //nolint:gosec // the original's behaviour and the documented default
 	if kh := get["known_hosts"]; kh == "" {
-		sdk.Logger().Warn("host keys are not checked: set known_hosts to check them")
+		// A warning alone is a success: lago prints it once per command.
+		diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityWarning, Attribute: "known_hosts",
+			Summary: "the ssh provider does not check host keys: set known_hosts to check them"})
 	} else if s.hostKey, err = knownhosts.New(kh); err != nil {
 		bad("known_hosts", "%v", err)
 	}
-	if diags.HasErrors() {
-		return diags
+	if !diags.HasErrors() {
+		p.mu.Lock()
+		p.cfg = s
+		p.mu.Unlock()
 	}
-	p.mu.Lock()
-	p.cfg = s
-	p.mu.Unlock()
-	return nil
+	if len(diags) == 0 {
+		return nil
+	}
+	return diags // warnings alone are a success
 }
 
 // target returns the settings and the ssh address of vm.
@@ -270,8 +266,7 @@ func (p *provider) ValidateSpec(_ context.Context, _ *providerv1.EnvRef, _ []*pr
 	return diags.Err()
 }
 
-// The provider runs no network and creates nothing, so the rest has
-// nothing to do; a network is always "down" (lago runs none here).
+// No network runs and nothing is created here: the rest has nothing to do.
 
 func (*provider) UsedSubnets(context.Context) ([]*providerv1.UsedSubnet, error) { return nil, nil }
 func (*provider) PrepareDisks(context.Context, *providerv1.EnvRef, *providerv1.VM) ([]*providerv1.PreparedDisk, error) {

@@ -124,11 +124,12 @@ func hostPort(t *testing.T, addr string) (string, string) {
 }
 
 // configured returns a provider configured with config, failing the test
-// when Configure fails.
+// when Configure fails (warnings alone are a success).
 func configured(t *testing.T, config map[string]string) *provider {
 	t.Helper()
 	p := &provider{}
-	if err := p.Configure(context.Background(), config, nil); err != nil {
+	var d sdk.Diagnostics
+	if err := p.Configure(context.Background(), config, nil); err != nil && (!errors.As(err, &d) || d.HasErrors()) {
 		t.Fatalf("Configure(%v): %v", config, err)
 	}
 	return p
@@ -145,6 +146,10 @@ func TestConformance(t *testing.T) {
 func TestConfigure(t *testing.T) {
 	dir := t.TempDir()
 	key, _ := newKey(t, dir, "id")
+	known := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(known, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	notAKey := filepath.Join(dir, "not-a-key")
 	if err := os.WriteFile(notAKey, []byte("hello\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -152,26 +157,28 @@ func TestConfigure(t *testing.T) {
 	tests := []struct {
 		name   string
 		config map[string]string
-		// wantAttrs are the attributes of the expected error diagnostics.
+		// wantAttrs are the attributes of the expected diagnostics: errors,
+		// or the warning on known_hosts alone (a success).
 		wantAttrs []string
 	}{
-		{name: "key only", config: map[string]string{"key": key}},
+		{name: "key only: no host key check is a warning", config: map[string]string{"key": key}, wantAttrs: []string{"known_hosts"}},
 		{name: "everything", config: map[string]string{"host": "192.0.2.7", "port": "2222", "user": "lago", "key": key,
-			"timeout": "1s", "start_command": "true", "stop_command": "true"}},
-		{name: "no key", config: map[string]string{"host": "192.0.2.7"}, wantAttrs: []string{"key"}},
-		{name: "blank key", config: map[string]string{"key": "  "}, wantAttrs: []string{"key"}},
-		{name: "missing key file", config: map[string]string{"key": filepath.Join(dir, "nope")}, wantAttrs: []string{"key"}},
-		{name: "not a key", config: map[string]string{"key": notAKey}, wantAttrs: []string{"key"}},
-		{name: "unknown setting", config: map[string]string{"key": key, "hots": "x"}, wantAttrs: []string{"hots"}},
-		{name: "bad port", config: map[string]string{"key": key, "port": "ssh"}, wantAttrs: []string{"port"}},
-		{name: "port out of range", config: map[string]string{"key": key, "port": "65536"}, wantAttrs: []string{"port"}},
-		{name: "bad timeout", config: map[string]string{"key": key, "timeout": "5"}, wantAttrs: []string{"timeout"}},
+			"known_hosts": known, "timeout": "1s", "start_command": "true", "stop_command": "true"}},
+		{name: "no key", config: map[string]string{"host": "192.0.2.7"}, wantAttrs: []string{"key", "known_hosts"}},
+		{name: "blank key", config: map[string]string{"key": "  ", "known_hosts": known}, wantAttrs: []string{"key"}},
+		{name: "missing key file", config: map[string]string{"key": filepath.Join(dir, "nope"), "known_hosts": known}, wantAttrs: []string{"key"}},
+		{name: "not a key", config: map[string]string{"key": notAKey, "known_hosts": known}, wantAttrs: []string{"key"}},
+		{name: "unknown setting", config: map[string]string{"key": key, "hots": "x", "known_hosts": known}, wantAttrs: []string{"hots"}},
+		{name: "bad port", config: map[string]string{"key": key, "port": "ssh", "known_hosts": known}, wantAttrs: []string{"port"}},
+		{name: "port out of range", config: map[string]string{"key": key, "port": "65536", "known_hosts": known}, wantAttrs: []string{"port"}},
+		{name: "bad timeout", config: map[string]string{"key": key, "timeout": "5", "known_hosts": known}, wantAttrs: []string{"timeout"}},
 		{name: "missing known_hosts", config: map[string]string{"key": key, "known_hosts": filepath.Join(dir, "nope")}, wantAttrs: []string{"known_hosts"}},
-		{name: "all errors at once", config: map[string]string{"port": "0", "timeout": "-1s", "zz": "1"}, wantAttrs: []string{"zz", "port", "timeout", "key"}},
+		{name: "all errors at once", config: map[string]string{"port": "0", "timeout": "-1s", "zz": "1"}, wantAttrs: []string{"zz", "port", "timeout", "key", "known_hosts"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := (&provider{}).Configure(context.Background(), tt.config, nil)
+			p := &provider{}
+			err := p.Configure(context.Background(), tt.config, nil)
 			var d sdk.Diagnostics
 			if len(tt.wantAttrs) == 0 {
 				if err != nil {
@@ -189,7 +196,23 @@ func TestConfigure(t *testing.T) {
 			if strings.Join(got, ",") != strings.Join(tt.wantAttrs, ",") {
 				t.Fatalf("diagnostics on %v, want %v: %v", got, tt.wantAttrs, err)
 			}
+			if configuredNow := p.cfg != nil; configuredNow == d.HasErrors() {
+				t.Fatalf("configured = %v with diagnostics %v: a failed Configure must keep no settings, a warned one must", configuredNow, err)
+			}
 		})
+	}
+}
+
+// TestWarningOverTheWire: the known_hosts warning reaches lago as a warning
+// of a successful Configure, not as an error.
+func TestWarningOverTheWire(t *testing.T) {
+	key, _ := newKey(t, t.TempDir(), "id")
+	client := plugintest.Connect(t, plugintest.Single(sdk.KindProvider, info, &provider{}))
+	var warned []sdk.Diagnostic
+	err := client.Configure(context.Background(), info.Name, map[string]string{"key": key}, nil,
+		sdk.WithWarningHandler(func(d sdk.Diagnostic) { warned = append(warned, d) }))
+	if err != nil || len(warned) != 1 || warned[0].Attribute != "known_hosts" {
+		t.Fatalf("Configure = %v, warnings %+v; want success with the known_hosts warning", err, warned)
 	}
 }
 
