@@ -19,11 +19,11 @@ import (
 	"io/fs"
 	"math"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // DefaultRepoPath is the original's default repository.
@@ -31,10 +31,6 @@ const DefaultRepoPath = "http://templates.ovirt.org/repo/repo.metadata"
 
 // DefaultReposDir is where repositories are looked up by name.
 const DefaultReposDir = "/var/lib/lago/repos"
-
-// maxMetadataSize bounds repo.metadata, .hash and .metadata downloads: they
-// are small, and a wrong URL must not fill memory.
-const maxMetadataSize = 32 << 20
 
 // Source is where a repository's images live: type "file" with args.root, or
 // type "http" with args.baseurl.
@@ -62,9 +58,10 @@ type Repo struct {
 	Templates map[string]Template `json:"templates"`
 
 	// Location is the path or URL the repository was loaded from; relative
-	// file roots and base URLs are resolved against it.
+	// file roots and base URLs are resolved against it. A repository
+	// loaded from a URL may only use http(s) sources.
 	Location string `json:"-"`
-	// Client fetches http sources; nil means http.DefaultClient.
+	// Client fetches http sources; nil means NewClient's defaults.
 	Client *http.Client `json:"-"`
 }
 
@@ -132,17 +129,23 @@ func isURL(s string) bool {
 // LoadRepo reads a repository from a repo.metadata path or http(s) URL (the
 // --template-repo-path option). client may be nil.
 func LoadRepo(ctx context.Context, pathOrURL string, client *http.Client) (*Repo, error) {
+	return loadRepo(ctx, pathOrURL, client, 0)
+}
+
+// loadRepo is LoadRepo with the stall timeout of the download (0: the
+// default).
+func loadRepo(ctx context.Context, pathOrURL string, client *http.Client, stall time.Duration) (*Repo, error) {
 	var data []byte
 	var err error
 	loc := pathOrURL
 	if isURL(pathOrURL) {
-		data, err = httpGetSmall(ctx, client, pathOrURL)
+		data, err = httpGetSmall(ctx, client, pathOrURL, maxRepoSize, stall)
 	} else {
 		if strings.HasPrefix(pathOrURL, "file://") {
 			pathOrURL = strings.TrimPrefix(pathOrURL, "file://")
 		}
 		if loc, err = filepath.Abs(pathOrURL); err == nil {
-			data, err = readSmall(loc)
+			data, err = readSmall(loc, maxRepoSize)
 		}
 	}
 	if err != nil {
@@ -160,6 +163,10 @@ func LoadRepo(ctx context.Context, pathOrURL string, client *http.Client) (*Repo
 // under dir (the template_repos setting): like the original, every *.json
 // file in the tree, and also every repo.metadata.
 func FindRepo(ctx context.Context, dir, name string, client *http.Client) (*Repo, error) {
+	return findRepo(ctx, dir, name, client, 0)
+}
+
+func findRepo(ctx context.Context, dir, name string, client *http.Client, stall time.Duration) (*Repo, error) {
 	var found []string
 	var hit *Repo
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -172,7 +179,7 @@ func FindRepo(ctx context.Context, dir, name string, client *http.Client) (*Repo
 		if d.IsDir() || !(strings.HasSuffix(d.Name(), ".json") || d.Name() == "repo.metadata") {
 			return nil
 		}
-		r, err := LoadRepo(ctx, path, client)
+		r, err := loadRepo(ctx, path, client, stall)
 		if err != nil {
 			return nil // not a repository file
 		}
@@ -192,29 +199,41 @@ func FindRepo(ctx context.Context, dir, name string, client *http.Client) (*Repo
 	return hit, nil
 }
 
-// Options say which repository init uses, as its flags do.
+// Options say which repository init uses, as its flags do, and how long
+// its server may keep init waiting.
 type Options struct {
 	Path     string // --template-repo-path: repo.metadata path or URL
 	Name     string // --template-repo-name: a repository under ReposDir
 	ReposDir string // --template-repos
-	Client   *http.Client
+	// Client fetches the repository and its images; nil means
+	// NewClient(ConnectTimeout, ResponseTimeout).
+	Client          *http.Client
+	ConnectTimeout  time.Duration // 0: DefaultConnectTimeout
+	ResponseTimeout time.Duration // 0: DefaultResponseTimeout
+	// StallTimeout fails a repo.metadata download that receives nothing
+	// for that long; 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 }
 
 // OpenRepo opens the repository the options name: by name under ReposDir
 // when Name is set, else from Path (DefaultRepoPath when empty).
 func OpenRepo(ctx context.Context, o Options) (*Repo, error) {
+	client := o.Client
+	if client == nil {
+		client = NewClient(o.ConnectTimeout, o.ResponseTimeout)
+	}
 	if o.Name != "" {
 		dir := o.ReposDir
 		if dir == "" {
 			dir = DefaultReposDir
 		}
-		return FindRepo(ctx, dir, o.Name, o.Client)
+		return findRepo(ctx, dir, o.Name, client, o.StallTimeout)
 	}
 	p := o.Path
 	if p == "" {
 		p = DefaultRepoPath
 	}
-	return LoadRepo(ctx, p, o.Client)
+	return loadRepo(ctx, p, client, o.StallTimeout)
 }
 
 // Resolve picks a template's version: the named one, or the one with the
@@ -268,7 +287,8 @@ func listOrNone(s []string) string {
 // next candidate name.
 var errNotFound = errors.New("not found")
 
-func readSmall(path string) ([]byte, error) {
+// readSmall reads a local metadata document of at most limit bytes.
+func readSmall(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", path, errNotFound)
@@ -277,65 +297,12 @@ func readSmall(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxMetadataSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	if len(data) > maxMetadataSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxMetadataSize)
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: %w of %d bytes for a metadata document", path, ErrTooLarge, limit)
 	}
 	return data, nil
-}
-
-func httpGetSmall(ctx context.Context, client *http.Client, u string) ([]byte, error) {
-	resp, err := httpGet(ctx, client, u)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", u, err)
-	}
-	if len(data) > maxMetadataSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", u, maxMetadataSize)
-	}
-	return data, nil
-}
-
-// httpGet returns a 2xx response; 404 and 410 wrap errNotFound.
-func httpGet(ctx context.Context, client *http.Client, u string) (*http.Response, error) {
-	if client == nil {
-		client = http.DefaultClient
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", u, err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		// *url.Error repeats the method and URL; keep only its cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("get %s: %w", redact(u), err)
-	}
-	if resp.StatusCode/100 == 2 {
-		return resp, nil
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
-		return nil, fmt.Errorf("get %s: %s: %w", redact(u), resp.Status, errNotFound)
-	}
-	return nil, fmt.Errorf("get %s: %s", redact(u), resp.Status)
-}
-
-// redact hides a password in a URL before it goes into an error.
-func redact(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return u
-	}
-	return p.Redacted()
 }

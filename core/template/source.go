@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // stream is an opened image: its bytes as stored at the source.
@@ -26,13 +27,16 @@ type source interface {
 	// open opens the image of handle.
 	open(ctx context.Context, handle string) (*stream, error)
 	// companion reads the small file handle+suffix (".hash", ".metadata");
-	// a missing one wraps errNotFound.
-	companion(ctx context.Context, handle, suffix string) ([]byte, error)
+	// a missing one wraps errNotFound. A download that receives nothing for
+	// stall fails.
+	companion(ctx context.Context, handle, suffix string, stall time.Duration) ([]byte, error)
 }
 
 // source builds the fetcher of a named source, resolving a relative root or
 // base URL against the repository's own location. A file source's root has
-// its $VARS and ~ expanded, as the original's did.
+// its $VARS and ~ expanded, as the original's did. A repository loaded from
+// a URL gets http(s) sources only: its server must not name files of this
+// host for lago to copy into the store (and show through the VMs).
 func (r *Repo) source(name string) (source, error) {
 	s, ok := r.Sources[name]
 	if !ok {
@@ -40,8 +44,11 @@ func (r *Repo) source(name string) (source, error) {
 	}
 	switch s.Type {
 	case "file":
+		if isURL(r.Location) {
+			return nil, fmt.Errorf("template repository %s (%s): source %s is of type file: %w", r.Name, redact(r.Location), name, ErrRemoteFileSource)
+		}
 		root := expandPath(s.Args["root"], os.LookupEnv)
-		if !filepath.IsAbs(root) && !isURL(r.Location) && r.Location != "" {
+		if !filepath.IsAbs(root) && r.Location != "" {
 			root = filepath.Join(filepath.Dir(r.Location), root)
 		}
 		return fileSource{root: root}, nil
@@ -60,6 +67,9 @@ func (r *Repo) source(name string) (source, error) {
 		if !base.IsAbs() {
 			return nil, fmt.Errorf("template repository %s: source %s: baseurl %q is not absolute", r.Name, name, s.Args["baseurl"])
 		}
+		if base.Scheme != "http" && base.Scheme != "https" {
+			return nil, fmt.Errorf("template repository %s: source %s: baseurl %q is not an http(s) URL", r.Name, name, base.Redacted())
+		}
 		// "http://host/repo" means the folder, as the original joins with it.
 		if !strings.HasSuffix(base.Path, "/") {
 			base.Path += "/"
@@ -69,7 +79,7 @@ func (r *Repo) source(name string) (source, error) {
 	return nil, fmt.Errorf("template repository %s: source %s: unknown type %q", r.Name, name, s.Type)
 }
 
-// fileSource is a folder on this host.
+// fileSource is a folder on this host, of a repository file on this host.
 type fileSource struct{ root string }
 
 // path is where the image of handle is. The handle's $VARS and ~ are
@@ -108,8 +118,8 @@ func (f fileSource) open(ctx context.Context, handle string) (*stream, error) {
 	return nil, fmt.Errorf("template image %s (or .xz): %w", f.path(handle), errNotFound)
 }
 
-func (f fileSource) companion(ctx context.Context, handle, suffix string) ([]byte, error) {
-	return readSmall(f.path(handle) + suffix)
+func (f fileSource) companion(ctx context.Context, handle, suffix string, stall time.Duration) ([]byte, error) {
+	return readSmall(f.path(handle)+suffix, maxCompanionSize)
 }
 
 // httpSource is a web folder.
@@ -146,11 +156,11 @@ func (h httpSource) open(ctx context.Context, handle string) (*stream, error) {
 
 // companion tries <handle><suffix>, then <handle>.xz<suffix>, the name the
 // original asked for first.
-func (h httpSource) companion(ctx context.Context, handle, suffix string) ([]byte, error) {
+func (h httpSource) companion(ctx context.Context, handle, suffix string, stall time.Duration) ([]byte, error) {
 	u := h.url(handle)
-	data, err := httpGetSmall(ctx, h.client, u+suffix)
+	data, err := httpGetSmall(ctx, h.client, u+suffix, maxCompanionSize, stall)
 	if errors.Is(err, errNotFound) {
-		if d2, err2 := httpGetSmall(ctx, h.client, u+".xz"+suffix); err2 == nil {
+		if d2, err2 := httpGetSmall(ctx, h.client, u+".xz"+suffix, maxCompanionSize, stall); err2 == nil {
 			return d2, nil
 		}
 	}

@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lago-go/lago/core/lease/flock"
 )
@@ -52,8 +55,14 @@ type Store struct {
 	// XZThreads is passed to `xz -T`; 0 means a thread per core.
 	XZThreads int
 	// StallTimeout fails a download that receives nothing for that long
-	// (a hung server or network); 0 means DefaultStallTimeout.
+	// (a hung server or network); 0 means DefaultStallTimeout. It bounds
+	// every read, not the whole download: a slow but steady one of a large
+	// image is never cut.
 	StallTimeout time.Duration
+	// MaxImageSize caps an image in bytes, both as served (compressed)
+	// and as stored (decompressed), so an endless body or an xz bomb
+	// cannot fill the store; 0 means DefaultMaxImageSize, < 0 no cap.
+	MaxImageSize int64
 	// NoSync skips fsync before publishing an image. Only for throw-away
 	// stores (tests): without it a crash can publish a truncated image.
 	NoSync bool
@@ -69,6 +78,13 @@ type Image struct {
 }
 
 func (s *Store) path(key string) string { return filepath.Join(s.Dir, key) }
+
+func (s *Store) maxImageSize() int64 {
+	if s.MaxImageSize == 0 {
+		return DefaultMaxImageSize
+	}
+	return s.MaxImageSize
+}
 
 // Get returns the named template version (the newest when version is ""),
 // downloading it into the store first when it is not there. Concurrent
@@ -179,7 +195,8 @@ func (s *Store) download(ctx context.Context, r Resolved, progress Progress) (er
 	if err != nil {
 		return err
 	}
-	hashData, err := src.companion(ctx, handle, ".hash")
+	stall := stallOrDefault(s.StallTimeout)
+	hashData, err := src.companion(ctx, handle, ".hash", stall)
 	if err != nil {
 		return fmt.Errorf("template %s: hash: %w", key, err)
 	}
@@ -187,7 +204,7 @@ func (s *Store) download(ctx context.Context, r Resolved, progress Progress) (er
 	if err != nil {
 		return fmt.Errorf("template %s: %w", key, err)
 	}
-	meta, err := src.companion(ctx, handle, ".metadata")
+	meta, err := src.companion(ctx, handle, ".metadata", stall)
 	if errors.Is(err, errNotFound) {
 		meta, err = []byte("{}"), nil
 	}
@@ -198,34 +215,37 @@ func (s *Store) download(ctx context.Context, r Resolved, progress Progress) (er
 		return fmt.Errorf("template %s: metadata is not a JSON object: %w", key, err)
 	}
 
-	// The image stream gets a watchdog: a server that stops sending must
-	// not hang init forever.
+	// The image stream gets a watchdog from the request on: a server that
+	// does not answer or stops sending must not hang init forever.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	in, err := src.open(ctx, handle)
-	if err != nil {
-		return fmt.Errorf("template %s: %w", key, err)
-	}
-	defer in.Close()
-	counted := &countingReader{r: in, progress: progress}
+	limit := s.maxImageSize()
+	counted := &countingReader{progress: progress, limit: limit}
+	counted.setFrom(handle)
 	counted.touch()
-	stall := s.StallTimeout
-	if stall <= 0 {
-		stall = DefaultStallTimeout
-	}
-	go watchdog(ctx, cancel, counted, stall, in.from)
+	go watchdog(ctx, cancel, counted, stall)
 	defer func() {
 		if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrStalled) {
 			err = fmt.Errorf("template %s: %w", key, cause)
 		}
 	}()
-
-	dest := s.path(key)
-	tmp := dest + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	in, err := src.open(ctx, handle)
 	if err != nil {
 		return fmt.Errorf("template %s: %w", key, err)
 	}
+	defer in.Close()
+	if limit > 0 && in.size > limit {
+		return fmt.Errorf("template %s from %s: %w", key, in.from, tooLarge(fmt.Sprintf("image of %d bytes is", in.size), limit))
+	}
+	counted.r = in
+	counted.setFrom(in.from)
+
+	s.removeStaleTemps(key)
+	out, err := s.createTemp(key)
+	if err != nil {
+		return fmt.Errorf("template %s: %w", key, err)
+	}
+	tmp := out.Name()
 	defer func() {
 		if err != nil {
 			out.Close()
@@ -251,6 +271,10 @@ func (s *Store) download(ctx context.Context, r Resolved, progress Progress) (er
 		// Output counts as activity too: while a slow disk or decoder holds
 		// the input back, the download is not stalled.
 		body = touchReader{r: d, c: counted}
+		// The bytes served are capped already; an xz bomb's output is not.
+		if limit > 0 {
+			body = &cappedReader{r: body, left: limit, what: "decompressed image", limit: limit}
+		}
 	}
 	h := sha1.New()
 	var dst io.Writer = out
@@ -272,6 +296,7 @@ func (s *Store) download(ctx context.Context, r Resolved, progress Progress) (er
 		return fmt.Errorf("template %s: %w", key, err)
 	}
 	// Companions first: the image's own name is what says "stored".
+	dest := s.path(key)
 	if err = writeFileAtomic(dest+".metadata", meta, s.NoSync); err != nil {
 		return fmt.Errorf("template %s: %w", key, err)
 	}
@@ -285,6 +310,56 @@ func (s *Store) download(ctx context.Context, r Resolved, progress Progress) (er
 		syncDir(s.Dir)
 	}
 	return nil
+}
+
+// tempPrefix starts the name of an image being downloaded: a dot file the
+// store's listing skips, ".tmp-<random>-<key>".
+const tempPrefix = ".tmp-"
+
+// tempName draws the name of a new download file; tests replace it.
+var tempName = func(key string) string {
+	return fmt.Sprintf("%s%d-%s", tempPrefix, rand.Uint64(), key)
+}
+
+// createTemp creates the file an image is downloaded into, exclusively
+// (O_EXCL, O_NOFOLLOW) under a name nobody can guess: the store is shared
+// and group-writable, and a fixed name opened with O_TRUNC let any group
+// member plant a symlink there and have the download truncate and
+// overwrite the file it points to.
+func (s *Store) createTemp(key string) (*os.File, error) {
+	var err error
+	for range 16 {
+		var f *os.File
+		f, err = os.OpenFile(filepath.Join(s.Dir, tempName(key)), os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("create download file: %w", err)
+}
+
+// removeStaleTemps removes the download files of key that a killed process
+// left. The caller holds key's lock, so no live download owns them;
+// os.Remove does not follow a symlink planted under such a name.
+func (s *Store) removeStaleTemps(key string) {
+	ents, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), tempPrefix)
+		if !ok {
+			continue
+		}
+		digits, k, ok := strings.Cut(rest, "-")
+		if !ok || k != key || digits == "" || strings.Trim(digits, "0123456789") != "" {
+			continue
+		}
+		os.Remove(filepath.Join(s.Dir, e.Name()))
+	}
 }
 
 func writeFileAtomic(path string, data []byte, noSync bool) error {
@@ -320,21 +395,56 @@ func syncDir(dir string) {
 }
 
 // countingReader reports the bytes read from the source (compressed bytes
-// for an xz stream, which is what Content-Length counts).
+// for an xz stream, which is what Content-Length counts) and fails once
+// they pass limit (when > 0).
 type countingReader struct {
 	r        io.Reader
 	n        atomic.Int64
 	last     atomic.Int64 // unix nanoseconds of the last byte received
+	from     atomic.Pointer[string]
+	limit    int64
 	progress Progress
+	err      error // sticky once over limit: io.ReadAtLeast drops an error that comes with data
 }
 
 func (c *countingReader) touch() { c.last.Store(time.Now().UnixNano()) }
 
+// setFrom names the source in the watchdog's message.
+func (c *countingReader) setFrom(from string) { c.from.Store(&from) }
+
 func (c *countingReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
 	n, err := c.r.Read(p)
 	if n > 0 {
 		c.touch()
-		c.progress.Advance(c.n.Add(int64(n)))
+		total := c.n.Add(int64(n))
+		c.progress.Advance(total)
+		if c.limit > 0 && total > c.limit {
+			c.err = tooLarge("image as served is", c.limit)
+			return n, c.err
+		}
+	}
+	return n, err
+}
+
+// cappedReader fails once more than limit bytes came through it.
+type cappedReader struct {
+	r           io.Reader
+	left, limit int64
+	what        string
+	err         error // sticky, as countingReader's
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.r.Read(p)
+	if c.left -= int64(n); c.left < 0 {
+		c.err = tooLarge(c.what+" is", c.limit)
+		return n, c.err
 	}
 	return n, err
 }
@@ -353,7 +463,7 @@ func (t touchReader) Read(p []byte) (int, error) {
 }
 
 // watchdog cancels ctx with ErrStalled when c received nothing for stall.
-func watchdog(ctx context.Context, cancel context.CancelCauseFunc, c *countingReader, stall time.Duration, from string) {
+func watchdog(ctx context.Context, cancel context.CancelCauseFunc, c *countingReader, stall time.Duration) {
 	t := time.NewTicker(max(stall/8, time.Millisecond))
 	defer t.Stop()
 	for {
@@ -362,7 +472,11 @@ func watchdog(ctx context.Context, cancel context.CancelCauseFunc, c *countingRe
 			return
 		case <-t.C:
 			if idle := time.Since(time.Unix(0, c.last.Load())); idle >= stall {
-				cancel(fmt.Errorf("%w: nothing received from %s for %s", ErrStalled, from, idle.Round(time.Millisecond)))
+				from := "the server"
+				if p := c.from.Load(); p != nil {
+					from = *p
+				}
+				cancel(fmt.Errorf("%w: nothing received from %s for %s ([init] template_stall_timeout)", ErrStalled, from, idle.Round(time.Millisecond)))
 				return
 			}
 		}
