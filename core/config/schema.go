@@ -101,6 +101,16 @@ var builtinKeys = []Key{
 		Help: "folder of the downloaded template images"},
 	{Section: SectionInit, Name: "template_repos", Default: "/var/lib/lago/repos", Flag: "template-repos",
 		Help: "folder of the template repository metadata files"},
+	// A template server is not trusted to answer or to stop: these bound
+	// what it can make init wait for and write into the store.
+	{Section: SectionInit, Name: "template_connect_timeout", Type: TypeDuration, Default: "30s",
+		Help: "time limit for connecting to a template server (TCP connect and TLS handshake)"},
+	{Section: SectionInit, Name: "template_response_timeout", Type: TypeDuration, Default: "1m",
+		Help: "time limit for a template server to start answering a request"},
+	{Section: SectionInit, Name: "template_stall_timeout", Type: TypeDuration, Default: "2m",
+		Help: "fail a template download that receives nothing for this long (a slow but steady one is never cut)"},
+	{Section: SectionInit, Name: "template_max_image_size", Default: "64G",
+		Help: "largest template image accepted, as served and decompressed: bytes, or with K, M, G or T (powers of 1024); 0 means no limit"},
 	{Section: SectionInit, Name: "set_current", Type: TypeBool, Default: "False", Flag: "set-current",
 		Help: "make the new prefix the current one"},
 	{Section: SectionInit, Name: "skip_bootstrap", Type: TypeBool, Default: "False", Flag: "skip-bootstrap",

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/lago-go/lago/sdk"
 
 	"github.com/lago-go/lago/core/config"
+	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/lease"
 	"github.com/lago-go/lago/core/pluginhost"
 	lagossh "github.com/lago-go/lago/core/ssh"
@@ -92,19 +94,68 @@ func (b PluginBuilders) Build(ctx context.Context, req BuildRequest) error {
 // repositories of the [init] settings, virt-sysprep for bootstrap and
 // core/ssh. progress may be nil.
 func RealDeps(pm *pluginhost.Manager, c *config.Config, progress template.Progress) Deps {
+	var templates Templates
+	if st, err := TemplatesFromConfig(c, progress); err == nil {
+		templates = st
+	} else {
+		templates = failingTemplates{err: err}
+	}
 	return Deps{
 		Providers: PluginProviders(pm, c),
 		Leaser:    &lease.Store{Dir: c.LeaseDir},
-		Templates: &StoreTemplates{
-			Store:    &template.Store{Dir: c.TemplateStore},
-			Repo:     template.Options{Path: c.TemplateRepoPath, Name: c.TemplateRepoName, ReposDir: c.TemplateRepos},
-			Progress: progress,
-		},
+		Templates: templates,
 		Builder:   PluginBuilders{Plugins: pm},
 		Bootstrap: VirtSysprep{},
 		SSH:       sshClient(c),
 	}
 }
+
+// TemplatesFromConfig maps the [init] template settings onto a
+// StoreTemplates. A template_repo_path given in a file, the environment or
+// on the command line wins over template_repo_name, as in the original
+// (which loads the repository from the path whenever one is set); only the
+// default path gives way to a name. progress may be nil.
+func TemplatesFromConfig(c *config.Config, progress template.Progress) (*StoreTemplates, error) {
+	name := c.TemplateRepoName
+	if v, ok := c.Get(config.SectionInit, "template_repo_path"); ok && v.Source.Kind != config.FromDefault && v.Value != "" {
+		name = ""
+	}
+	duration := func(key string) time.Duration {
+		// Load has vetted the durations of declared keys.
+		d, _ := config.ParseDuration(c.String(config.SectionInit, key))
+		return d
+	}
+	maxSize := int64(0)
+	if v, ok := c.Get(config.SectionInit, "template_max_image_size"); ok {
+		n, err := template.ParseSize(v.Value)
+		if err != nil {
+			return nil, errs.Userf("%s: invalid value %q for template_max_image_size in [init]: %w", v.Source, v.Value, err)
+		}
+		// In the store 0 means the default; in the setting, no limit.
+		maxSize = n
+		if n == 0 {
+			maxSize = -1
+		}
+	}
+	stall := duration("template_stall_timeout")
+	return &StoreTemplates{
+		Store: &template.Store{Dir: c.TemplateStore, StallTimeout: stall, MaxImageSize: maxSize},
+		Repo: template.Options{
+			Path: c.TemplateRepoPath, Name: name, ReposDir: c.TemplateRepos,
+			ConnectTimeout:  duration("template_connect_timeout"),
+			ResponseTimeout: duration("template_response_timeout"),
+			StallTimeout:    stall,
+		},
+		Progress: progress,
+	}, nil
+}
+
+// failingTemplates stands for the templates when their settings are
+// wrong: init fails on the first disk that needs a template, with the
+// setting's origin, and environments without templates still work.
+type failingTemplates struct{ err error }
+
+func (f failingTemplates) Get(context.Context, TemplateRef) (Image, error) { return Image{}, f.err }
 
 // sshClient is the real SSH: with ssh_persist set, commands reuse a per-VM
 // connection kept by this very binary run as `__ssh-mux`.
