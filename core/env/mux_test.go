@@ -249,26 +249,36 @@ func TestSSHClientMuxPerLogin(t *testing.T) {
 
 // TestSSHClientConcurrentCommands: 32 commands started at once on one VM
 // all succeed with their own output and exit code, whether no mux runs
-// yet, one is up, or ssh_persist is off, on a guest that drops connections
-// beyond 5 unauthenticated ones (dropbear's MAX_UNAUTH_PER_IP) and allows
-// 10 sessions per connection (OpenSSH's MaxSessions), and whose logins
-// take a while (a TCG guest's key exchange).
+// yet, one is up, or ssh_persist is off, on a guest whose logins take a
+// while (a TCG guest's key exchange) and that drops connections beyond 5
+// unauthenticated ones (dropbear's MAX_UNAUTH_PER_IP), and either allows
+// 10 sessions per connection (OpenSSH's MaxSessions) or is a dropbear
+// 2022.83 that aborts a connection whose sessions overlap badly.
 func TestSSHClientConcurrentCommands(t *testing.T) {
+	openssh := sshtest.Options{Password: "pw", MaxUnauth: 5, MaxSessions: 10, AuthDelay: 50 * time.Millisecond}
+	dropbear := sshtest.Options{Password: "pw", MaxUnauth: 5, AuthDelay: 50 * time.Millisecond,
+		ServerVersion: "SSH-2.0-dropbear_2022.83", DropbearSessionRace: true}
+	// The mux's connections: 1 to 4 (ssh.muxMaxConns).
+	const muxConns = 4
 	tests := []struct {
 		name    string
+		guest   sshtest.Options
 		persist time.Duration
 		warm    bool
 		// maxLogins bounds the guest's logins for the 32 commands.
 		maxLogins int
 	}{
-		{name: "ssh_persist, no mux yet", persist: 30 * time.Second, maxLogins: 2},
-		{name: "ssh_persist, mux up", persist: 30 * time.Second, warm: true, maxLogins: 0},
-		{name: "ssh_persist off", maxLogins: 32},
+		{name: "ssh_persist, no mux yet", guest: openssh, persist: 30 * time.Second, maxLogins: 1 + muxConns},
+		{name: "ssh_persist, mux up", guest: openssh, persist: 30 * time.Second, warm: true, maxLogins: muxConns - 1},
+		{name: "ssh_persist off", guest: openssh, maxLogins: 32},
+		{name: "dropbear, ssh_persist, no mux yet", guest: dropbear, persist: 30 * time.Second, maxLogins: 1 + muxConns},
+		{name: "dropbear, ssh_persist, mux up", guest: dropbear, persist: 30 * time.Second, warm: true, maxLogins: muxConns - 1},
+		{name: "dropbear, ssh_persist off", guest: dropbear, maxLogins: 32},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			shortTmpdir(t)
-			srv := sshtest.Start(t, sshtest.Options{Password: "pw", MaxUnauth: 5, MaxSessions: 10, AuthDelay: 50 * time.Millisecond})
+			srv := sshtest.Start(t, tc.guest)
 			host, port, _ := net.SplitHostPort(srv.Addr())
 			p, _ := strconv.Atoi(port)
 			target := SSHTarget{VM: "vm0", Host: host, Port: p, User: "root", Password: "pw", UUID: fmt.Sprintf("c0ffee%02d", i)}
@@ -302,6 +312,8 @@ func TestSSHClientConcurrentCommands(t *testing.T) {
 			for i := range n {
 				go func() {
 					<-start
+					// Staggered, as processes started together are.
+					time.Sleep(time.Duration(i) * 5 * time.Millisecond)
 					var out bytes.Buffer
 					code, err := c.Run(context.Background(), target, []string{"sh", "-c", fmt.Sprintf("sleep 0.1; echo %d; exit %d", i, i%7)}, nil, &out, nil)
 					results[i] = result{code, out.String(), err}
@@ -313,8 +325,8 @@ func TestSSHClientConcurrentCommands(t *testing.T) {
 			for range n {
 				<-done
 			}
-			t.Logf("%d concurrent commands in %s; %d logins, %d connections dropped, %d sessions refused",
-				n, time.Since(began).Round(time.Millisecond), srv.Logins()-before, srv.Dropped(), srv.Refused())
+			t.Logf("%d concurrent commands in %s; %d logins, %d connections dropped, %d sessions refused, %d connections aborted",
+				n, time.Since(began).Round(time.Millisecond), srv.Logins()-before, srv.Dropped(), srv.Refused(), srv.Aborted())
 			failed := 0
 			for i, r := range results {
 				if want := fmt.Sprintf("%d\n", i); r.err != nil || r.code != i%7 || r.out != want {
@@ -327,6 +339,9 @@ func TestSSHClientConcurrentCommands(t *testing.T) {
 			}
 			if got := srv.Logins() - before; got > tc.maxLogins {
 				t.Errorf("%d guest logins for %d commands, want at most %d", got, n, tc.maxLogins)
+			}
+			if got := srv.Aborted(); got != 0 {
+				t.Errorf("the guest aborted %d connections", got)
 			}
 		})
 	}

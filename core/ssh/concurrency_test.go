@@ -39,6 +39,20 @@ func TestDialConcurrentLogins(t *testing.T) {
 			t.Error("the guest never refused a session: the test did not reach the limit")
 		}
 	})
+	// dropbear 2022.83 aborts a connection whose sessions overlap badly:
+	// a shared client to it runs one session at a time.
+	t.Run("one shared client, dropbear 2022.83", func(t *testing.T) {
+		srv := sshtest.Start(t, sshtest.Options{Password: "pw", ServerVersion: "SSH-2.0-dropbear_2022.83", DropbearSessionRace: true})
+		cl, err := lagossh.Dial(context.Background(), lagossh.Target{Addr: srv.Addr(), Password: "pw"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		runConcurrently(t, 32, func(int) (*lagossh.Client, error) { return cl, nil })
+		if n := srv.Aborted(); n != 0 {
+			t.Errorf("the guest aborted %d connections", n)
+		}
+	})
 }
 
 // closed returns a function that passes a dial's result through and
@@ -52,7 +66,8 @@ func closed(t *testing.T) func(*lagossh.Client, error) (*lagossh.Client, error) 
 	}
 }
 
-// runConcurrently runs `echo N; exit N%7` for N in 0..n-1 at once, each on
+// runConcurrently runs `echo N; exit N%7` for N in 0..n-1 at once (5 ms
+// apart), each on
 // the client connect(N) returns, and checks every output and exit code.
 func runConcurrently(t *testing.T, n int, connect func(int) (*lagossh.Client, error)) {
 	t.Helper()
@@ -69,6 +84,9 @@ func runConcurrently(t *testing.T, n int, connect func(int) (*lagossh.Client, er
 		go func() {
 			defer wg.Done()
 			<-start
+			// Staggered a little, as processes started together are:
+			// later commands start while earlier ones exit.
+			time.Sleep(time.Duration(i) * 5 * time.Millisecond)
 			cl, err := connect(i)
 			if err != nil {
 				results[i].err = err

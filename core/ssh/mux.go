@@ -40,12 +40,13 @@ import (
 // and a client must present the same login, password included (a digest
 // of it, see Target.muxToken), or it gets no session: `lago --ssh-user
 // alice shell` within ssh_persist of a root command must run as alice.
-// When a guest refuses a session for its per-connection limit, the mux
-// queues it until one of its sessions ends (see sessionGate), so dozens of
-// concurrent commands share the one connection.
+// Dozens of concurrent commands share a mux: when its connection carries
+// as many sessions as the guest allows on one (see sessionGate and
+// sessionsFor), the mux logs in again, up to muxMaxConns connections, and
+// beyond that sessions wait for one to end (see guestPool).
 //
-// A mux exits when it has served no session for its idle time, when the
-// guest connection fails (keepalives notice a guest that vanished), when
+// A mux exits when it has served no session for its idle time, when its
+// first guest connection fails (keepalives notice a guest that vanished), when
 // a client asks it to (lago stops, reverts or destroys the VM) or when its
 // Alive check fails (the prefix was removed).
 
@@ -168,7 +169,8 @@ func ServeMux(ctx context.Context, t Target, o MuxOptions, ready func(error)) er
 		ln.Close()
 		_ = os.Remove(o.Socket)
 	}()
-	m := &mux{guest: guest, idle: o.Idle, last: time.Now(), quit: make(chan string, 1)}
+	m := &mux{guest: guest, pool: newGuestPool(t, guest), idle: o.Idle, last: time.Now(), quit: make(chan string, 1)}
+	defer m.pool.close()
 	cfg, err := muxServerConfig(t.muxToken())
 	if err != nil {
 		ready(err)
@@ -263,7 +265,8 @@ func samePath(f *os.File, path string) bool {
 var ErrMuxRunning = errors.New("an ssh mux already serves this socket")
 
 type mux struct {
-	guest *Client
+	guest *Client // the first connection, kept alive; see pool
+	pool  *guestPool
 	idle  time.Duration
 	quit  chan string // the reason to exit
 
@@ -424,15 +427,10 @@ func (m *mux) serve(c net.Conn, cfg *xssh.ServerConfig) {
 }
 
 // proxy joins one client channel to a new guest channel of the same type,
-// queued while the guest refuses more channels on the connection.
+// on a connection of the pool that can take it (queued or on a new
+// connection when none can).
 func (m *mux) proxy(ctx context.Context, nc xssh.NewChannel) {
-	var gch xssh.Channel
-	var greqs <-chan *xssh.Request
-	err := m.guest.gate.open(ctx, func() error {
-		var e error
-		gch, greqs, e = m.guest.conn.OpenChannel(nc.ChannelType(), nc.ExtraData())
-		return e
-	})
+	gch, greqs, release, err := m.pool.open(ctx, nc.ChannelType(), nc.ExtraData())
 	if err != nil {
 		var oe *xssh.OpenChannelError
 		if errors.As(err, &oe) {
@@ -442,7 +440,7 @@ func (m *mux) proxy(ctx context.Context, nc xssh.NewChannel) {
 		}
 		return
 	}
-	defer m.guest.gate.done()
+	defer release()
 	cch, creqs, err := nc.Accept()
 	if err != nil {
 		gch.Close()

@@ -42,6 +42,8 @@ type Server struct {
 	strict   bool
 	conns    []net.Conn
 
+	race        bool
+	aborted     int // connections aborted for race
 	maxUnauth   int
 	maxSessions int
 	authDelay   time.Duration
@@ -79,6 +81,14 @@ type Options struct {
 	// AuthDelay makes every authentication take this long, as a key
 	// exchange does on a TCG guest, so concurrent logins overlap.
 	AuthDelay time.Duration
+	// ServerVersion replaces the server's version string, e.g.
+	// "SSH-2.0-dropbear_2022.83".
+	ServerVersion string
+	// DropbearSessionRace makes the server abort a connection when a
+	// session's command exits while another session of the connection is
+	// open but has no command yet, as dropbear 2022.82 to 2024.85 do
+	// ("Failed assertion ... `!channel->sent_close'").
+	DropbearSessionRace bool
 }
 
 // NewHostKey returns a fresh ed25519 host key.
@@ -154,8 +164,8 @@ func Start(t testing.TB, o Options) *Server {
 		o.HostKey = NewHostKey(t)
 	}
 	s := &Server{t: t, password: o.Password, key: o.Key, strict: o.StrictEOF,
-		maxUnauth: o.MaxUnauth, maxSessions: o.MaxSessions, authDelay: o.AuthDelay}
-	s.cfg = &xssh.ServerConfig{}
+		maxUnauth: o.MaxUnauth, maxSessions: o.MaxSessions, authDelay: o.AuthDelay, race: o.DropbearSessionRace}
+	s.cfg = &xssh.ServerConfig{ServerVersion: o.ServerVersion}
 	if o.Password != "" {
 		s.cfg.PasswordCallback = func(_ xssh.ConnMetadata, pw []byte) (*xssh.Permissions, error) {
 			time.Sleep(s.authDelay)
@@ -219,6 +229,13 @@ func (s *Server) Dropped() int {
 	return s.dropped
 }
 
+// Aborted counts connections aborted for DropbearSessionRace.
+func (s *Server) Aborted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.aborted
+}
+
 // Refused counts session channels refused for MaxSessions.
 func (s *Server) Refused() int {
 	s.mu.Lock()
@@ -274,6 +291,7 @@ func (s *Server) handle(c net.Conn) {
 	s.mu.Unlock()
 	defer conn.Close()
 	go xssh.DiscardRequests(reqs)
+	cs := &connState{raw: c}
 	var mu sync.Mutex
 	sessions := 0
 	for nc := range chans {
@@ -301,8 +319,9 @@ func (s *Server) handle(c net.Conn) {
 			mu.Unlock()
 			continue
 		}
+		cs.opened()
 		go func() {
-			s.session(ch, creqs, conn.User())
+			s.session(ch, creqs, conn.User(), cs)
 			mu.Lock()
 			sessions--
 			mu.Unlock()
@@ -310,10 +329,44 @@ func (s *Server) handle(c net.Conn) {
 	}
 }
 
+// connState is what DropbearSessionRace needs of a connection: how many
+// of its sessions are open without a command yet.
+type connState struct {
+	raw     net.Conn
+	mu      sync.Mutex
+	waiting int
+}
+
+func (c *connState) opened() {
+	c.mu.Lock()
+	c.waiting++
+	c.mu.Unlock()
+}
+
+// started marks the first command request of a session opened.
+func (c *connState) started() {
+	c.mu.Lock()
+	c.waiting--
+	c.mu.Unlock()
+}
+
+// exited reports whether a command exit now hits the race.
+func (c *connState) exited() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waiting > 0
+}
+
 // session runs one session channel; its commands see USER set to the
 // login's user, so a test can tell whose login ran them.
-func (s *Server) session(ch xssh.Channel, reqs <-chan *xssh.Request, user string) {
+func (s *Server) session(ch xssh.Channel, reqs <-chan *xssh.Request, user string, cs *connState) {
 	defer ch.Close()
+	hasCommand := false
+	defer func() {
+		if !hasCommand {
+			cs.started() // it never will
+		}
+	}()
 	var cmd *exec.Cmd
 	done := make(chan struct{})
 	// stdin is read from the moment the channel opens, so an EOF that
@@ -346,6 +399,15 @@ func (s *Server) session(ch xssh.Channel, reqs <-chan *xssh.Request, user string
 			started.Lock()
 			startedFlag = true
 			started.Unlock()
+			if !hasCommand {
+				hasCommand = true
+				if s.race {
+					// A TCG guest takes a while to get to the
+					// request: the window of the race.
+					time.Sleep(20 * time.Millisecond)
+				}
+				cs.started()
+			}
 			if line == "" {
 				cmd = exec.Command("/bin/sh")
 			} else {
@@ -371,6 +433,13 @@ func (s *Server) session(ch xssh.Channel, reqs <-chan *xssh.Request, user string
 							code = 128 + int(ws.Signal())
 						}
 					}
+				}
+				if s.race && cs.exited() {
+					s.mu.Lock()
+					s.aborted++
+					s.mu.Unlock()
+					cs.raw.Close()
+					return
 				}
 				_ = ch.CloseWrite()
 				status := make([]byte, 4)
