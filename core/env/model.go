@@ -194,7 +194,10 @@ func loadLenient(path string) (*Environment, error) {
 	}
 	for _, n := range names.VMs {
 		var vm spec.VM
-		if err := readJSON(filepath.Join(abs, dirVirt, "vm-"+n), &vm); err != nil {
+		vmPath := filepath.Join(abs, dirVirt, "vm-"+n)
+		// A prefix of an earlier version holds this spec's passwords 0644.
+		_, _ = prefix.TightenSecret(vmPath)
+		if err := readJSON(vmPath, &vm); err != nil {
 			e.Complete = false
 			continue
 		}

@@ -251,6 +251,8 @@ func (p *Prefix) Load() (*Specs, error) {
 	}
 	for _, name := range env.VMs {
 		var v spec.VM
+		// A prefix of an earlier version holds this spec's passwords 0644.
+		_, _ = TightenSecret(p.VirtPath("vm-" + name))
 		if err := readJSON(p.VirtPath("vm-"+name), &v); err != nil {
 			return nil, fmt.Errorf("load prefix specs: %w", err)
 		}
