@@ -208,8 +208,12 @@ func (p *process) start(opts Options, info Info, reattach *plugin.ReattachConfig
 	// Closed once the handshake is over (or failed): the child has its
 	// own copy of the descriptor.
 	defer bin.Close()
-	cfg.RunnerFunc = func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
-		return newBinaryRunner(bin, spec)
+	cfg.RunnerFunc = func(logger hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+		r, err := newBinaryRunner(bin, spec)
+		if r != nil {
+			r.logger = logger
+		}
+		return r, err
 	}
 	return p.connect(cfg)
 }
@@ -276,6 +280,9 @@ type binaryRunner struct {
 	cmd            *exec.Cmd
 	stdout, stderr io.ReadCloser
 	pid            int
+	// logger says which binary starts, as go-plugin's own runner does
+	// ("starting plugin", "plugin started"): -l debug shows it.
+	logger hclog.Logger
 }
 
 // newBinaryRunner prepares bin's command with what go-plugin set up in
@@ -296,10 +303,16 @@ func newBinaryRunner(bin *discovery.Binary, spec *exec.Cmd) (*binaryRunner, erro
 }
 
 func (r *binaryRunner) Start(context.Context) error {
+	if r.logger != nil {
+		r.logger.Debug("starting plugin", "path", r.bin.Path, "args", r.cmd.Args)
+	}
 	if err := r.cmd.Start(); err != nil {
 		return err
 	}
 	r.pid = r.cmd.Process.Pid
+	if r.logger != nil {
+		r.logger.Debug("plugin started", "path", r.bin.Path, "pid", r.pid)
+	}
 	return nil
 }
 
