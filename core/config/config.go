@@ -675,6 +675,8 @@ func checkValue(k Key, v Value) error {
 		_, err = ParseBool(v.Value)
 	case TypeDuration:
 		_, err = ParseDuration(v.Value)
+	case TypeSize:
+		_, err = ParseSize(v.Value)
 	}
 	if err == nil && len(k.Choices) > 0 {
 		ok := false

@@ -279,6 +279,7 @@ func TestFileErrors(t *testing.T) {
 		{"bad int", "[lago]\nssh_tries = lots\n", `2: invalid value "lots" for ssh_tries in [lago]`},
 		{"bad choice", "[lago]\nloglevel = debag\n", `2: invalid value "debag" for loglevel in [lago]: want one of debug, info, warning, error; did you mean debug?`},
 		{"bad bool", "[init]\nskip_build = maybe\n", `2: invalid value "maybe" for skip_build`},
+		{"bad size", "[init]\n\ntemplate_max_image_size = lots\n", `3: invalid value "lots" for template_max_image_size in [init]: size "lots": want a whole number`},
 		{"unknown key in [start]", "[start]\nwait_suspnd = 1\n", `2: unknown key "wait_suspnd" in [start]; did you mean wait_suspend?`},
 		{"provider without plugin", "[provider remote]\nlibvirt_url = qemu+tcp://127.0.0.1/system\n", `2: [provider remote] needs`},
 		{"provider without name", "[provider]\n", `1: section [provider] needs an instance name`},

@@ -12,6 +12,8 @@ const (
 	TypeDuration
 	// TypeList is a comma or blank separated list of words.
 	TypeList
+	// TypeSize is a byte count, bare or with K, M, G or T (see ParseSize).
+	TypeSize
 )
 
 // Key defines one configuration key.
@@ -109,7 +111,7 @@ var builtinKeys = []Key{
 		Help: "time limit for a template server to start answering a request"},
 	{Section: SectionInit, Name: "template_stall_timeout", Type: TypeDuration, Default: "2m",
 		Help: "fail a template download that receives nothing for this long (a slow but steady one is never cut)"},
-	{Section: SectionInit, Name: "template_max_image_size", Default: "64G",
+	{Section: SectionInit, Name: "template_max_image_size", Type: TypeSize, Default: "64G",
 		Help: "largest template image accepted, as served and decompressed: bytes, or with K, M, G or T (powers of 1024); 0 means no limit"},
 	{Section: SectionInit, Name: "set_current", Type: TypeBool, Default: "False", Flag: "set-current",
 		Help: "make the new prefix the current one"},

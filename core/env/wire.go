@@ -127,7 +127,7 @@ func TemplatesFromConfig(c *config.Config, progress template.Progress) (*StoreTe
 	}
 	maxSize := int64(0)
 	if v, ok := c.Get(config.SectionInit, "template_max_image_size"); ok {
-		n, err := template.ParseSize(v.Value)
+		n, err := config.ParseSize(v.Value)
 		if err != nil {
 			return nil, errs.Userf("%s: invalid value %q for template_max_image_size in [init]: %w", v.Source, v.Value, err)
 		}
