@@ -109,9 +109,11 @@ func open(path string, perm os.FileMode) (*os.File, error) {
 	if !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("create lock file %s: %w", path, err)
 	}
-	f, err = os.OpenFile(path, os.O_RDWR, 0)
+	// O_NOFOLLOW: in a group-writable shared folder a member could plant
+	// a symlink at the lock's name; a lock is never a link.
+	f, err = os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrPermission) {
-		f, err = os.Open(path)
+		f, err = os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open lock file %s: %w", path, err)

@@ -80,3 +80,26 @@ func TestAcquireMissingFolderNamesPath(t *testing.T) {
 		t.Fatalf("error %q does not name %s", err, want)
 	}
 }
+
+// TestAcquireRefusesPlantedSymlink: a symlink planted at a lock's name in a
+// shared folder is not followed (it would make lago open, and lock, a file
+// of the planter's choosing).
+func TestAcquireRefusesPlantedSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "victim")
+	if err := os.WriteFile(target, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, "x.lock")
+	if err := os.Symlink(target, lock); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Acquire(context.Background(), lock, 0o664, time.Second)
+	if err == nil {
+		l.Unlock()
+		t.Fatal("Acquire followed a symlink planted at the lock's name")
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep" {
+		t.Fatalf("the symlink's target changed: %q", b)
+	}
+}
