@@ -233,8 +233,21 @@ func appendKnownHost(path, hostname string, key xssh.PublicKey) error {
 		return fmt.Errorf("record host key: %w", err)
 	}
 	if check, err := knownhosts.New(path); err == nil {
-		if err := check(hostname, &net.TCPAddr{IP: net.IPv4zero}, key); err == nil {
+		err := check(hostname, &net.TCPAddr{IP: net.IPv4zero}, key)
+		if err == nil {
 			return nil
+		}
+		// Another first login recorded a different key for this host since
+		// the file was read (two concurrent first logins, one intercepted):
+		// the key recorded first wins, this one is a changed key.
+		var ke *knownhosts.KeyError
+		if errors.As(err, &ke) && len(ke.Want) > 0 {
+			known := make([]string, 0, len(ke.Want))
+			for _, w := range ke.Want {
+				known = append(known, fmt.Sprintf("%s:%d", w.Filename, w.Line))
+			}
+			return &HostKeyChangedError{Host: hostname, KnownHostsPath: path,
+				Fingerprint: xssh.FingerprintSHA256(key), Known: known}
 		}
 	}
 	line := knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key) + "\n"
