@@ -68,9 +68,9 @@ func checkFile(path string, st os.FileInfo) error {
 	return nil
 }
 
-// folderChecker refuses a binary below a folder that everyone may write
-// without the sticky bit: anyone could rename another binary (or folder)
-// into its place. With the sticky bit (/tmp) only the owner of an entry
+// folderChecker refuses a binary below a folder that its group or everyone
+// may write without the sticky bit, or that another user (not root) owns:
+// they could rename another binary (or folder, or link) into its place. With the sticky bit (/tmp) only the owner of an entry
 // may rename or remove it, and the binary's own owner is checked. Results
 // are remembered per folder, so a discovery stats each folder once.
 type folderChecker map[string]error
@@ -105,10 +105,24 @@ func checkFolder(dir, binary string) error {
 	if err != nil {
 		return fmt.Errorf("check folder %s of %s: %w", dir, binary, err)
 	}
-	if st.Mode().Perm()&0o002 != 0 && st.Mode()&os.ModeSticky == 0 {
+	sticky := st.Mode()&os.ModeSticky != 0
+	switch perm := st.Mode().Perm(); {
+	case perm&0o002 != 0 && !sticky:
 		return &UntrustedError{Path: dir,
 			Problem: "folder " + dir + " is writable by others without the sticky bit",
 			Fix:     "chmod o-w " + dir}
+	case perm&0o020 != 0 && !sticky:
+		// A group member could rename a link to any root-owned
+		// executable into the binary's place, and every check of the
+		// file itself would pass.
+		return &UntrustedError{Path: dir,
+			Problem: "folder " + dir + " is writable by its group without the sticky bit",
+			Fix:     "chmod g-w " + dir}
+	}
+	if uid, ok := ownerOf(st); ok && uid != 0 && uid != os.Geteuid() {
+		return &UntrustedError{Path: dir,
+			Problem: fmt.Sprintf("folder %s is owned by uid %d, neither root nor the user running lago (uid %d)", dir, uid, os.Geteuid()),
+			Fix:     "chown root " + dir}
 	}
 	return nil
 }

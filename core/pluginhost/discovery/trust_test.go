@@ -47,7 +47,15 @@ func TestTrust(t *testing.T) {
 		{"group-writable folder", func(t *testing.T, root, bin string) string {
 			chmod(t, filepath.Dir(bin), 0o775)
 			return filepath.Dir(bin)
+		}, "folder ROOT/a/b is writable by its group without the sticky bit; fix with chmod g-w ROOT/a/b"},
+		{"group-writable sticky folder", func(t *testing.T, root, bin string) string {
+			chmod(t, filepath.Dir(bin), 0o775|os.ModeSticky)
+			return filepath.Dir(bin)
 		}, ""},
+		{"folder of another user", func(t *testing.T, root, bin string) string {
+			chown(t, filepath.Join(root, "a"), 4242)
+			return filepath.Dir(bin)
+		}, "folder ROOT/a is owned by uid 4242, neither root nor the user running lago"},
 		{"link to a binary below a folder writable by others", func(t *testing.T, root, bin string) string {
 			chmod(t, filepath.Join(root, "a"), 0o777)
 			links := filepath.Join(root, "links")
