@@ -31,7 +31,7 @@ import (
 // newEnv builds the orchestrator for one invocation, over the engine's
 // plugin host.
 func newEnv(inv *Invocation) (*env.Manager, error) {
-	pm := inv.Manager()
+	pm := inv.PluginHost()
 	if pm == nil {
 		return nil, errors.New("no plugin host")
 	}

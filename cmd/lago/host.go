@@ -21,7 +21,7 @@ const (
 )
 
 // PluginHost is what the CLI needs from the plugin host. The full build
-// wraps *pluginhost.Manager; the light front-end (build tag lagolight)
+// wraps *pluginhost.Host; the light front-end (build tag lagolight)
 // only reads the describe cache and forwards everything that would start
 // a plugin to the full engine. Tests substitute a fake.
 type PluginHost interface {

@@ -133,25 +133,25 @@ func (e *engineHost) Log(ctx context.Context, level, msg string) error {
 	return h.Log(ctx, level, msg)
 }
 
-// managerHost adapts *pluginhost.Manager to PluginHost.
+// managerHost adapts *pluginhost.Host to PluginHost.
 type managerHost struct {
-	*pluginhost.Manager
+	*pluginhost.Host
 	log *prefixLog
 }
 
 // Close stops the plugins, which flushes their last log lines, then
 // closes the prefix log.
 func (m managerHost) Close() {
-	m.Manager.Close()
+	m.Host.Close()
 	m.log.Close()
 }
 
 func (m managerHost) Output(ctx context.Context, name string) (output.PluginFormat, error) {
-	return m.Manager.Output(ctx, name)
+	return m.Host.Output(ctx, name)
 }
 
 func (m managerHost) RunCommand(ctx context.Context, req CommandRequest, stdout, stderr io.Writer) (int, error) {
-	impl, err := m.Manager.Command(ctx, req.Verb)
+	impl, err := m.Host.Command(ctx, req.Verb)
 	if err != nil {
 		return 0, fmt.Errorf("start plugin verb %s: %w", req.Verb, err)
 	}
@@ -175,12 +175,12 @@ func takePrestarted(stderr io.Writer) *prestart.Process {
 	return ps
 }
 
-// Manager returns the plugin host of the engine, created on first use, for
+// PluginHost returns the plugin host of the engine, created on first use, for
 // handlers that need providers, vm types, service managers or builders. It
 // is nil when a test installed a fake PluginHost.
-func (inv *Invocation) Manager() *pluginhost.Manager {
+func (inv *Invocation) PluginHost() *pluginhost.Host {
 	if m, ok := inv.app.pluginHost().(managerHost); ok {
-		return m.Manager
+		return m.Host
 	}
 	return nil
 }
@@ -196,7 +196,7 @@ func (inv *Invocation) Provider(ctx context.Context, name string) (sdk.Provider,
 	if err != nil {
 		return nil, err
 	}
-	m := inv.Manager()
+	m := inv.PluginHost()
 	if m == nil {
 		return nil, fmt.Errorf("provider instance %s: no plugin host", name)
 	}

@@ -51,7 +51,7 @@ func TestPluginWarningOnceInLagoStyle(t *testing.T) {
 	stderr := &syncBuf{}
 	h := newPluginHost(hostOptions{SearchPath: []string{plugins}, CacheFile: filepath.Join(t.TempDir(), "cache.json"),
 		LogLevel: "info", Stderr: stderr, Config: cfg})
-	m := h.(managerHost).Manager
+	m := h.(managerHost).Host
 	ctx := context.Background()
 	for _, settings := range []map[string]string{{"name": "warn"}, {"name": "warn"}, {"name": "warn", "other": "instance"}} {
 		p, err := m.Provider(ctx, "echo", settings)

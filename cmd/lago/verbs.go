@@ -93,7 +93,7 @@ func (inv *Invocation) Render(ctx context.Context, doc any) error {
 
 // notImplemented is the handler of verbs whose engine is not wired yet.
 func notImplemented(_ context.Context, inv *Invocation) error {
-	return fmt.Errorf("lago %s: %w", inv.Verb, errs.ErrNotImplemented)
+	return errs.Userf("lago %s: not implemented yet", inv.Verb)
 }
 
 // verbSpec declares a built-in verb's command line.

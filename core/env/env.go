@@ -54,7 +54,7 @@ func userErrorf(format string, a ...any) error { return errs.Userf(format, a...)
 
 // ProviderResolver returns the provider serving a named provider instance
 // (a [provider.NAME] section of lago.conf, or a plugin name). The CLI backs
-// it with pluginhost.Manager.Provider and the config's instance settings.
+// it with pluginhost.Host.Provider and the config's instance settings.
 type ProviderResolver func(ctx context.Context, instance string) (sdk.Provider, error)
 
 // SSHTarget says how to reach a VM over ssh.

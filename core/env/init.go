@@ -18,6 +18,8 @@ import (
 	"github.com/lago-go/lago/core/lease"
 	"github.com/lago-go/lago/core/prefix"
 	"github.com/lago-go/lago/core/spec"
+
+	"github.com/lago-go/lago/sdk"
 )
 
 // InitOptions are the arguments of `lago init`.
@@ -435,7 +437,7 @@ func (m *Manager) leaseSubnets(ctx context.Context, cfg *initfile.Config, prefix
 	sort.Strings(names)
 	err := parallel(ctx, len(names), 0, func(ctx context.Context, i int) error {
 		u, err := provs[names[i]].UsedSubnets(ctx)
-		if errors.Is(err, errNotImplemented) {
+		if errors.Is(err, sdk.ErrNotImplemented) {
 			return nil
 		}
 		if err != nil {
@@ -524,7 +526,7 @@ func (m *Manager) validate(ctx context.Context, e *Environment, provs map[string
 			}
 		}
 		err := p.ValidateSpec(ctx, e.Ref(), nets, vms)
-		if errors.Is(err, errNotImplemented) {
+		if errors.Is(err, sdk.ErrNotImplemented) {
 			continue
 		}
 		if err != nil {

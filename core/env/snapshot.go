@@ -4,11 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
-
-	"github.com/lago-go/lago/sdk"
 )
-
-var errNotImplemented = sdk.ErrNotImplemented
 
 // Snapshot takes a snapshot called name of every VM of the prefix,
 // running or stopped, in parallel.

@@ -344,7 +344,7 @@ func (m *Manager) readSerialLog(ctx context.Context, e *Environment, vm boundVM,
 			if rerr == nil && len(bytes.TrimSpace(rb)) > 0 {
 				return rb, "read through provider " + vm.instance, nil, nil
 			}
-			if !errors.Is(rerr, errNotImplemented) {
+			if !errors.Is(rerr, sdk.ErrNotImplemented) {
 				provErr = rerr
 			}
 		}

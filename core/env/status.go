@@ -10,6 +10,8 @@ import (
 	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
 
 	"github.com/lago-go/lago/core/prefix"
+
+	"github.com/lago-go/lago/sdk"
 )
 
 // LiveState is what the providers say about a prefix right now.
@@ -112,7 +114,7 @@ func (m *Manager) liveState(ctx context.Context, e *Environment, snapshots bool)
 					return err
 				}
 				snaps, err := p.ListSnapshots(ctx, e.Ref(), b.pv)
-				if errors.Is(err, errNotImplemented) {
+				if errors.Is(err, sdk.ErrNotImplemented) {
 					return nil
 				}
 				if err != nil {

@@ -51,7 +51,7 @@ func InitOptionsFromConfig(c *config.Config) InitOptions {
 
 // PluginProviders resolves provider instances of the configuration to
 // provider components served by plugins, each instance once.
-func PluginProviders(pm *pluginhost.Manager, c *config.Config) ProviderResolver {
+func PluginProviders(pm *pluginhost.Host, c *config.Config) ProviderResolver {
 	var mu sync.Mutex
 	cache := map[string]sdk.Provider{}
 	return func(ctx context.Context, instance string) (sdk.Provider, error) {
@@ -76,7 +76,7 @@ func PluginProviders(pm *pluginhost.Manager, c *config.Config) ProviderResolver 
 // PluginBuilders implements Builder by handing each build step to the
 // builder component it names ("virt-customize"), started through pm.
 type PluginBuilders struct {
-	Plugins *pluginhost.Manager
+	Plugins *pluginhost.Host
 	Log     func(vm, line string)
 }
 
@@ -93,7 +93,7 @@ func (b PluginBuilders) Build(ctx context.Context, req BuildRequest) error {
 // from plugins, the lease store of lease_dir, the template store and
 // repositories of the [init] settings, virt-sysprep for bootstrap and
 // core/ssh. progress may be nil.
-func RealDeps(pm *pluginhost.Manager, c *config.Config, progress template.Progress) Deps {
+func RealDeps(pm *pluginhost.Host, c *config.Config, progress template.Progress) Deps {
 	var templates Templates
 	if st, err := TemplatesFromConfig(c, progress); err == nil {
 		templates = st

@@ -52,10 +52,6 @@ func IsUser(err error) bool {
 	return errors.As(err, &le)
 }
 
-// ErrNotImplemented marks verbs and features that exist in the CLI but are
-// not wired to an implementation yet. It is a Lago error (exit 2).
-var ErrNotImplemented = &Error{Err: errors.New("not implemented yet")}
-
 // ExitError carries an exact exit code, for verbs that pass through the exit
 // status of something they ran (a remote shell command, a command plugin).
 // Message may be empty, in which case nothing is printed.

@@ -18,7 +18,6 @@ func TestExitCode(t *testing.T) {
 		{"user", User(plain), 2},
 		{"userf", Userf("bad %s", "x"), 2},
 		{"wrapped user", fmt.Errorf("loading: %w", User(plain)), 2},
-		{"not implemented", fmt.Errorf("start: %w", ErrNotImplemented), 2},
 		{"exit code", Exit(7), 7},
 		{"wrapped exit code", fmt.Errorf("shell: %w", Exit(3)), 3},
 		{"exit code zero", Exit(0), 0},

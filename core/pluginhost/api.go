@@ -24,7 +24,7 @@ import (
 // Info is one plugin binary found during discovery.
 type Info = discovery.Info
 
-// Options configure a Manager.
+// Options configure a Host.
 type Options struct {
 	// SearchPath overrides the discovery folders (DefaultSearchPath).
 	SearchPath []string
@@ -69,9 +69,9 @@ var ErrClosed = errors.New("plugin manager closed")
 // /usr/libexec/lago/plugins.
 func DefaultSearchPath(exe string) []string { return discovery.DefaultSearchPath(exe) }
 
-// Manager discovers plugins and owns the processes it starts. It is safe
+// Host discovers plugins and owns the processes it starts. It is safe
 // for concurrent use.
-type Manager struct {
+type Host struct {
 	opts Options
 
 	discoverOnce sync.Once
@@ -90,8 +90,8 @@ type Manager struct {
 	warned map[string]bool
 }
 
-// New returns a Manager; nothing is scanned or started until needed.
-func New(opts Options) *Manager {
+// New returns a Host; nothing is scanned or started until needed.
+func New(opts Options) *Host {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
@@ -108,14 +108,14 @@ func New(opts Options) *Manager {
 	case "-":
 		opts.CacheFile = ""
 	}
-	return &Manager{opts: opts, procs: map[string]*process{}, clients: map[string]any{}, configured: map[string]string{}, prestarted: opts.Prestarted, warned: map[string]bool{}}
+	return &Host{opts: opts, procs: map[string]*process{}, clients: map[string]any{}, configured: map[string]string{}, prestarted: opts.Prestarted, warned: map[string]bool{}}
 }
 
 // Discover lists every plugin binary, including shadowed and refused ones,
 // starting no plugin process when the describe cache is fresh. Plugins
 // named in LAGO_REATTACH_PLUGINS but absent from disk are described over
-// their running connection. The result is computed once per Manager.
-func (m *Manager) Discover() ([]Info, error) {
+// their running connection. The result is computed once per Host.
+func (m *Host) Discover() ([]Info, error) {
 	m.discoverOnce.Do(func() {
 		m.infos, m.discoverErr = discovery.Discover(discovery.Options{
 			SearchPath: m.opts.SearchPath,
@@ -132,7 +132,7 @@ func (m *Manager) Discover() ([]Info, error) {
 
 // Components lists the usable components of the given kind ("" for all),
 // sorted by kind and name.
-func (m *Manager) Components(kind string) ([]sdk.ComponentInfo, error) {
+func (m *Host) Components(kind string) ([]sdk.ComponentInfo, error) {
 	infos, err := m.Discover()
 	if err != nil {
 		return nil, err
@@ -142,7 +142,7 @@ func (m *Manager) Components(kind string) ([]sdk.ComponentInfo, error) {
 
 // find returns the plugin serving the component kind/name; with verb set it
 // looks for the command component declaring verb instead.
-func (m *Manager) find(kind, name, verb string) (Info, sdk.ComponentInfo, error) {
+func (m *Host) find(kind, name, verb string) (Info, sdk.ComponentInfo, error) {
 	infos, err := m.Discover()
 	if err != nil {
 		return Info{}, sdk.ComponentInfo{}, err
@@ -186,7 +186,7 @@ func (m *Manager) find(kind, name, verb string) (Info, sdk.ComponentInfo, error)
 
 // component starts (once) the plugin serving kind/name, configures the
 // component (once per config) and returns the make result.
-func (m *Manager) component(ctx context.Context, kind, name, verb string, config map[string]string, mk func(*sdk.PluginClient, string, ...sdk.ClientOption) any) (any, error) {
+func (m *Host) component(ctx context.Context, kind, name, verb string, config map[string]string, mk func(*sdk.PluginClient, string, ...sdk.ClientOption) any) (any, error) {
 	info, comp, err := m.find(kind, name, verb)
 	if err != nil {
 		return nil, err
@@ -219,7 +219,7 @@ func (m *Manager) component(ctx context.Context, kind, name, verb string, config
 // named instance of it with other settings (say a remote libvirt next to
 // the local one) gets a process of its own; everything else shares the
 // plugin's first process. m.mu must be held.
-func (m *Manager) slotLocked(plugin, component, cfgKey string) string {
+func (m *Host) slotLocked(plugin, component, cfgKey string) string {
 	for i := 0; ; i++ {
 		slot := plugin
 		if i > 0 {
@@ -252,7 +252,7 @@ func configKey(c map[string]string) string {
 
 // Provider starts (once) the plugin serving the provider component name,
 // configures it with config and returns a client for it.
-func (m *Manager) Provider(ctx context.Context, name string, config map[string]string) (sdk.Provider, error) {
+func (m *Host) Provider(ctx context.Context, name string, config map[string]string) (sdk.Provider, error) {
 	c, err := m.component(ctx, sdk.KindProvider, name, "", config, func(p *sdk.PluginClient, n string, o ...sdk.ClientOption) any { return p.Provider(n, o...) })
 	if err != nil {
 		return nil, err
@@ -261,7 +261,7 @@ func (m *Manager) Provider(ctx context.Context, name string, config map[string]s
 }
 
 // Output returns the output format component name.
-func (m *Manager) Output(ctx context.Context, name string) (sdk.OutputFormat, error) {
+func (m *Host) Output(ctx context.Context, name string) (sdk.OutputFormat, error) {
 	c, err := m.component(ctx, sdk.KindOutput, name, "", nil, func(p *sdk.PluginClient, n string, o ...sdk.ClientOption) any { return p.Output(n, o...) })
 	if err != nil {
 		return nil, err
@@ -270,7 +270,7 @@ func (m *Manager) Output(ctx context.Context, name string) (sdk.OutputFormat, er
 }
 
 // VMType returns the vm type component name.
-func (m *Manager) VMType(ctx context.Context, name string, config map[string]string) (sdk.VMType, error) {
+func (m *Host) VMType(ctx context.Context, name string, config map[string]string) (sdk.VMType, error) {
 	c, err := m.component(ctx, sdk.KindVMType, name, "", config, func(p *sdk.PluginClient, n string, o ...sdk.ClientOption) any { return p.VMType(n, o...) })
 	if err != nil {
 		return nil, err
@@ -279,7 +279,7 @@ func (m *Manager) VMType(ctx context.Context, name string, config map[string]str
 }
 
 // Service returns the service manager component name.
-func (m *Manager) Service(ctx context.Context, name string, config map[string]string) (sdk.ServiceManager, error) {
+func (m *Host) Service(ctx context.Context, name string, config map[string]string) (sdk.ServiceManager, error) {
 	c, err := m.component(ctx, sdk.KindService, name, "", config, func(p *sdk.PluginClient, n string, o ...sdk.ClientOption) any { return p.Service(n, o...) })
 	if err != nil {
 		return nil, err
@@ -288,7 +288,7 @@ func (m *Manager) Service(ctx context.Context, name string, config map[string]st
 }
 
 // Builder returns the builder component name.
-func (m *Manager) Builder(ctx context.Context, name string, config map[string]string) (sdk.Builder, error) {
+func (m *Host) Builder(ctx context.Context, name string, config map[string]string) (sdk.Builder, error) {
 	c, err := m.component(ctx, sdk.KindBuilder, name, "", config, func(p *sdk.PluginClient, n string, o ...sdk.ClientOption) any { return p.Builder(n, o...) })
 	if err != nil {
 		return nil, err
@@ -297,7 +297,7 @@ func (m *Manager) Builder(ctx context.Context, name string, config map[string]st
 }
 
 // Command returns the command component that declares verb.
-func (m *Manager) Command(ctx context.Context, verb string) (sdk.Command, error) {
+func (m *Host) Command(ctx context.Context, verb string) (sdk.Command, error) {
 	c, err := m.component(ctx, sdk.KindCommand, "", verb, nil, func(p *sdk.PluginClient, n string, o ...sdk.ClientOption) any { return p.Command(n, o...) })
 	if err != nil {
 		return nil, err
@@ -309,7 +309,7 @@ func (m *Manager) Command(ctx context.Context, verb string) (sdk.Command, error)
 // signal.NotifyContext, a deadline), even while the caller is blocked in a
 // plugin call: plugins ignore SIGINT and would otherwise keep running.
 // stop releases the watcher.
-func (m *Manager) CloseWhenDone(ctx context.Context) (stop func()) {
+func (m *Host) CloseWhenDone(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -322,9 +322,9 @@ func (m *Manager) CloseWhenDone(ctx context.Context) (stop func()) {
 	return func() { once.Do(func() { close(done) }) }
 }
 
-// Close kills every plugin process this Manager started (in parallel) and
+// Close kills every plugin process this Host started (in parallel) and
 // waits for them. Safe to call twice; later starts fail with ErrClosed.
-func (m *Manager) Close() {
+func (m *Host) Close() {
 	m.mu.Lock()
 	m.closed = true
 	procs := m.procs

@@ -88,7 +88,7 @@ type logBuf struct {
 func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
 func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
-func newManager(t *testing.T, opts Options) (*Manager, *logBuf) {
+func newHost(t *testing.T, opts Options) (*Host, *logBuf) {
 	t.Helper()
 	logs := &logBuf{}
 	if opts.Logger == nil {
@@ -116,7 +116,7 @@ func TestDiscoveryOrderShadowingAndFilters(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(d2, "not-a-plugin"), []byte("x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m, logs := newManager(t, Options{SearchPath: []string{d3, d1, d2}})
+	m, logs := newHost(t, Options{SearchPath: []string{d3, d1, d2}})
 	infos, err := m.Discover()
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestWorldWritableRefused(t *testing.T) {
 	counter(t)
 	dir := t.TempDir()
 	install(t, dir, "good", 0o777)
-	m, logs := newManager(t, Options{SearchPath: []string{dir}})
+	m, logs := newHost(t, Options{SearchPath: []string{dir}})
 	infos, _ := m.Discover()
 	if len(infos) != 1 || !infos[0].Refused || !strings.Contains(infos[0].Reason, "world-writable") {
 		t.Fatalf("infos = %+v", infos)
@@ -202,7 +202,7 @@ func TestPins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, _ := newManager(t, Options{SearchPath: []string{dir}, Pins: map[string]string{"good": tt.pin}})
+			m, _ := newHost(t, Options{SearchPath: []string{dir}, Pins: map[string]string{"good": tt.pin}})
 			o, err := m.Output(context.Background(), "upper")
 			if tt.wantErr {
 				if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "does not match the pinned") {
@@ -225,7 +225,7 @@ func TestPinCheckedAgainAtStart(t *testing.T) {
 	dir := t.TempDir()
 	path := install(t, dir, "good", 0o755)
 	sum, _ := discovery.FileSHA256(path)
-	m, _ := newManager(t, Options{SearchPath: []string{dir}, Pins: map[string]string{"good": sum}})
+	m, _ := newHost(t, Options{SearchPath: []string{dir}, Pins: map[string]string{"good": sum}})
 	if _, err := m.Discover(); err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestDescribeCache(t *testing.T) {
 	cache := filepath.Join(t.TempDir(), "sub", "plugins.json")
 	discover := func() []Info {
 		t.Helper()
-		m, _ := newManager(t, Options{SearchPath: []string{dir}, CacheFile: cache})
+		m, _ := newHost(t, Options{SearchPath: []string{dir}, CacheFile: cache})
 		infos, err := m.Discover()
 		if err != nil || len(infos) != 1 || !infos[0].Usable() || len(infos[0].Components) != 3 {
 			t.Fatalf("Discover = %+v, %v", infos, err)
@@ -291,7 +291,7 @@ func TestLazyStartOncePerBinary(t *testing.T) {
 	count := counter(t)
 	dir := t.TempDir()
 	install(t, dir, "good", 0o755)
-	m, _ := newManager(t, Options{SearchPath: []string{dir}, Host: fakeHost{}})
+	m, _ := newHost(t, Options{SearchPath: []string{dir}, Host: fakeHost{}})
 	if n := count("serve"); n != 0 {
 		t.Fatalf("%d processes before first use", n)
 	}
@@ -329,7 +329,7 @@ func TestInstancesKeepTheirSettings(t *testing.T) {
 	count := counter(t)
 	dir := t.TempDir()
 	install(t, dir, "good", 0o755)
-	m, _ := newManager(t, Options{SearchPath: []string{dir}})
+	m, _ := newHost(t, Options{SearchPath: []string{dir}})
 	ctx := context.Background()
 	state := func(name string) string {
 		t.Helper()
@@ -352,7 +352,7 @@ func TestInstancesKeepTheirSettings(t *testing.T) {
 	}
 }
 
-func pidOf(t *testing.T, m *Manager, name string) int {
+func pidOf(t *testing.T, m *Host, name string) int {
 	t.Helper()
 	m.mu.Lock()
 	p := m.procs[name]
@@ -383,7 +383,7 @@ func TestCrashMidCall(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, _ := newManager(t, Options{SearchPath: []string{dir}})
+			m, _ := newHost(t, Options{SearchPath: []string{dir}})
 			o, err := m.Output(context.Background(), "upper")
 			if err != nil {
 				t.Fatal(err)
@@ -424,7 +424,7 @@ func TestStartFailureNamesPlugin(t *testing.T) {
 	t.Setenv("LAGO_TEST_FAIL_SERVE", "1")
 	dir := t.TempDir()
 	install(t, dir, "good", 0o755)
-	m, _ := newManager(t, Options{SearchPath: []string{dir}})
+	m, _ := newHost(t, Options{SearchPath: []string{dir}})
 	_, err := m.Output(context.Background(), "upper")
 	var pe *PluginError
 	if !errors.As(err, &pe) || pe.Plugin != "good" || !strings.Contains(err.Error(), "cannot read /etc/testplugin.conf") {
@@ -443,7 +443,7 @@ func TestCloseReaps(t *testing.T) {
 	counter(t)
 	dir := t.TempDir()
 	install(t, dir, "good", 0o755)
-	m, _ := newManager(t, Options{SearchPath: []string{dir}})
+	m, _ := newHost(t, Options{SearchPath: []string{dir}})
 	o, err := m.Output(context.Background(), "upper")
 	if err != nil {
 		t.Fatal(err)
@@ -475,7 +475,7 @@ func TestCloseWhenDone(t *testing.T) {
 	counter(t)
 	dir := t.TempDir()
 	install(t, dir, "good", 0o755)
-	m, logs := newManager(t, Options{SearchPath: []string{dir}})
+	m, logs := newHost(t, Options{SearchPath: []string{dir}})
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := m.CloseWhenDone(ctx)
 	defer stop()
@@ -496,7 +496,7 @@ func TestCloseWhenDone(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("call not ended by cancelling the Manager's context")
+		t.Fatal("call not ended by cancelling the Host's context")
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
@@ -505,7 +505,7 @@ func TestCloseWhenDone(t *testing.T) {
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Fatalf("plugin %d survived the cancellation: %v", pid, err)
 	}
-	// The plugin's own log line reached the Manager's logger under its name.
+	// The plugin's own log line reached the Host's logger under its name.
 	if l := logs.String(); !strings.Contains(l, "formatting") || !strings.Contains(l, "lago-plugin-good") {
 		t.Fatalf("plugin log line missing from the host log:\n%s", l)
 	}
@@ -515,7 +515,7 @@ func TestCancelledCall(t *testing.T) {
 	counter(t)
 	dir := t.TempDir()
 	install(t, dir, "good", 0o755)
-	m, _ := newManager(t, Options{SearchPath: []string{dir}})
+	m, _ := newHost(t, Options{SearchPath: []string{dir}})
 	o, err := m.Output(context.Background(), "upper")
 	if err != nil {
 		t.Fatal(err)
@@ -551,7 +551,7 @@ func TestReattach(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(ReattachEnv, `{"byhand": `+line+`}`)
-	m, _ := newManager(t, Options{SearchPath: []string{}})
+	m, _ := newHost(t, Options{SearchPath: []string{}})
 	o, err := m.Output(context.Background(), "upper")
 	if err != nil {
 		t.Fatal(err)

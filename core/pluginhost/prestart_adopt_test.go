@@ -37,7 +37,7 @@ func TestPrestartedProcessIsAdopted(t *testing.T) {
 	count := counter(t)
 	dir := t.TempDir()
 	ps := prestarted(t, install(t, dir, "good", 0o755))
-	m, logs := newManager(t, Options{SearchPath: []string{dir}, Prestarted: ps})
+	m, logs := newHost(t, Options{SearchPath: []string{dir}, Prestarted: ps})
 	ctx := context.Background()
 	o, err := m.Output(ctx, "upper")
 	if err != nil {
@@ -93,7 +93,7 @@ func TestUnusedPrestartedIsReaped(t *testing.T) {
 			}
 			ps := prestarted(t, path)
 			opts.Prestarted = ps
-			m, _ := newManager(t, opts)
+			m, _ := newHost(t, opts)
 			if tc.use {
 				if _, err := m.Output(context.Background(), "upper"); err != nil {
 					t.Fatal(err)
@@ -120,7 +120,7 @@ func TestDeadPrestartedIsReplaced(t *testing.T) {
 	if err := ps.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	m, logs := newManager(t, Options{SearchPath: []string{dir}, Prestarted: ps})
+	m, logs := newHost(t, Options{SearchPath: []string{dir}, Prestarted: ps})
 	ctx := context.Background()
 	o, err := m.Output(ctx, "upper")
 	if err != nil {

@@ -54,7 +54,7 @@ type process struct {
 }
 
 // process returns the running process for info, starting it on first use.
-func (m *Manager) process(info Info, slot string) (*process, error) {
+func (m *Host) process(info Info, slot string) (*process, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -108,7 +108,7 @@ var ErrReattachPinned = errors.New("a plugin pinned in [plugins] cannot be repla
 
 // reattachConfig returns the reattach configuration for name from the
 // environment, or nil; an error (ErrReattachPinned) when name is pinned.
-func (m *Manager) reattachConfig(name string) (*plugin.ReattachConfig, error) {
+func (m *Host) reattachConfig(name string) (*plugin.ReattachConfig, error) {
 	all, err := parseReattach(os.Getenv(ReattachEnv))
 	if err != nil {
 		m.opts.Logger.Warn("ignoring "+ReattachEnv, "error", err)
@@ -129,7 +129,7 @@ func (m *Manager) reattachConfig(name string) (*plugin.ReattachConfig, error) {
 	return rc, nil
 }
 
-func (m *Manager) checkReattachPin(name string) error {
+func (m *Host) checkReattachPin(name string) error {
 	if m.opts.Pins[name] == "" {
 		return nil
 	}
@@ -149,7 +149,7 @@ func parseReattach(s string) (map[string]sdk.ReattachInfo, error) {
 
 // addReattached adds the plugins of LAGO_REATTACH_PLUGINS that are not on
 // disk, described over their connection.
-func (m *Manager) addReattached(infos []Info) ([]Info, error) {
+func (m *Host) addReattached(infos []Info) ([]Info, error) {
 	all, err := parseReattach(os.Getenv(ReattachEnv))
 	if err != nil {
 		m.opts.Logger.Warn("ignoring "+ReattachEnv, "error", err)
@@ -376,10 +376,10 @@ func (r adoptedRunner) HostToPlugin(network, addr string) (string, string, error
 }
 
 // clientOptions decorate component clients with the plugin's identity.
-// A warning the plugin returns is handed on once per Manager: the same
+// A warning the plugin returns is handed on once per Host: the same
 // warning from a second call (or a second process of the plugin) is the
 // same news.
-func (m *Manager) clientOptions(p *process) []sdk.ClientOption {
+func (m *Host) clientOptions(p *process) []sdk.ClientOption {
 	warn := func(d sdk.Diagnostic) {
 		key := p.name + "\x00" + d.Attribute + "\x00" + d.Summary + "\x00" + d.Detail
 		m.mu.Lock()

@@ -40,7 +40,7 @@ func TestStartRunsTheCheckedBinary(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			install(t, dir, "good", 0o755)
 			before := count("serve")
-			m, _ := newManager(t, Options{SearchPath: []string{dir}, Pins: tt.pins})
+			m, _ := newHost(t, Options{SearchPath: []string{dir}, Pins: tt.pins})
 			if _, err := m.Discover(); err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func TestUntrustedAtStart(t *testing.T) {
 	count := counter(t)
 	dir := t.TempDir()
 	path := install(t, dir, "good", 0o755)
-	m, _ := newManager(t, Options{SearchPath: []string{dir}})
+	m, _ := newHost(t, Options{SearchPath: []string{dir}})
 	if _, err := m.Discover(); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestReattachPinned(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(ReattachEnv, `{"`+tt.attachAs+`": `+line+`}`)
-			m, logs := newManager(t, Options{SearchPath: tt.search, Pins: map[string]string{"good": sum}})
+			m, logs := newHost(t, Options{SearchPath: tt.search, Pins: map[string]string{"good": sum}})
 			_, err := m.Output(context.Background(), "upper")
 			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), "cannot be replaced through "+ReattachEnv) {
 				t.Fatalf("Output err = %v, want %v naming %s", err, tt.wantErr, ReattachEnv)
@@ -181,7 +181,7 @@ func TestPluginWarningsOnce(t *testing.T) {
 	user, sink := &logBuf{}, &logBuf{}
 	var warnings []string
 	var mu sync.Mutex
-	m, _ := newManager(t, Options{
+	m, _ := newHost(t, Options{
 		SearchPath: []string{dir},
 		// As the CLI sets them up: the terminal at warn level, the
 		// prefix log with everything.
