@@ -144,6 +144,12 @@ type Options struct {
 	// Sections are more section names accepted even without keys (one per
 	// verb: the original's generate-config wrote a section for each).
 	Sections []string
+	// Lenient skips sections and keys this load does not declare (other
+	// than in [lago]) instead of refusing them. A program using the Go API
+	// reads the same files as the CLI but not the CLI's verb flags, which
+	// declare the per-verb sections such as [destroy] yes = True; values
+	// of the keys it does declare are still checked.
+	Lenient bool
 }
 
 // FlagValue is a value given on the command line.
@@ -212,6 +218,8 @@ type loader struct {
 	warnings []string
 	// quiet is set when the parent process gave the warnings (WarnedEnv).
 	quiet bool
+	// lenient is Options.Lenient.
+	lenient bool
 }
 
 // WarnedEnv is set to "1" by a lago process in the environment of the
@@ -298,6 +306,7 @@ func Load(opts Options) (*Config, error) {
 		ld.section[s] = true
 	}
 	ld.quiet = slices.Contains(opts.Environ, WarnedEnv+"=1")
+	ld.lenient = opts.Lenient
 
 	defaults := newLayer()
 	for _, k := range ld.order {
@@ -366,18 +375,32 @@ func (ld *loader) loadFile(path string, required bool) error {
 	}
 	ld.files = append(ld.files, path)
 	for _, s := range f.Sections {
-		if msg := ld.checkSection(s.Name); msg != "" {
+		if msg := ld.checkSection(s.Name); msg != "" && !ld.skips(s.Name, "") {
 			return errs.Userf("%s:%d: %s", path, s.Line, msg)
 		}
 	}
 	l := newLayer()
 	for _, e := range f.Entries {
-		if msg := ld.checkKey(e.Section, e.Key); msg != "" {
+		msg := ld.checkKey(e.Section, e.Key)
+		if msg != "" && ld.skips(e.Section, e.Key) {
+			continue
+		}
+		if msg != "" {
 			return errs.Userf("%s:%d: %s", path, e.Line, msg)
 		}
 		l.set(e.Section, e.Key, e.Value, Source{Kind: FromFile, File: path, Line: e.Line})
 	}
 	return ld.apply(l)
+}
+
+// skips reports whether a lenient load passes over an undeclared section
+// (key "") or key: anything outside [lago] and the provider and plugin
+// sections, whose names are checked the same in every load.
+func (ld *loader) skips(section, key string) bool {
+	if !ld.lenient || section == SectionLago || section == SectionPlugins || strings.HasPrefix(section, SectionProvider) {
+		return false
+	}
+	return !ld.section[section] || key != ""
 }
 
 // checkSection returns why a section name is not accepted, or "".

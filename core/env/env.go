@@ -17,6 +17,7 @@ package env
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,6 +48,26 @@ const (
 	// from the (possibly cancelled) caller's.
 	cleanupTimeout = 2 * time.Minute
 )
+
+// ErrPrefixExists is wrapped by Init's error when the prefix to create
+// already exists (initialized or half made).
+var ErrPrefixExists = errors.New("prefix already exists")
+
+// NotRunningError says a VM that a verb needs running is not; errors.Is
+// matches ErrVMNotRunning.
+type NotRunningError struct {
+	VM, State string
+}
+
+// ErrVMNotRunning is matched by a *NotRunningError.
+var ErrVMNotRunning = errors.New("vm is not running")
+
+func (e *NotRunningError) Error() string {
+	return fmt.Sprintf("vm %s is not running (%s): start it with lago start", e.VM, e.State)
+}
+
+// Is makes errors.Is(err, ErrVMNotRunning) true.
+func (e *NotRunningError) Is(target error) bool { return target == ErrVMNotRunning }
 
 // userErrorf makes a Lago (user) error, which the CLI reports with exit
 // code 2; errs.IsUser recognises it through any %w wrapping.

@@ -93,9 +93,9 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	}
 	if _, err := os.Lstat(paths.prefix); err == nil {
 		if _, err := os.Stat(filepath.Join(paths.prefix, fileInitialized)); err == nil {
-			return nil, userErrorf("prefix %s is already initialized", paths.prefix)
+			return nil, errs.User(fmt.Errorf("prefix %s is already initialized: %w", paths.prefix, ErrPrefixExists))
 		}
-		return nil, userErrorf("prefix %s exists but is not initialized (a failed or running init?): remove it with lago destroy", paths.prefix)
+		return nil, errs.User(fmt.Errorf("prefix %s exists but is not initialized (a failed or running init?): remove it with lago destroy: %w", paths.prefix, ErrPrefixExists))
 	}
 	instances := m.initInstances(cfg)
 	provs, err := m.resolveAll(ctx, instances)

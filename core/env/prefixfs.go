@@ -9,6 +9,8 @@ import (
 	"github.com/lago-go/lago/core/prefix"
 	"github.com/lago-go/lago/core/spec"
 	"github.com/lago-go/lago/core/version"
+
+	"github.com/lago-go/lago/core/errs"
 )
 
 // KeyType is the type of the ssh key each new prefix gets. ed25519, not
@@ -25,7 +27,7 @@ var KeyType = "ed25519"
 // not share it.
 func createPrefix(path string) (*prefix.Prefix, error) {
 	if _, err := os.Lstat(path); err == nil {
-		return nil, userErrorf("prefix %s already exists", path)
+		return nil, errs.User(fmt.Errorf("prefix %s: %w", path, ErrPrefixExists))
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("create prefix %s: %w", path, err)
 	}

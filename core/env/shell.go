@@ -7,6 +7,8 @@ import (
 	"io"
 
 	lagossh "github.com/lago-go/lago/core/ssh"
+
+	"github.com/lago-go/lago/core/errs"
 )
 
 // SSHCommandLine is implemented by an SSH that can hand the guest's login
@@ -68,7 +70,7 @@ func (m *Manager) shell(ctx context.Context, prefix, vm string, run func(SSH, SS
 	code, err := run(m.deps.SSH, t)
 	if err != nil {
 		if st := m.stateOf(ctx, e, t.VM); isOff(st) {
-			return code, userErrorf("vm %s is not running (%s): start it with lago start", t.VM, st)
+			return code, errs.User(&NotRunningError{VM: t.VM, State: st})
 		}
 		return code, fmt.Errorf("shell on vm %s: %w", t.VM, err)
 	}

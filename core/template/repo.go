@@ -238,6 +238,11 @@ func OpenRepo(ctx context.Context, o Options) (*Repo, error) {
 
 // Resolve picks a template's version: the named one, or the one with the
 // newest timestamp (ties go to the greatest version name) when version is "".
+// ErrNotFound is wrapped by Resolve's error when the repository has no
+// such template or version, so a caller can tell a typo from a network
+// failure.
+var ErrNotFound = errors.New("template not found")
+
 func (r *Repo) Resolve(name, version string) (Resolved, error) {
 	t, ok := r.Templates[name]
 	if !ok {
@@ -246,12 +251,12 @@ func (r *Repo) Resolve(name, version string) (Resolved, error) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return Resolved{}, fmt.Errorf("template %q not in repository %s (%s); it has: %s", name, r.Name, r.Location, listOrNone(names))
+		return Resolved{}, fmt.Errorf("%w: template %q not in repository %s (%s); it has: %s", ErrNotFound, name, r.Name, r.Location, listOrNone(names))
 	}
 	if version != "" {
 		v, ok := t.Versions[version]
 		if !ok {
-			return Resolved{}, fmt.Errorf("template %s of repository %s has no version %q; it has: %s", name, r.Name, version, listOrNone(sortedKeys(t.Versions)))
+			return Resolved{}, fmt.Errorf("%w: template %s of repository %s has no version %q; it has: %s", ErrNotFound, name, r.Name, version, listOrNone(sortedKeys(t.Versions)))
 		}
 		return Resolved{Repo: r, Template: name, Version: version, Spec: v}, nil
 	}
