@@ -31,6 +31,10 @@ type InitOptions struct {
 	PrefixName string
 	// InitFile is the init file (default $PWD/LagoInitFile).
 	InitFile string
+	// InitFileData, when not nil, is the init file's content: InitFile
+	// then only names it in errors and is the folder relative paths in it
+	// start from.
+	InitFileData []byte
 	// SetCurrent points `current` at the new prefix even when the workdir
 	// already has a current one.
 	SetCurrent    bool
@@ -87,7 +91,13 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 		return nil, err
 	}
 	// 1. Parse and validate: no side effects.
-	cfg, err := initfile.Load(paths.initFile, initfile.Options{PrefixPath: paths.prefix, WorkdirPath: paths.workdir})
+	iopts := initfile.Options{PrefixPath: paths.prefix, WorkdirPath: paths.workdir}
+	var cfg *initfile.Config
+	if o.InitFileData != nil {
+		cfg, err = initfile.Parse(paths.initFile, o.InitFileData, iopts)
+	} else {
+		cfg, err = initfile.Load(paths.initFile, iopts)
+	}
 	if err != nil {
 		return nil, errs.User(fmt.Errorf("init file: %w", err))
 	}

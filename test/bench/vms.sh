@@ -36,6 +36,8 @@ trap cleanup EXIT
 e2e_setup_netns
 e2e_make_root
 repo="$(e2e_build_template)"
+# The Go API benchmark binary, built outside the namespace (module proxy).
+(cd "$root/core" && go test -c -tags lagobench -o "$E2E_ROOT/lago-api.test" ./lago) || e2e_die "build the Go API benchmark"
 img="$(dirname "$repo")/tiny.qcow2"
 
 cat >"$E2E_ROOT/lago.conf" <<CONF
@@ -293,11 +295,18 @@ for ((r = 0; r < fast; r++)); do
 	sh+=("$(shell_true)")
 	shd+=("$(shell_true LAGO_SSH_PERSIST=0)")
 done
+# The Go API: Load + run `true` per call, in one program (one plugin host,
+# kept ssh connections), next to `lago shell vm0 true` above.
+api="$(in_ns "$E2E_ROOT/lago-api.test" -test.run '^$' -test.bench LoadRunTrue -test.benchtime "${fast}x" | awk '/^BenchmarkLoadRunTrue/ {for (i = 1; i <= NF; i++) if ($(i+1) == "median-ms") print $i}')"
+[ -n "$api" ] || e2e_die "the Go API benchmark printed no median"
 say status_3vms_running_median "$(printf '%s\n' "${st[@]}" | median)" ms
 say status_3vms_running_no_prestart_median "$(printf '%s\n' "${stn[@]}" | median)" ms
 say shell_true_first_connect "$sh1" ms
 say shell_true_kept_connection_median "$(printf '%s\n' "${sh[@]}" | median)" ms
 say shell_true_ssh_persist_0_median "$(printf '%s\n' "${shd[@]}" | median)" ms
+SHK=$(printf '%s\n' "${sh[@]}" | median)
+say go_api_load_run_true_median "$api" ms
+say go_api_vs_lago_shell_true_ratio "$(awk -v a="$api" -v b="$SHK" 'BEGIN {printf "%.2f", a / b}')" "x (target <= 0.5)"
 # After a revert libvirt restarts qemu with new taps: the first shell shows
 # how soon the VM is reachable again (3-4 s while the bridges ran STP).
 in_ns "$lago" snapshot bench >/dev/null

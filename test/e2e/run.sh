@@ -12,7 +12,7 @@
 #   5. removes every domain and network the run created, the leases, the
 #      scratch folder, the remote daemon and the namespace, also on failure.
 # The exit code is the tests' result. Extra arguments go to the core/e2e test
-# binary, e.g. `run.sh -run TestOneVM`. E2E_ONLY=core|provider limits the run.
+# binary, e.g. `run.sh -run TestOneVM`. E2E_ONLY=core|provider|api limits the run.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -172,4 +172,8 @@ if [ "$only" = all ] || [ "$only" = provider ]; then
 fi
 if [ "$only" = all ] || [ "$only" = core ]; then
 	run_suite core-e2e "$repo/core" 3 -tags e2e ./e2e -timeout 60m "$@"
+fi
+if [ "$only" = all ] || [ "$only" = api ]; then
+	# The Go API's runnable examples, against real VMs (core/lago).
+	run_suite go-api-examples "$repo/core" 3 -tags e2e ./lago -timeout 30m -run '^Example'
 fi

@@ -1,0 +1,63 @@
+package lago
+
+import (
+	"context"
+	"sort"
+)
+
+// Status is the environment right now: the specs on disk with each VM's
+// and network's state from its provider. It holds the same data as
+// `lago -f json status`.
+type Status struct {
+	// Path is the prefix folder; UUID its uuid.
+	Path, UUID string
+	VMs        []*VM
+	Networks   []*Network
+	// Errors are the provider queries that failed; their objects show
+	// State "unknown". Status itself fails only when the prefix cannot be
+	// read.
+	Errors []error
+}
+
+// Status asks every provider, in parallel, for the state of the
+// environment's VMs, networks and snapshots.
+func (e *Env) Status(ctx context.Context) (*Status, error) {
+	if err := e.c.check(); err != nil {
+		return nil, err
+	}
+	live, err := e.c.mgr.Status(ctx, e.path)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Path: live.Env.Path, UUID: live.Env.UUID, Errors: live.Errors}
+	for _, v := range live.Env.VMs {
+		vm := newVM(e, v, live.VMs[v.Name])
+		vm.Snapshots = live.Snapshots[v.Name]
+		st.VMs = append(st.VMs, vm)
+	}
+	for _, n := range live.Env.Nets {
+		st.Networks = append(st.Networks, newNetwork(n, live.Nets[n.Name]))
+	}
+	sort.Slice(st.VMs, func(i, j int) bool { return st.VMs[i].Name < st.VMs[j].Name })
+	sort.Slice(st.Networks, func(i, j int) bool { return st.Networks[i].Name < st.Networks[j].Name })
+	return st, nil
+}
+
+// VM returns the status of the VM called name, or nil.
+func (s *Status) VM(name string) *VM {
+	for _, v := range s.VMs {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
+
+// StatusDocument is the tree `lago status` prints in every output format
+// (the original's layout), for programs that render it themselves.
+func (e *Env) StatusDocument(ctx context.Context) (map[string]any, error) {
+	if err := e.c.check(); err != nil {
+		return nil, err
+	}
+	return e.c.mgr.StatusDocument(ctx, e.path)
+}
