@@ -18,15 +18,16 @@ import (
 	"github.com/lago-go/lago/core/spec"
 )
 
-// Files and folders of a prefix that env reads or writes.
+// Names of a prefix's files, as core/prefix (the one reader and writer of
+// a prefix, where they are defined) has them.
 const (
-	fileInitialized = "initialized"
-	fileUUID        = "uuid"
-	fileKey         = "id_rsa"
-	dirVirt         = "virt"
-	dirLogs         = "logs"
-	dirImages       = "images"
-	fileEnv         = "env"
+	fileInitialized = prefix.InitializedFile
+	fileUUID        = prefix.UUIDFile
+	fileKey         = prefix.PrivateKeyFile
+	dirVirt         = prefix.VirtDir
+	dirLogs         = prefix.LogsDir
+	dirImages       = prefix.ImagesDir
+	fileEnv         = prefix.EnvFile
 )
 
 // Environment is a prefix loaded from disk.
@@ -41,8 +42,26 @@ type Environment struct {
 	Complete bool
 	Nets     []*spec.Net
 	VMs      []*spec.VM
+	// incomplete says why Complete is false.
+	incomplete error
 	// givenPath is the path the caller named (maybe through a symlink).
 	givenPath string
+}
+
+// dir is e's prefix folder, whose files core/prefix names.
+func (e *Environment) dir() *prefix.Prefix { return &prefix.Prefix{Path: e.Path} }
+
+// specs copies e's specs into what core/prefix saves and builds status
+// from.
+func (e *Environment) specs() *prefix.Specs {
+	s := &prefix.Specs{Nets: make([]spec.Net, 0, len(e.Nets)), VMs: make([]spec.VM, 0, len(e.VMs))}
+	for _, n := range e.Nets {
+		s.Nets = append(s.Nets, *n)
+	}
+	for _, v := range e.VMs {
+		s.VMs = append(s.VMs, *v)
+	}
+	return s
 }
 
 // Ref is the EnvRef providers tag their objects with.
@@ -71,15 +90,17 @@ func (e *Environment) Net(name string) *spec.Net {
 }
 
 // SerialLogPath is where a VM's serial console is logged.
-func (e *Environment) SerialLogPath(vm string) string {
-	return filepath.Join(e.Path, dirLogs, vm+".serial.log")
-}
+func (e *Environment) SerialLogPath(vm string) string { return e.dir().SerialLogPath(vm) }
 
 // KeyPath is the prefix's private ssh key.
-func (e *Environment) KeyPath() string { return filepath.Join(e.Path, fileKey) }
+func (e *Environment) KeyPath() string { return e.dir().PrivateKeyPath() }
 
 // UUIDPath is the file leases are tied to.
-func (e *Environment) UUIDPath() string { return filepath.Join(e.Path, fileUUID) }
+func (e *Environment) UUIDPath() string { return e.dir().UUIDPath() }
+
+// KnownHostsPath is the prefix's own known_hosts: its guests reuse
+// addresses that other prefixes' guests had.
+func (e *Environment) KnownHostsPath() string { return e.dir().KnownHostsPath() }
 
 // vmProvider is the provider instance a VM runs on.
 func (m *Manager) vmProvider(vm *spec.VM) string {
@@ -142,13 +163,15 @@ func (m *Manager) Load(path string) (*Environment, error) {
 		return nil, userErrorf("prefix %s is not initialized (run lago init, or lago destroy to remove it)", e.Path)
 	}
 	if !e.Complete {
-		return nil, fmt.Errorf("load prefix %s: specs are incomplete; destroy and init it again", e.Path)
+		return nil, fmt.Errorf("load prefix %s: specs are incomplete; destroy and init it again: %w", e.Path, e.incomplete)
 	}
 	return e, nil
 }
 
 // loadLenient reads whatever a prefix holds, for Destroy of half-made
-// prefixes: missing specs leave Complete false instead of failing.
+// prefixes: missing specs leave Complete false instead of failing. The
+// files are read by core/prefix, so a spec gets the same defaults here as
+// everywhere (a net without a type is nat).
 func loadLenient(path string) (*Environment, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -167,44 +190,18 @@ func loadLenient(path string) (*Environment, error) {
 	if !st.IsDir() {
 		return nil, userErrorf("prefix %s is not a folder", abs)
 	}
-	e := &Environment{Path: abs, Complete: true}
-	if b, err := os.ReadFile(filepath.Join(abs, fileUUID)); err == nil {
-		e.UUID = strings.TrimSpace(string(b))
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read uuid of prefix %s: %w", abs, err)
+	p := &prefix.Prefix{Path: abs}
+	e := &Environment{Path: abs, Initialized: p.Initialized()}
+	if e.UUID, err = p.UUID(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("prefix %s: %w", abs, err)
 	}
-	if _, err := os.Stat(filepath.Join(abs, fileInitialized)); err == nil {
-		e.Initialized = true
+	specs, err := p.LoadPartial()
+	e.Complete, e.incomplete = err == nil, err
+	for i := range specs.Nets {
+		e.Nets = append(e.Nets, &specs.Nets[i])
 	}
-	var names spec.Env
-	if err := readJSON(filepath.Join(abs, dirVirt, fileEnv), &names); err != nil {
-		e.Complete = false
-		return e, nil
-	}
-	for _, n := range names.Nets {
-		var net spec.Net
-		if err := readJSON(filepath.Join(abs, dirVirt, "net-"+n), &net); err != nil {
-			e.Complete = false
-			continue
-		}
-		if net.Name == "" {
-			net.Name = n
-		}
-		e.Nets = append(e.Nets, &net)
-	}
-	for _, n := range names.VMs {
-		var vm spec.VM
-		vmPath := filepath.Join(abs, dirVirt, "vm-"+n)
-		// A prefix of an earlier version holds this spec's passwords 0644.
-		_, _ = prefix.TightenSecret(vmPath)
-		if err := readJSON(vmPath, &vm); err != nil {
-			e.Complete = false
-			continue
-		}
-		if vm.Name == "" {
-			vm.Name = n
-		}
-		e.VMs = append(e.VMs, &vm)
+	for i := range specs.VMs {
+		e.VMs = append(e.VMs, &specs.VMs[i])
 	}
 	return e, nil
 }
@@ -213,15 +210,7 @@ func loadLenient(path string) (*Environment, error) {
 // in each VM spec the root password it set, which status shows and ssh
 // uses.
 func saveSpecs(p *prefix.Prefix, e *Environment) error {
-	nets := make([]spec.Net, 0, len(e.Nets))
-	for _, n := range e.Nets {
-		nets = append(nets, *n)
-	}
-	vms := make([]spec.VM, 0, len(e.VMs))
-	for _, v := range e.VMs {
-		vms = append(vms, *v)
-	}
-	return writeSpecs(p, nets, vms)
+	return p.Save(e.specs())
 }
 
 // rootPassword is the root password a VM has: its spec's (bootstrap
@@ -238,17 +227,6 @@ func rootPassword(vm *spec.VM, def string) string {
 		}
 	}
 	return def
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %s: %w", path, err)
-	}
-	return nil
 }
 
 // selectVMs returns the named VMs (all when names is empty), each given

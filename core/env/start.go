@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -181,7 +180,7 @@ func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o Star
 		if st, err := p.VMState(ctx, e.Ref(), b.pv); err == nil && st == stateRunning {
 			return nil
 		}
-		if err := os.MkdirAll(filepath.Join(e.Path, dirLogs), 0o755); err != nil {
+		if err := os.MkdirAll(e.dir().LogsDir(), 0o755); err != nil {
 			return fmt.Errorf("start vm %s: create log folder: %w", b.spec.Name, err)
 		}
 		m.log().Info("starting vm", "vm", b.spec.Name, "provider", b.instance)
@@ -417,7 +416,7 @@ func (m *Manager) sshTarget(e *Environment, vm *spec.VM) (SSHTarget, error) {
 		Password: vm.SSHPassword,
 		// Each prefix has its own known_hosts: its guests reuse
 		// addresses that other prefixes' guests had.
-		KnownHostsFile: filepath.Join(e.Path, "known_hosts"),
+		KnownHostsFile: e.KnownHostsPath(),
 		UUID:           e.UUID,
 	}
 	if t.User == "" {

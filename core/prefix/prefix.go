@@ -12,6 +12,13 @@
 //	    virt/env           {"nets": [names], "vms": [names]}
 //	    virt/net-<name>    spec.Net as JSON
 //	    virt/vm-<name>     spec.VM as JSON, mode 0600 (it holds passwords)
+//	    known_hosts        the guests' ssh host keys
+//	    logs/<vm>.serial.log  a VM's serial console
+//
+// This package is the one reader and writer of these files: every other
+// package (env's Environment included) goes through Load, LoadPartial and
+// Save, so the file names and the defaults a spec gets when it leaves a
+// key out (a net without a type is nat) are decided once.
 //
 // Init is all-or-nothing: Create makes the folder and writes the uuid
 // first and MarkInitialized writes `initialized` last, so a prefix a failed
@@ -46,6 +53,13 @@ const (
 	ScriptsDir      = "scripts"
 	VirtDir         = "virt"
 	EnvFile         = "env"
+	KnownHostsFile  = "known_hosts"
+	// NetFilePrefix and VMFilePrefix start the names of the spec files
+	// in virt/: net-<name> and vm-<name>.
+	NetFilePrefix = "net-"
+	VMFilePrefix  = "vm-"
+	// SerialLogSuffix ends a VM's serial log in logs/: <vm>.serial.log.
+	SerialLogSuffix = ".serial.log"
 )
 
 // ErrNotInitialized is returned for a prefix whose init never finished.
@@ -63,17 +77,24 @@ type Prefix struct {
 }
 
 // Paths of the prefix's files.
-func (p *Prefix) UUIDPath() string            { return filepath.Join(p.Path, UUIDFile) }
-func (p *Prefix) InitializedPath() string     { return filepath.Join(p.Path, InitializedFile) }
-func (p *Prefix) PrivateKeyPath() string      { return filepath.Join(p.Path, PrivateKeyFile) }
-func (p *Prefix) PublicKeyPath() string       { return filepath.Join(p.Path, PublicKeyFile) }
-func (p *Prefix) MetadataPath() string        { return filepath.Join(p.Path, MetadataFile) }
-func (p *Prefix) LogsDir() string             { return filepath.Join(p.Path, LogsDir) }
-func (p *Prefix) LogPath() string             { return filepath.Join(p.Path, LogsDir, LogFile) }
-func (p *Prefix) ImagesDir() string           { return filepath.Join(p.Path, ImagesDir) }
-func (p *Prefix) ScriptsDir() string          { return filepath.Join(p.Path, ScriptsDir) }
-func (p *Prefix) VirtDir() string             { return filepath.Join(p.Path, VirtDir) }
-func (p *Prefix) VirtPath(name string) string { return filepath.Join(p.Path, VirtDir, name) }
+func (p *Prefix) UUIDPath() string              { return filepath.Join(p.Path, UUIDFile) }
+func (p *Prefix) InitializedPath() string       { return filepath.Join(p.Path, InitializedFile) }
+func (p *Prefix) PrivateKeyPath() string        { return filepath.Join(p.Path, PrivateKeyFile) }
+func (p *Prefix) PublicKeyPath() string         { return filepath.Join(p.Path, PublicKeyFile) }
+func (p *Prefix) MetadataPath() string          { return filepath.Join(p.Path, MetadataFile) }
+func (p *Prefix) LogsDir() string               { return filepath.Join(p.Path, LogsDir) }
+func (p *Prefix) LogPath() string               { return filepath.Join(p.Path, LogsDir, LogFile) }
+func (p *Prefix) ImagesDir() string             { return filepath.Join(p.Path, ImagesDir) }
+func (p *Prefix) ScriptsDir() string            { return filepath.Join(p.Path, ScriptsDir) }
+func (p *Prefix) VirtDir() string               { return filepath.Join(p.Path, VirtDir) }
+func (p *Prefix) VirtPath(name string) string   { return filepath.Join(p.Path, VirtDir, name) }
+func (p *Prefix) EnvPath() string               { return p.VirtPath(EnvFile) }
+func (p *Prefix) NetSpecPath(net string) string { return p.VirtPath(NetFilePrefix + net) }
+func (p *Prefix) VMSpecPath(vm string) string   { return p.VirtPath(VMFilePrefix + vm) }
+func (p *Prefix) KnownHostsPath() string        { return filepath.Join(p.Path, KnownHostsFile) }
+func (p *Prefix) SerialLogPath(vm string) string {
+	return filepath.Join(p.LogsDir(), vm+SerialLogSuffix)
+}
 
 // ScriptPath is where a copy of the deploy script src is kept: scripts/
 // and src with every / replaced by _ (the original's naming).
@@ -228,40 +249,73 @@ func (s *Specs) VM(name string) *spec.VM {
 }
 
 // Load reads virt/env and every spec it names. Paths stay in their stored
-// form ($LAGO_PREFIX_PATH/...); use Expand. A spec without a name (older
-// layouts) gets the one of its file.
+// form ($LAGO_PREFIX_PATH/...); use Expand. A spec gets the defaults of
+// NetDefaults and VMDefaults. virt/env or a spec it names that is missing
+// or unreadable is an error.
 func (p *Prefix) Load() (*Specs, error) {
-	var env spec.Env
-	if err := readJSON(p.VirtPath(EnvFile), &env); err != nil {
-		return nil, fmt.Errorf("load prefix specs: %w", err)
+	s, err := p.LoadPartial()
+	if err != nil {
+		return nil, err
 	}
+	return s, nil
+}
+
+// LoadPartial reads what a prefix holds, for the verbs that must work on a
+// half-made one (destroy, cleanup, undoing a failed init): it always
+// returns the specs it could read, as Load would have them, and, when
+// virt/env or a spec it names is missing or unreadable, an error naming
+// each such file.
+func (p *Prefix) LoadPartial() (*Specs, error) {
 	s := &Specs{}
+	var env spec.Env
+	if err := readJSON(p.EnvPath(), &env); err != nil {
+		return s, fmt.Errorf("load prefix specs: %w", err)
+	}
+	var errs []error
 	for _, name := range env.Nets {
 		var n spec.Net
-		if err := readJSON(p.VirtPath("net-"+name), &n); err != nil {
-			return nil, fmt.Errorf("load prefix specs: %w", err)
+		if err := readJSON(p.NetSpecPath(name), &n); err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		if n.Name == "" {
-			n.Name = name
-		}
-		if n.Type == "" {
-			n.Type = spec.NetNAT
-		}
+		NetDefaults(&n, name)
 		s.Nets = append(s.Nets, n)
 	}
 	for _, name := range env.VMs {
 		var v spec.VM
 		// A prefix of an earlier version holds this spec's passwords 0644.
-		_, _ = TightenSecret(p.VirtPath("vm-" + name))
-		if err := readJSON(p.VirtPath("vm-"+name), &v); err != nil {
-			return nil, fmt.Errorf("load prefix specs: %w", err)
+		_, _ = TightenSecret(p.VMSpecPath(name))
+		if err := readJSON(p.VMSpecPath(name), &v); err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		if v.Name == "" {
-			v.Name = name
-		}
+		VMDefaults(&v, name)
 		s.VMs = append(s.VMs, v)
 	}
+	if err := errors.Join(errs...); err != nil {
+		return s, fmt.Errorf("load prefix specs: %w", err)
+	}
 	return s, nil
+}
+
+// NetDefaults fills in what a stored net spec may leave out: its name
+// (older layouts keep it only in the file name, virt/net-<file>) and its
+// type, nat, the original's only type before bridge nets.
+func NetDefaults(n *spec.Net, file string) {
+	if n.Name == "" {
+		n.Name = file
+	}
+	if n.Type == "" {
+		n.Type = spec.NetNAT
+	}
+}
+
+// VMDefaults fills in what a stored VM spec may leave out: its name
+// (older layouts keep it only in the file name, virt/vm-<file>).
+func VMDefaults(v *spec.VM, file string) {
+	if v.Name == "" {
+		v.Name = file
+	}
 }
 
 // Save writes every spec, then virt/env (so env never names a spec not
@@ -280,11 +334,11 @@ func (p *Prefix) Save(s *Specs) error {
 		if err := checkSpecName(n.Name); err != nil {
 			return fmt.Errorf("save prefix specs: net: %w", err)
 		}
-		if err := writeJSON(p.VirtPath("net-"+n.Name), n); err != nil {
+		if err := writeJSON(p.NetSpecPath(n.Name), n); err != nil {
 			return fmt.Errorf("save prefix specs: %w", err)
 		}
 		env.Nets = append(env.Nets, n.Name)
-		keep["net-"+n.Name] = true
+		keep[NetFilePrefix+n.Name] = true
 	}
 	for _, v := range s.VMs {
 		if err := checkSpecName(v.Name); err != nil {
@@ -299,13 +353,13 @@ func (p *Prefix) Save(s *Specs) error {
 			v.Disks[i].SourcePath = p.Collapse(v.Disks[i].SourcePath)
 		}
 		// A VM spec holds the guest's ssh and root passwords.
-		if err := writeJSONMode(p.VirtPath("vm-"+v.Name), v, SecretMode); err != nil {
+		if err := writeJSONMode(p.VMSpecPath(v.Name), v, SecretMode); err != nil {
 			return fmt.Errorf("save prefix specs: %w", err)
 		}
 		env.VMs = append(env.VMs, v.Name)
-		keep["vm-"+v.Name] = true
+		keep[VMFilePrefix+v.Name] = true
 	}
-	if err := writeJSON(p.VirtPath(EnvFile), env); err != nil {
+	if err := writeJSON(p.EnvPath(), env); err != nil {
 		return fmt.Errorf("save prefix specs: %w", err)
 	}
 	entries, err := os.ReadDir(p.VirtDir())
@@ -314,7 +368,7 @@ func (p *Prefix) Save(s *Specs) error {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if !keep[n] && (strings.HasPrefix(n, "net-") || strings.HasPrefix(n, "vm-")) {
+		if !keep[n] && (strings.HasPrefix(n, NetFilePrefix) || strings.HasPrefix(n, VMFilePrefix)) {
 			if err := os.Remove(filepath.Join(p.VirtDir(), n)); err != nil {
 				return fmt.Errorf("save prefix specs: remove stale %s: %w", n, err)
 			}
