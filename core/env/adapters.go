@@ -24,13 +24,13 @@ import (
 // This file adapts the real packages to env's small interfaces.
 
 // SSHClient implements SSH with core/ssh. With Persist set, Run reuses a
-// connection kept open by a per-VM mux process (see mux.go).
+// connection kept open by a per-VM mux process (lagossh.Muxer).
 type SSHClient struct {
 	// Persist is how long a VM's mux keeps its connection after the last
 	// command; zero connects afresh every time.
 	Persist time.Duration
 	// MuxCommand is the argv that starts a mux (the engine's hidden
-	// __ssh-mux verb); it reads a MuxRequest on stdin.
+	// __ssh-mux verb); it reads a lagossh.MuxRequest on stdin.
 	MuxCommand []string
 }
 
@@ -65,7 +65,7 @@ func sshUserError(err error) error {
 // Run implements SSH: an interactive shell (with a pty when stdin is a
 // terminal) when argv is empty, else argv. It goes through the VM's mux
 // for this login when one runs or is starting, and otherwise connects
-// directly and starts a mux for the next commands (see mux.go).
+// directly and starts a mux for the next commands (see lagossh.Muxer.Run).
 func (c SSHClient) Run(ctx context.Context, t SSHTarget, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	return c.run(ctx, t, func(cl *lagossh.Client) (int, error) {
 		return runOn(ctx, cl, argv, stdin, stdout, stderr)
