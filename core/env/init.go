@@ -595,7 +595,8 @@ func (m *Manager) buildAndBootstrap(ctx context.Context, e *Environment, bound [
 		}
 		req := BootstrapRequest{
 			VM: b.spec.Name, DiskPath: b.pv.Disks[0].Path, DiskFormat: b.pv.Disks[0].Format,
-			Hostname: b.spec.Name, RootPassword: m.rootPassword(b.spec), PublicKeyPath: e.KeyPath() + ".pub",
+			Hostname: b.spec.Name, PublicKeyPath: e.KeyPath() + ".pub",
+			RootPassword: prefix.RootPassword(b.spec, m.opts.DefaultRootPassword, prefix.BootstrapRootPassword),
 		}
 		m.log().Info("bootstrapping", "vm", b.spec.Name)
 		if err := m.deps.Bootstrap.Bootstrap(ctx, req); err != nil {
@@ -614,15 +615,4 @@ func localFile(path string) bool {
 	}
 	st, err := os.Stat(path)
 	return err == nil && st.Mode().IsRegular()
-}
-
-// rootPassword is the root password bootstrap sets: the VM spec's, else
-// the configured default (ssh_password, 123456), as the original does. The
-// template's password is not used: users of the original log into
-// bootstrapped VMs with the default.
-func (m *Manager) rootPassword(vm *spec.VM) string {
-	if vm.RootPassword != "" {
-		return vm.RootPassword
-	}
-	return m.opts.DefaultRootPassword
 }

@@ -1,6 +1,7 @@
 package env
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,8 @@ import (
 
 // TestLoadNetWithoutType: a stored net spec without a type (the
 // original's older layout) loads as nat through every loader of env, as
-// through core/prefix: Load and the lenient load destroy and cleanup use.
+// through core/prefix: Load, the lenient load destroy and cleanup use,
+// and the status report.
 func TestLoadNetWithoutType(t *testing.T) {
 	f := newFixture(t)
 	path := filepath.Join(f.prefix, dirVirt, "net-n1")
@@ -42,6 +44,15 @@ func TestLoadNetWithoutType(t *testing.T) {
 				t.Errorf("net n1 = %+v, want type nat", n)
 			}
 		})
+	}
+	st, err := f.m.StatusReport(context.Background(), f.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Nets {
+		if n.Name == "n1" && (n.Type != spec.NetNAT || n.Subnet != "192.168.201.0/24" || n.Gateway != "192.168.201.1") {
+			t.Errorf("status of n1 = %+v", n)
+		}
 	}
 }
 

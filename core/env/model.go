@@ -213,20 +213,10 @@ func saveSpecs(p *prefix.Prefix, e *Environment) error {
 	return p.Save(e.specs())
 }
 
-// rootPassword is the root password a VM has: its spec's (bootstrap
-// writes the one it set there), else, for a VM that was not bootstrapped,
-// its first disk's template's (the password that works, where the original
-// would show the default), else def.
+// rootPassword is the root password the guest of vm has, by the one rule
+// (prefix.RootPassword): status shows it, ssh tries it.
 func rootPassword(vm *spec.VM, def string) string {
-	if vm.RootPassword != "" {
-		return vm.RootPassword
-	}
-	if len(vm.Disks) > 0 {
-		if p, ok := vm.Disks[0].Metadata["root-password"].(string); ok && p != "" {
-			return p
-		}
-	}
-	return def
+	return prefix.RootPassword(vm, def, prefix.GuestRootPassword)
 }
 
 // selectVMs returns the named VMs (all when names is empty), each given

@@ -172,35 +172,45 @@ func snapshotNames(snaps []*providerv1.Snapshot) []string {
 	return out
 }
 
-// StatusDocument returns the document `lago status` prints (see
-// prefix.StatusTree) with the providers' live states.
-func (m *Manager) StatusDocument(ctx context.Context, prefixPath string) (map[string]any, error) {
+// StatusReport returns what `lago status` shows of the prefix, as typed
+// values (prefix.Status, whose Document is what it prints), with the
+// providers' live states and the queries that failed.
+func (m *Manager) StatusReport(ctx context.Context, prefixPath string) (*prefix.Status, error) {
 	s, err := m.Status(ctx, prefixPath)
 	if err != nil {
 		return nil, err
 	}
-	return s.Document(m.opts.DefaultRootPassword)
+	return s.Report(m.opts.DefaultRootPassword)
+}
+
+// StatusDocument returns the document `lago status` prints (see
+// prefix.Status.Document) with the providers' live states.
+func (m *Manager) StatusDocument(ctx context.Context, prefixPath string) (map[string]any, error) {
+	st, err := m.StatusReport(ctx, prefixPath)
+	if err != nil {
+		return nil, err
+	}
+	return st.Document(), nil
+}
+
+// Report builds the typed status of s (prefix.BuildStatus, the one
+// builder); defaultRootPassword is shown for VMs whose spec and template
+// name no root password.
+func (s *LiveState) Report(defaultRootPassword string) (*prefix.Status, error) {
+	live := prefix.StateMaps{VMs: s.VMs, Nets: s.Nets, SnapshotLists: s.Snapshots}
+	st, err := prefix.BuildStatus(s.Env.dir(), s.Env.specs(), live, prefix.StatusOptions{DefaultRootPassword: defaultRootPassword})
+	if err != nil {
+		return nil, err
+	}
+	st.Errors = append([]error(nil), s.Errors...)
+	return st, nil
 }
 
 // Document renders s as the status tree.
 func (s *LiveState) Document(defaultRootPassword string) (map[string]any, error) {
-	specs := &prefix.Specs{}
-	for _, n := range s.Env.Nets {
-		specs.Nets = append(specs.Nets, *n)
+	st, err := s.Report(defaultRootPassword)
+	if err != nil {
+		return nil, err
 	}
-	for _, v := range s.Env.VMs {
-		specs.VMs = append(specs.VMs, *v)
-	}
-	// Our domains stay defined when powered off (so stopped VMs can be
-	// snapshotted), where the original's vanished: the original printed
-	// "down" for a stopped VM, and scripts parse that word.
-	vms := make(map[string]string, len(s.VMs))
-	for name, st := range s.VMs {
-		if st == stateShutOff {
-			st = stateDown
-		}
-		vms[name] = st
-	}
-	live := prefix.StateMaps{VMs: vms, Nets: s.Nets, SnapshotLists: s.Snapshots}
-	return prefix.StatusTree(&prefix.Prefix{Path: s.Env.Path}, specs, live, prefix.StatusOptions{DefaultRootPassword: defaultRootPassword})
+	return st.Document(), nil
 }
