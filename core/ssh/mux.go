@@ -574,8 +574,13 @@ func StopMux(ctx context.Context, socket string) {
 	// A lock file nobody holds is left by a mux killed with SIGKILL.
 	if !muxStarting(socket) {
 		_ = os.Remove(socket + ".lock")
-		if _, err := DialMux(ctx, socket, Target{}); err != nil {
+		// A socket nobody serves is stale; one that answers belongs to
+		// a mux that outlived the wait or took over meanwhile, and our
+		// probe of it must not stay open.
+		if cl, err := DialMux(ctx, socket, Target{}); err != nil {
 			_ = os.Remove(socket)
+		} else {
+			cl.Close()
 		}
 	}
 }

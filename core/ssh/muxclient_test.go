@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/lago-go/lago/core/ssh/sshtest"
 )
@@ -367,5 +372,71 @@ func TestMuxerConcurrentCommands(t *testing.T) {
 				t.Errorf("the guest aborted %d connections", got)
 			}
 		})
+	}
+}
+
+// TestStopMuxClosesItsConnections: StopMux leaves no connection of its own
+// open to a mux, not even to one that still serves when it gives up (one
+// that ignores the exit request, or a new one that took over meanwhile):
+// a leaked control connection would hold a file and goroutines in the
+// caller, and a socket and goroutines in the mux, for as long as either
+// lives.
+func TestStopMuxClosesItsConnections(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "vm.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	cfg, err := muxServerConfig("token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A mux that acknowledges the exit request and goes on serving.
+	var open, accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				conn, chans, reqs, err := xssh.NewServerConn(c, cfg)
+				if err != nil {
+					return
+				}
+				accepted.Add(1)
+				open.Add(1)
+				defer open.Add(-1)
+				go xssh.DiscardRequests(reqs)
+				go func() {
+					for nc := range chans {
+						_ = nc.Reject(xssh.Prohibited, "no channels")
+					}
+				}()
+				_ = conn.Wait()
+			}()
+		}
+	}()
+
+	StopMux(context.Background(), sock)
+	if accepted.Load() == 0 {
+		t.Fatal("StopMux never connected to the mux")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for open.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := open.Load(); n != 0 {
+		t.Errorf("%d of StopMux's %d connections to the mux still open after it returned", n, accepted.Load())
+	}
+	if _, err := os.Stat(sock); err != nil {
+		t.Errorf("StopMux removed the socket of a mux that still serves: %v", err)
 	}
 }
