@@ -43,6 +43,9 @@ type Info struct {
 	Reason  string `json:"reason,omitempty"`
 	// SHA256 is the binary's hash, computed only when it is pinned.
 	SHA256 string `json:"sha256,omitempty"`
+	// Pin is the sha256 the binary must have: from Options.Pins, else
+	// from its folder's PinsFile (Install); "" when it is not pinned.
+	Pin string `json:"pin,omitempty"`
 }
 
 // Usable reports whether the plugin may be started.
@@ -59,6 +62,7 @@ type Options struct {
 	// SearchPath is the list of folders, first match wins.
 	SearchPath []string
 	// Pins maps a plugin name to the sha256 (hex) its binary must have.
+	// A name without one here is pinned by its folder's PinsFile, if any.
 	Pins map[string]string
 	// CacheFile stores describe results; "" disables the cache.
 	CacheFile string
@@ -83,14 +87,8 @@ func DefaultSearchPath(exe string) []string {
 		}
 		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "libexec", "lago", "plugins"))
 	}
-	data := os.Getenv("XDG_DATA_HOME")
-	if data == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			data = filepath.Join(home, ".local", "share")
-		}
-	}
-	if data != "" {
-		dirs = append(dirs, filepath.Join(data, "lago", "plugins"))
+	if user, err := UserDir(); err == nil {
+		dirs = append(dirs, user)
 	}
 	return append(dirs, "/usr/local/libexec/lago/plugins", "/usr/libexec/lago/plugins")
 }
@@ -129,6 +127,10 @@ func Discover(opts Options) ([]Info, error) {
 		if err != nil {
 			continue // a missing folder is normal
 		}
+		// The folder's pins, read when a plugin needs one.
+		var folderPins map[string]string
+		var pinsErr error
+		pinsRead := false
 		for _, e := range entries {
 			name, ok := strings.CutPrefix(e.Name(), Prefix)
 			if !ok || name == "" || strings.HasPrefix(name, ".") {
@@ -161,6 +163,18 @@ func Discover(opts Options) ([]Info, error) {
 				continue
 			}
 			pin := opts.Pins[name]
+			if pin == "" {
+				if !pinsRead {
+					folderPins, pinsErr = readPins(dir)
+					pinsRead = true
+				}
+				if pinsErr != nil {
+					refuse(pinsErr, "refusing plugin of a folder whose pins cannot be read")
+					continue
+				}
+				pin = folderPins[name]
+			}
+			info.Pin = pin
 			ent, hit := cache.lookup(path, st)
 			if hit && (pin == "" || ent.SHA256 != "") {
 				if pin != "" {

@@ -170,12 +170,20 @@ type Binary struct {
 }
 
 // OpenBinary opens the plugin binary at path, checks that it is trusted
-// (CheckTrust, with the file's own fstat) and, when pin is not empty, that
-// its content hashes to pin (a *PinMismatchError if not). The caller runs
-// it with Command and closes it once the process started.
+// (CheckTrust, with the file's own fstat) and that its content hashes to
+// pin (a *PinMismatchError if not). An empty pin means the one of path's
+// folder's PinsFile, so an installed plugin is checked at every start
+// whoever starts it; no pin there means no check. The caller runs it
+// with Command and closes it once the process started.
 func OpenBinary(path, pin string) (*Binary, error) {
 	if err := (folderChecker{}).check(path); err != nil {
 		return nil, err
+	}
+	if pin == "" {
+		var err error
+		if pin, err = folderPin(path); err != nil {
+			return nil, err
+		}
 	}
 	f, err := os.Open(path)
 	if err != nil {
