@@ -20,23 +20,39 @@ type Status struct {
 }
 
 // Status asks every provider, in parallel, for the state of the
-// environment's VMs, networks and snapshots.
+// environment's VMs, networks and snapshots. The values are those of `lago
+// -f json status` (a powered-off VM is "down"), with what the specs add
+// (management address, ssh user, artifacts, ...).
 func (e *Env) Status(ctx context.Context) (*Status, error) {
 	if err := e.c.check(); err != nil {
 		return nil, err
 	}
-	live, err := e.c.mgr.Status(ctx, e.path)
+	rep, err := e.c.mgr.StatusReport(ctx, e.path)
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Path: live.Env.Path, UUID: live.Env.UUID, Errors: live.Errors}
-	for _, v := range live.Env.VMs {
-		vm := newVM(e, v, live.VMs[v.Name])
-		vm.Snapshots = live.Snapshots[v.Name]
+	en, err := e.load()
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Path: rep.Path, UUID: rep.UUID, Errors: rep.Errors}
+	for _, vs := range rep.VMs {
+		v := en.VM(vs.Name)
+		if v == nil {
+			continue
+		}
+		vm := newVM(e, v, vs.State)
+		vm.Distro, vm.RootPassword, vm.Snapshots = vs.Distro, vs.RootPassword, vs.Snapshots
 		st.VMs = append(st.VMs, vm)
 	}
-	for _, n := range live.Env.Nets {
-		st.Networks = append(st.Networks, newNetwork(n, live.Nets[n.Name]))
+	for _, ns := range rep.Nets {
+		n := en.Net(ns.Name)
+		if n == nil {
+			continue
+		}
+		nw := newNetwork(n, ns.State)
+		nw.Type, nw.Gateway, nw.Subnet = ns.Type, ns.Gateway, ns.Subnet
+		st.Networks = append(st.Networks, nw)
 	}
 	sort.Slice(st.VMs, func(i, j int) bool { return st.VMs[i].Name < st.VMs[j].Name })
 	sort.Slice(st.Networks, func(i, j int) bool { return st.Networks[i].Name < st.Networks[j].Name })
