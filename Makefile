@@ -32,13 +32,14 @@ build: builddeps bin/lago plugins examples
 builddeps:
 	@bash scripts/builddeps.sh
 
-# bin/lago is the light front-end (help, completion, config, plugin list;
-# no gRPC linked, static, fast to start); it execs libexec/lago/lago-engine,
-# the full build, for every verb that does real work.
+# bin/lago (package cmd/lago) is the front-end (help, completion, config,
+# plugin list; no gRPC linked, static, fast to start); it execs
+# libexec/lago/lago-engine (package cmd/lago/engine) for every verb that does
+# real work. Both are the command line of cmd/lago/internal/cli.
 bin/lago: FORCE
 	@mkdir -p bin libexec/lago
-	cd cmd/lago && CGO_ENABLED=0 $(GO) build -trimpath -tags lagolight -ldflags '$(LDFLAGS)' -o $(CURDIR)/bin/lago .
-	cd cmd/lago && $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(CURDIR)/libexec/lago/lago-engine .
+	cd cmd/lago && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(CURDIR)/bin/lago .
+	cd cmd/lago && $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(CURDIR)/libexec/lago/lago-engine ./engine
 
 plugins: builddeps
 	@mkdir -p libexec/lago/plugins

@@ -5,9 +5,9 @@
 # process started.
 #
 # Usage: test/bench/help.sh [RUNS] [LAGO]   (default 100 runs of bin/lago;
-# make bin/lago first). bin/lago should be the light front-end
-# (CGO_ENABLED=0 go build -tags lagolight), which links no gRPC and needs no
-# dynamic loader; the full engine is measured too when
+# make bin/lago first). bin/lago should be the front-end
+# (cd cmd/lago && CGO_ENABLED=0 go build .), which links no gRPC and needs no
+# dynamic loader; the engine (cmd/lago/engine) is measured too when
 # libexec/lago/lago-engine exists beside it.
 #
 # The runs of the two programs are interleaved by a small Go harness, so a
@@ -140,7 +140,7 @@ print("hyperfine (sequential):   hello %.3f ms, lago --help %.3f ms median, rati
 PY
 fi
 if command -v go >/dev/null && go version -m "$lago" 2>/dev/null | grep -q 'google.golang.org/grpc'; then
-	echo "note: $lago links gRPC (not the light front-end)"
+	echo "note: $lago links gRPC (not the front-end)"
 fi
 if command -v file >/dev/null && file -L "$lago" | grep -q 'dynamically linked'; then
 	echo "note: $lago is dynamically linked (build it with CGO_ENABLED=0)"

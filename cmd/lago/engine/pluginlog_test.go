@@ -1,5 +1,3 @@
-//go:build !lagolight
-
 package main
 
 import (
@@ -12,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/lago-go/lago/cmd/lago/internal/cli"
 	"github.com/lago-go/lago/core/config"
 	"github.com/lago-go/lago/core/pluginhost/discovery"
 	"github.com/lago-go/lago/core/prefix"
@@ -49,8 +48,8 @@ func TestPluginWarningOnceInLagoStyle(t *testing.T) {
 		t.Fatal(err)
 	}
 	stderr := &syncBuf{}
-	h := newPluginHost(hostOptions{SearchPath: []string{plugins}, CacheFile: filepath.Join(t.TempDir(), "cache.json"),
-		LogLevel: "info", Stderr: stderr, Config: cfg})
+	h := newPluginHost(cli.HostOptions{SearchPath: []string{plugins}, CacheFile: filepath.Join(t.TempDir(), "cache.json"),
+		LogLevel: "info", Stderr: stderr, Config: cfg}, nil)
 	m := h.(managerHost).Host
 	ctx := context.Background()
 	for _, settings := range []map[string]string{{"name": "warn"}, {"name": "warn"}, {"name": "warn", "other": "instance"}} {

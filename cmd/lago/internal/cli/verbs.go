@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -73,7 +73,7 @@ func (inv *Invocation) Host() PluginHost { return inv.app.pluginHost() }
 // Render prints doc to Stdout in the --out-format format: a built-in one
 // or one served by an output plugin.
 func (inv *Invocation) Render(ctx context.Context, doc any) error {
-	if _, builtin := output.Builtin(inv.Config.OutFormat); lightBuild && !builtin {
+	if _, builtin := output.Builtin(inv.Config.OutFormat); !builtin && inv.app.backend.Forward != nil {
 		return inv.app.forward(false)
 	}
 	f, err := output.Lookup(ctx, inv.Config.OutFormat, outputPlugins{inv.app})
@@ -91,8 +91,8 @@ func (inv *Invocation) Render(ctx context.Context, doc any) error {
 	return err
 }
 
-// notImplemented is the handler of verbs whose engine is not wired yet.
-func notImplemented(_ context.Context, inv *Invocation) error {
+// NotImplemented is the handler of verbs whose engine is not wired yet.
+func NotImplemented(_ context.Context, inv *Invocation) error {
 	return errs.Userf("lago %s: not implemented yet", inv.Verb)
 }
 
@@ -117,13 +117,13 @@ type verbSpec struct {
 	// Required names options that must be set by flag or config.
 	Required []string
 	// Meta verbs are about lago itself; their flags are not configurable.
+	// The command line runs them itself (generate-config, plugins), in
+	// the front-end too.
 	Meta bool
-	// Light verbs run in the light front-end; the others are forwarded to
-	// the full engine there.
-	Light bool
-	// Provider verbs talk to VM providers: the light front-end starts the
-	// default provider instance's plugin before it execs the engine, so
-	// its start-up overlaps the engine's (package prestart).
+	// Provider verbs talk to VM providers (ForwardRequest.Provider): the
+	// front-end starts the default provider instance's plugin before it
+	// execs the engine, so its start-up overlaps the engine's (package
+	// prestart).
 	Provider bool
 }
 
@@ -212,7 +212,7 @@ var verbSpecs = []verbSpec{
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringSliceP("keys", "k", []string{"vm-type", "groups", "vm-provider"}, "keys to group the VMs by")
 		}},
-	{Name: "generate-config", Short: "Print the effective configuration as INI", Light: true,
+	{Name: "generate-config", Short: "Print the effective configuration as INI",
 		Long: "Print the effective configuration as an INI file with one comment per key;\n" +
 			"each [provider NAME] section also lists the settings its plugin describes\n" +
 			"(commented out unless set: domain_type, bridge_stp, ...).\n" +
@@ -221,7 +221,7 @@ var verbSpecs = []verbSpec{
 		Flags: func(fs *pflag.FlagSet) {
 			fs.Bool("verbose", false, "also say where each value comes from")
 		}},
-	{Name: "plugins", Short: "List plugins and their components", Light: true,
+	{Name: "plugins", Short: "List plugins and their components",
 		Long: "List every discovered plugin binary and its components (name, kind, version, path);\n" +
 			"shadowed and refused ones are marked with the reason.",
 		Args: cobra.NoArgs, Meta: true},

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -12,7 +12,6 @@ import (
 
 	"github.com/lago-go/lago/core/config"
 	"github.com/lago-go/lago/core/errs"
-	"github.com/lago-go/lago/core/pluginhost/prestart"
 	"github.com/lago-go/lago/core/version"
 )
 
@@ -22,11 +21,11 @@ type app struct {
 	stdout, stderr io.Writer
 	environ        []string
 	getenv         func(string) string
-	// newHost creates the plugin host; replaced in tests.
-	newHost func(hostOptions) PluginHost
+	backend        Backend
 	// args are the arguments as given, for forwarding to the engine.
 	args []string
-	// handlers is the verb table; tests may swap entries.
+	// handlers is the verb table: the command line's own verbs and the
+	// backend's.
 	handlers map[string]Handler
 
 	root     *cobra.Command
@@ -36,9 +35,6 @@ type app struct {
 	extraKeys  []config.Key
 	cfg        *config.Config
 	host       PluginHost
-	// prestarted is the plugin process the front-end started for this
-	// verb (package prestart); the plugin host takes it over.
-	prestarted *prestart.Process
 	// hostErr is why plugin discovery for the command tree failed.
 	hostErr error
 	// armSignals starts catching SIGINT, SIGTERM and SIGHUP;
@@ -49,21 +45,28 @@ type app struct {
 	started bool
 }
 
-func newApp(stdin io.Reader, stdout, stderr io.Writer, environ []string) *app {
+func newApp(backend Backend, stdin io.Reader, stdout, stderr io.Writer, environ []string) *app {
 	env := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			env[k] = v
 		}
 	}
+	handlers := map[string]Handler{
+		"generate-config": runGenerateConfig,
+		"plugins":         runPlugins,
+	}
+	for name, h := range backend.Handlers {
+		handlers[name] = h
+	}
 	a := &app{
 		stdin: stdin, stdout: stdout, stderr: stderr,
 		environ:    environ,
 		getenv:     func(k string) string { return env[k] },
+		backend:    backend,
 		handlers:   handlers,
 		flagKeys:   map[*pflag.Flag]string{},
 		deprecated: map[string]string{},
-		newHost:    newPluginHost,
 	}
 	a.buildRoot()
 	return a
@@ -331,12 +334,12 @@ func (a *app) runBuiltin(cmd *cobra.Command, spec verbSpec, args []string) error
 			return errs.Userf("lago %s: --%s is required", spec.Name, r)
 		}
 	}
-	if lightBuild && !spec.Light {
-		return a.forward(spec.Provider)
-	}
 	h, ok := a.handlers[spec.Name]
 	if !ok {
-		h = notImplemented
+		if a.backend.Forward != nil {
+			return a.forward(spec.Provider)
+		}
+		h = NotImplemented
 	}
 	return h(cmd.Context(), inv)
 }
@@ -360,8 +363,7 @@ func (a *app) pluginHost() PluginHost {
 		}
 		o := a.hostOptions(pins, level)
 		o.Config = a.cfg
-		o.Prestarted, a.prestarted = a.prestarted, nil
-		a.host = a.newHost(o)
+		a.host = a.backend.NewHost(o)
 	}
 	return a.host
 }
@@ -369,10 +371,6 @@ func (a *app) pluginHost() PluginHost {
 func (a *app) closeHost() {
 	if a.host != nil {
 		a.host.Close()
-	}
-	if a.prestarted != nil { // the verb never needed a plugin
-		a.prestarted.Discard()
-		a.prestarted = nil
 	}
 }
 

@@ -1,5 +1,3 @@
-//go:build !lagolight
-
 package main
 
 import (

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -154,7 +154,7 @@ func (a *app) pluginCommand(component string, spec plugininfo.CommandSpec) (*cob
 // runPluginVerb sends the verb to its command plugin and streams the
 // output; the plugin's exit code becomes lago's.
 func (a *app) runPluginVerb(cmd *cobra.Command, spec plugininfo.CommandSpec, args []string) error {
-	if lightBuild {
+	if a.backend.Forward != nil {
 		return a.forward(false)
 	}
 	req := CommandRequest{Verb: spec.Name, Args: args, Flags: map[string]string{}, Global: map[string]string{}}

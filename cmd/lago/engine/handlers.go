@@ -1,5 +1,3 @@
-//go:build !lagolight
-
 package main
 
 import (
@@ -18,6 +16,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/lago-go/lago/cmd/lago/internal/cli"
 	"github.com/lago-go/lago/core/env"
 	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/output"
@@ -25,13 +24,37 @@ import (
 	"github.com/lago-go/lago/core/template"
 )
 
-// The handlers below are thin: they turn the command line into core/env
-// calls and print the results; every behaviour lives in core/env.
+// handlers maps each built-in verb to its implementation: the one place
+// where verbs meet the engine (generate-config and plugins are the command
+// line's own). The handlers below are thin: they turn the command line
+// into core/env calls and print the results; every behaviour lives in
+// core/env.
+var handlers = map[string]cli.Handler{
+	"init":          runInit,
+	"start":         runStart,
+	"stop":          runStop,
+	"shutdown":      runShutdown,
+	"destroy":       runDestroy,
+	"cleanup":       runCleanup,
+	"status":        runStatus,
+	"list":          runList,
+	"set-current":   runSetCurrent,
+	"shell":         runShell,
+	"console":       runConsole,
+	"copy-to-vm":    cli.NotImplemented,
+	"copy-from-vm":  cli.NotImplemented,
+	"collect":       cli.NotImplemented,
+	"deploy":        runDeploy,
+	"snapshot":      runSnapshot,
+	"revert":        runRevert,
+	"export":        cli.NotImplemented,
+	"ansible_hosts": cli.NotImplemented,
+}
 
 // newEnv builds the orchestrator for one invocation, over the engine's
 // plugin host.
-func newEnv(inv *Invocation) (*env.Manager, error) {
-	pm := inv.PluginHost()
+func newEnv(inv *cli.Invocation) (*env.Manager, error) {
+	pm := pluginHost(inv)
 	if pm == nil {
 		return nil, errors.New("no plugin host")
 	}
@@ -57,7 +80,7 @@ func slogLevel(l string) slog.Level {
 
 // findPrefix locates the prefix the global options and the current folder
 // point at.
-func findPrefix(inv *Invocation) (*prefix.Prefix, error) {
+func findPrefix(inv *cli.Invocation) (*prefix.Prefix, error) {
 	c := inv.Config
 	p, err := prefix.Find(prefix.FindOptions{PrefixPath: c.PrefixPath, WorkdirPath: c.WorkdirPath, PrefixName: c.PrefixName})
 	if err != nil {
@@ -70,8 +93,8 @@ func findPrefix(inv *Invocation) (*prefix.Prefix, error) {
 }
 
 // withEnv runs f with the orchestrator and the prefix's path.
-func withEnv(f func(ctx context.Context, inv *Invocation, m *env.Manager, prefixPath string) error) Handler {
-	return func(ctx context.Context, inv *Invocation) error {
+func withEnv(f func(ctx context.Context, inv *cli.Invocation, m *env.Manager, prefixPath string) error) cli.Handler {
+	return func(ctx context.Context, inv *cli.Invocation) error {
 		p, err := findPrefix(inv)
 		if err != nil {
 			return err
@@ -84,7 +107,7 @@ func withEnv(f func(ctx context.Context, inv *Invocation, m *env.Manager, prefix
 	}
 }
 
-func runInit(ctx context.Context, inv *Invocation) error {
+func runInit(ctx context.Context, inv *cli.Invocation) error {
 	m, err := newEnv(inv)
 	if err != nil {
 		return err
@@ -107,20 +130,20 @@ func runInit(ctx context.Context, inv *Invocation) error {
 	return nil
 }
 
-var runStart = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager, p string) error {
+var runStart = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
 	c := inv.Config
 	return m.Start(ctx, p, inv.Args, env.StartOptions{NoWait: c.StartNoWait, Timeout: c.StartTimeout, Parallelism: c.StartParallelism})
 })
 
-var runStop = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager, p string) error {
+var runStop = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
 	return m.Stop(ctx, p, inv.Args)
 })
 
-var runShutdown = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager, p string) error {
+var runShutdown = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
 	return m.Shutdown(ctx, p, inv.Args, inv.OptBool("reboot"))
 })
 
-var runStatus = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager, p string) error {
+var runStatus = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
 	doc, err := m.StatusDocument(ctx, p)
 	if err != nil {
 		return err
@@ -128,7 +151,7 @@ var runStatus = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manage
 	return inv.Render(ctx, doc)
 })
 
-var runSnapshot = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager, p string) error {
+var runSnapshot = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
 	if inv.OptBool("list") {
 		snaps, err := m.ListSnapshots(ctx, p)
 		if err != nil {
@@ -151,11 +174,11 @@ var runSnapshot = withEnv(func(ctx context.Context, inv *Invocation, m *env.Mana
 	return m.Snapshot(ctx, p, inv.Args[0])
 })
 
-var runRevert = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager, p string) error {
+var runRevert = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
 	return m.Revert(ctx, p, inv.Args[0])
 })
 
-var runDeploy = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager, p string) error {
+var runDeploy = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
 	return m.Deploy(ctx, p, inv.Stdout, inv.Stderr)
 })
 
@@ -164,7 +187,7 @@ const consoleEscape = 0x1d
 
 // runConsole attaches the terminal to the VM's serial console: raw mode on
 // a terminal, so keys reach the guest as typed, until Ctrl-] or EOF.
-var runConsole = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager, p string) error {
+var runConsole = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
 	in := inv.Stdin
 	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		old, err := term.MakeRaw(int(f.Fd()))
@@ -201,7 +224,7 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 
 // runShell runs CMD in the VM and exits with its status. A single CMD that
 // names a local file is sent as a script to `bash -s`, as the original.
-var runShell = withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager, p string) error {
+var runShell = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
 	return shellVerb(ctx, inv, m, p)
 })
 
@@ -214,7 +237,7 @@ type commandLineShell interface {
 // line for the guest's shell, as `ssh host CMD...` and the original did:
 // `lago shell vm0 'exit 7'` exits 7 and `lago shell vm0 'a | b'` runs the
 // pipe in the guest. No words opens an interactive shell.
-func shellVerb(ctx context.Context, inv *Invocation, sh commandLineShell, p string) error {
+func shellVerb(ctx context.Context, inv *cli.Invocation, sh commandLineShell, p string) error {
 	vm, words := inv.Args[0], inv.Args[1:]
 	stdin := inv.Stdin
 	line := strings.Join(words, " ")
@@ -238,7 +261,7 @@ func shellVerb(ctx context.Context, inv *Invocation, sh commandLineShell, p stri
 	return nil
 }
 
-func runCleanup(ctx context.Context, inv *Invocation) error {
+func runCleanup(ctx context.Context, inv *cli.Invocation) error {
 	if inv.OptBool("orphans") {
 		m, err := newEnv(inv)
 		if err != nil {
@@ -257,13 +280,13 @@ func runCleanup(ctx context.Context, inv *Invocation) error {
 		}
 		return m.RemoveOrphans(ctx, orphans)
 	}
-	return withEnv(func(ctx context.Context, inv *Invocation, m *env.Manager, p string) error {
+	return withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
 		return m.Cleanup(ctx, p)
 	})(ctx, inv)
 }
 
 // confirm asks the original's question; an empty answer is yes.
-func confirm(inv *Invocation, path string) bool {
+func confirm(inv *cli.Invocation, path string) bool {
 	fmt.Fprintf(inv.Stdout, "Do you really want to destroy %s? [Yn] ", path)
 	line, err := bufio.NewReader(inv.Stdin).ReadString('\n')
 	if err != nil && line == "" {
@@ -273,7 +296,7 @@ func confirm(inv *Invocation, path string) bool {
 	return a == "" || a == "y" || a == "yes"
 }
 
-func runDestroy(ctx context.Context, inv *Invocation) error {
+func runDestroy(ctx context.Context, inv *cli.Invocation) error {
 	m, err := newEnv(inv)
 	if err != nil {
 		return err
@@ -319,7 +342,7 @@ func runDestroy(ctx context.Context, inv *Invocation) error {
 
 // workdirOf is the workdir a listing verb works on: its argument, the
 // --workdir-path option, or the one found from the current folder.
-func workdirOf(inv *Invocation) (string, error) {
+func workdirOf(inv *cli.Invocation) (string, error) {
 	if len(inv.Args) > 0 && inv.Verb == "list" {
 		return filepath.Abs(inv.Args[0])
 	}
@@ -330,7 +353,7 @@ func workdirOf(inv *Invocation) (string, error) {
 	return w.Path, nil
 }
 
-func runList(_ context.Context, inv *Invocation) error {
+func runList(_ context.Context, inv *cli.Invocation) error {
 	w, err := workdirOf(inv)
 	if err != nil {
 		return err
@@ -345,7 +368,7 @@ func runList(_ context.Context, inv *Invocation) error {
 	return nil
 }
 
-func runSetCurrent(_ context.Context, inv *Invocation) error {
+func runSetCurrent(_ context.Context, inv *cli.Invocation) error {
 	w, err := workdirOf(inv)
 	if err != nil {
 		return err

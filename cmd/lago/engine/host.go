@@ -1,5 +1,3 @@
-//go:build !lagolight
-
 package main
 
 import (
@@ -11,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/lago-go/lago/cmd/lago/internal/cli"
 	"github.com/lago-go/lago/core/env"
 	"github.com/lago-go/lago/core/output"
 	"github.com/lago-go/lago/core/pluginhost"
@@ -21,10 +20,10 @@ import (
 	"github.com/lago-go/lago/sdk"
 )
 
-// lightBuild is false in the full engine: verbs run in this process.
-const lightBuild = false
-
-func newPluginHost(o hostOptions) PluginHost {
+// newPluginHost is the engine's plugin host: plugins started over
+// go-plugin, ps (the process the front-end started, or nil) adopted by
+// the first start of its binary.
+func newPluginHost(o cli.HostOptions, ps *prestart.Process) cli.PluginHost {
 	level := o.LogLevel
 	// The host's own chatter (processes started and reaped) is noise at
 	// the default level; show it only when debugging.
@@ -48,7 +47,7 @@ func newPluginHost(o hostOptions) PluginHost {
 		PluginLog:  pluginLogger(o.LogLevel, plog, o.Stderr),
 		OnWarning:  warningPrinter(o.Stderr),
 		Host:       eh,
-		Prestarted: o.Prestarted,
+		Prestarted: ps,
 	})
 	if cfg := o.Config; cfg != nil {
 		eh.make = func() sdk.Host {
@@ -133,7 +132,7 @@ func (e *engineHost) Log(ctx context.Context, level, msg string) error {
 	return h.Log(ctx, level, msg)
 }
 
-// managerHost adapts *pluginhost.Host to PluginHost.
+// managerHost adapts *pluginhost.Host to cli.PluginHost.
 type managerHost struct {
 	*pluginhost.Host
 	log *prefixLog
@@ -150,7 +149,7 @@ func (m managerHost) Output(ctx context.Context, name string) (output.PluginForm
 	return m.Host.Output(ctx, name)
 }
 
-func (m managerHost) RunCommand(ctx context.Context, req CommandRequest, stdout, stderr io.Writer) (int, error) {
+func (m managerHost) RunCommand(ctx context.Context, req cli.CommandRequest, stdout, stderr io.Writer) (int, error) {
 	impl, err := m.Host.Command(ctx, req.Verb)
 	if err != nil {
 		return 0, fmt.Errorf("start plugin verb %s: %w", req.Verb, err)
@@ -160,35 +159,20 @@ func (m managerHost) RunCommand(ctx context.Context, req CommandRequest, stdout,
 	}, stdout, stderr)
 }
 
-// forward is never needed in the full engine.
-func (a *app) forward(bool) error { return nil }
-
-// takePrestarted takes over the plugin process the light front-end
-// started before it exec'd this engine. A value it cannot use is reported
-// and ignored: the plugin host then starts the plugin itself.
-func takePrestarted(stderr io.Writer) *prestart.Process {
-	ps, err := prestart.Take()
-	if err != nil {
-		fmt.Fprintf(stderr, "lago: warning: ignoring the prestarted plugin: %v\n", err)
-		return nil
-	}
-	return ps
-}
-
-// PluginHost returns the plugin host of the engine, created on first use, for
-// handlers that need providers, vm types, service managers or builders. It
-// is nil when a test installed a fake PluginHost.
-func (inv *Invocation) PluginHost() *pluginhost.Host {
-	if m, ok := inv.app.pluginHost().(managerHost); ok {
+// pluginHost returns the plugin host of the engine, created on first use,
+// for handlers that need providers, vm types, service managers or
+// builders. It is nil when a test installed a fake cli.PluginHost.
+func pluginHost(inv *cli.Invocation) *pluginhost.Host {
+	if m, ok := inv.Host().(managerHost); ok {
 		return m.Host
 	}
 	return nil
 }
 
-// Provider starts and configures the provider instance name (a
+// provider starts and configures the provider instance name (a
 // `[provider NAME]` section or the built-in local-libvirt; "" means
 // default_vm_provider) and returns its client.
-func (inv *Invocation) Provider(ctx context.Context, name string) (sdk.Provider, error) {
+func provider(ctx context.Context, inv *cli.Invocation, name string) (sdk.Provider, error) {
 	if name == "" {
 		name = inv.Config.DefaultVMProvider
 	}
@@ -196,7 +180,7 @@ func (inv *Invocation) Provider(ctx context.Context, name string) (sdk.Provider,
 	if err != nil {
 		return nil, err
 	}
-	m := inv.PluginHost()
+	m := pluginHost(inv)
 	if m == nil {
 		return nil, fmt.Errorf("provider instance %s: no plugin host", name)
 	}

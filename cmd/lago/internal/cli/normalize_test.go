@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"io"
@@ -10,7 +10,7 @@ import (
 )
 
 func TestNormalizeArgs(t *testing.T) {
-	a := newApp(strings.NewReader(""), io.Discard, io.Discard, nil)
+	a := newApp(Backend{}, strings.NewReader(""), io.Discard, io.Discard, nil)
 	tests := []struct {
 		name     string
 		in       []string

@@ -1,5 +1,3 @@
-//go:build !lagolight
-
 package main
 
 import (
@@ -11,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lago-go/lago/cmd/lago/internal/cli"
 	"github.com/lago-go/lago/core/errs"
 )
 
@@ -56,7 +55,7 @@ func TestShellVerbJoinsOneCommandLine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sh := &fakeLineShell{code: tt.code}
-			inv := &Invocation{Verb: "shell", Args: tt.args, Stdin: strings.NewReader("in"), Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
+			inv := &cli.Invocation{Verb: "shell", Args: tt.args, Stdin: strings.NewReader("in"), Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
 			err := shellVerb(context.Background(), inv, sh, "/p")
 			if got := errs.ExitCode(err); got != tt.wantExit {
 				t.Errorf("exit code %d (%v), want %d", got, err, tt.wantExit)

@@ -1,6 +1,4 @@
-//go:build !lagolight
-
-package main
+package cli
 
 import (
 	"os"

@@ -1,9 +1,4 @@
-//go:build !lagolight
-
-// The in-process tests run verbs' handlers, which the light front-end
-// forwards to the engine instead; they test the full build.
-
-package main
+package cli
 
 import (
 	"bytes"
@@ -100,29 +95,25 @@ type result struct {
 	stdout, stderr string
 }
 
-// runCLI runs the CLI in-process with an isolated environment.
+// runCLI runs the CLI in-process with an isolated environment, the
+// handlers hs and no Forward, as the engine does.
 func runCLI(t *testing.T, host *fakeHost, hs map[string]Handler, env []string, args ...string) result {
+	t.Helper()
+	if host == nil {
+		host = &fakeHost{}
+	}
+	return runBackend(t, Backend{Handlers: hs, NewHost: func(HostOptions) PluginHost { return host }}, env, args...)
+}
+
+// runBackend runs the CLI in-process over backend with an isolated
+// environment.
+func runBackend(t *testing.T, backend Backend, env []string, args ...string) result {
 	t.Helper()
 	home := t.TempDir()
 	environ := append([]string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
 		"XDG_CONFIG_DIRS=" + filepath.Join(home, "xdg"), "XDG_CACHE_HOME=" + filepath.Join(home, ".cache")}, env...)
 	var out, errb bytes.Buffer
-	a := newApp(strings.NewReader(""), &out, &errb, environ)
-	if host == nil {
-		host = &fakeHost{}
-	}
-	a.newHost = func(hostOptions) PluginHost { return host }
-	if hs != nil {
-		merged := map[string]Handler{}
-		for k, v := range handlers {
-			merged[k] = v
-		}
-		for k, v := range hs {
-			merged[k] = v
-		}
-		a.handlers = merged
-	}
-	code := a.main(args)
+	code := Run(backend, args, strings.NewReader(""), &out, &errb, environ)
 	return result{code, out.String(), errb.String()}
 }
 
@@ -345,10 +336,9 @@ func TestPluginVerbs(t *testing.T) {
 	}
 
 	// A plugin cannot replace a built-in verb.
-	// (the built-in status looks for a prefix; there is none in an empty
-	// workdir path)
-	r = runCLI(t, newFakeHost(), nil, nil, "--workdir-path", t.TempDir(), "status")
-	if r.code != 2 || !strings.Contains(r.stderr, "prefix") || strings.Contains(r.stdout+r.stderr, "shadow") {
+	builtin := func(context.Context, *Invocation) error { return errs.Userf("the built-in status ran") }
+	r = runCLI(t, newFakeHost(), map[string]Handler{"status": builtin}, nil, "status")
+	if r.code != 2 || !strings.Contains(r.stderr, "the built-in status ran") || strings.Contains(r.stdout+r.stderr, "shadow") {
 		t.Errorf("built-in status was shadowed: code %d, %s%s", r.code, r.stdout, r.stderr)
 	}
 }
@@ -431,13 +421,66 @@ func TestSignalRunsCleanups(t *testing.T) {
 
 func TestNoPluginDiscoveryForBuiltins(t *testing.T) {
 	var created atomic.Int32
-	a := newApp(strings.NewReader(""), io.Discard, io.Discard, []string{"HOME=" + t.TempDir()})
-	a.newHost = func(hostOptions) PluginHost { created.Add(1); return &fakeHost{} }
-	a.handlers = map[string]Handler{"stop": func(context.Context, *Invocation) error { return nil }}
-	if code := a.main([]string{"stop"}); code != 0 {
+	backend := Backend{
+		Handlers: map[string]Handler{"stop": func(context.Context, *Invocation) error { return nil }},
+		NewHost:  func(HostOptions) PluginHost { created.Add(1); return &fakeHost{} },
+	}
+	if code := Run(backend, []string{"stop"}, strings.NewReader(""), io.Discard, io.Discard, []string{"HOME=" + t.TempDir()}); code != 0 {
 		t.Fatalf("code %d", code)
 	}
 	if created.Load() != 0 {
 		t.Error("a built-in verb created the plugin host")
+	}
+}
+
+// TestForward: with Backend.Forward set (the front-end), what the program
+// does not run itself is handed over with the arguments as given, and
+// what it does run (help, meta verbs, its own handlers, built-in formats)
+// is not; no plugin process starts either way.
+func TestForward(t *testing.T) {
+	own := func(_ context.Context, inv *Invocation) error { fmt.Fprintln(inv.Stdout, "own"); return nil }
+	tests := []struct {
+		name     string
+		args     []string
+		forward  bool
+		provider bool
+	}{
+		{"provider verb", []string{"status"}, true, true},
+		{"other verb, args as given", []string{"--ssh-u", "u", "list", "w"}, true, false},
+		{"plugin verb", []string{"hello", "a"}, true, false},
+		{"output plugin format", []string{"-f", "json", "plugins"}, true, false},
+		{"own handler", []string{"stop"}, false, false},
+		{"plugins", []string{"plugins"}, false, false},
+		{"built-in format", []string{"-f", "yaml", "plugins"}, false, false},
+		{"generate-config", []string{"generate-config"}, false, false},
+		{"help", []string{"--help"}, false, false},
+		{"verb help", []string{"status", "--help"}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host := newFakeHost()
+			var got *ForwardRequest
+			backend := Backend{
+				Handlers: map[string]Handler{"stop": own},
+				NewHost:  func(HostOptions) PluginHost { return host },
+				Forward:  func(r ForwardRequest) error { got = &r; return nil },
+			}
+			r := runBackend(t, backend, nil, tt.args...)
+			if r.code != 0 {
+				t.Fatalf("code %d: %s", r.code, r.stderr)
+			}
+			if (got != nil) != tt.forward {
+				t.Fatalf("forwarded %v, want %v (stdout %q)", got != nil, tt.forward, r.stdout)
+			}
+			if n := host.started.Load(); n != 0 {
+				t.Errorf("%d plugin processes started", n)
+			}
+			if got == nil {
+				return
+			}
+			if !reflect.DeepEqual(got.Args, tt.args) || got.Provider != tt.provider || got.Config == nil || got.Host != host || len(got.Environ) == 0 {
+				t.Errorf("request %+v, want args %q, provider %v, a config, the host and the environment", got, tt.args, tt.provider)
+			}
+		})
 	}
 }

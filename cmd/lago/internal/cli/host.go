@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"github.com/lago-go/lago/core/config"
 	"github.com/lago-go/lago/core/output"
 	"github.com/lago-go/lago/core/pluginhost/discovery"
-	"github.com/lago-go/lago/core/pluginhost/prestart"
 	"github.com/lago-go/lago/sdk/plugininfo"
 )
 
@@ -20,10 +19,10 @@ const (
 	kindOutput  = "output"
 )
 
-// PluginHost is what the CLI needs from the plugin host. The full build
-// wraps *pluginhost.Host; the light front-end (build tag lagolight)
-// only reads the describe cache and forwards everything that would start
-// a plugin to the full engine. Tests substitute a fake.
+// PluginHost is what the command line needs from the plugin host
+// (Backend.NewHost). The engine's wraps *pluginhost.Host; the front-end's
+// only reads the describe cache, and the front-end forwards everything that
+// would start a plugin to the engine. Tests substitute a fake.
 type PluginHost interface {
 	Discover() ([]discovery.Info, error)
 	Components(kind string) ([]plugininfo.ComponentInfo, error)
@@ -43,12 +42,12 @@ type CommandRequest struct {
 	WorkingDir string
 }
 
-// engineName is the full lago that the light front-end execs, installed as
+// EngineName is the program the front-end execs, installed as
 // <prefix>/libexec/lago/lago-engine beside <prefix>/bin/lago.
-const engineName = "lago-engine"
+const EngineName = "lago-engine"
 
-// hostOptions configure the plugin host.
-type hostOptions struct {
+// HostOptions configure the plugin host.
+type HostOptions struct {
 	SearchPath []string
 	Pins       map[string]string
 	CacheFile  string
@@ -58,14 +57,12 @@ type hostOptions struct {
 	// Config is the effective configuration; the engine uses it to serve
 	// the Host callback service (guest commands) to plugins.
 	Config *config.Config
-	// Prestarted is the plugin process the front-end started, if any.
-	Prestarted *prestart.Process
 }
 
-func (a *app) hostOptions(pins map[string]string, level string) hostOptions {
-	opts := hostOptions{Pins: pins, LogLevel: level, Stderr: a.stderr}
+func (a *app) hostOptions(pins map[string]string, level string) HostOptions {
+	opts := HostOptions{Pins: pins, LogLevel: level, Stderr: a.stderr}
 	if exe, err := os.Executable(); err == nil {
-		if filepath.Base(exe) == engineName {
+		if filepath.Base(exe) == EngineName {
 			// Plugins are found relative to the front-end, bin/lago.
 			exe = filepath.Join(filepath.Dir(exe), "..", "..", "bin", "lago")
 		}
