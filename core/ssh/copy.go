@@ -1,228 +1,144 @@
 package ssh
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
 	"strings"
+	"sync"
 )
 
-// Files are copied with the guest's own `cat` and `tar` (busybox has both)
-// instead of scp or sftp, which minimal guests often lack; names travel as
-// positional parameters of a fixed script, never spliced into shell text.
+// Files are copied with the guest's own `tar` (busybox has it), and file
+// by file with `find`, `cat` and `stat` on a guest without tar, instead of
+// scp or sftp, which minimal guests often lack. Names travel as positional
+// parameters of fixed scripts, never spliced into shell text, and every
+// name a guest sends is confined to the destination folder on the host
+// (see extract.go). Both directions stream: memory does not grow with the
+// size of a file.
+//
+// The semantics are cp -r's and scp -r's: a source lands inside a
+// destination that is an existing folder, under its own name, and
+// otherwise becomes the destination, whose parent folder must exist. Modes
+// (permission bits) and modification times (to the second) are kept;
+// owners are not (files belong to whoever copies them).
 
-// ErrRemoteNotFound is wrapped when the remote path of CopyFrom does not exist
+// Runner runs one command on a guest and returns its exit code; err is set
+// only when it could not be run. *Client is one; so is a caller's adapter
+// that goes through the VM's kept connection. Copies run several commands
+// (a probe, then the stream) one after the other, never at once.
+type Runner interface {
+	Run(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+}
+
+var _ Runner = (*Client)(nil)
+
+// ErrRemoteNotFound is matched by a *NotFoundError for a path in the guest
 // (`lago collect` skips such paths unless --no-skip).
-var ErrRemoteNotFound = errors.New("remote path does not exist")
+var ErrRemoteNotFound = errors.New("no such file or folder in the guest")
 
-// CopyTo copies a local file or folder to remote. A file lands at remote
-// (or inside it when remote is an existing folder), keeping its mode bits; a
-// folder's contents land in the folder remote, created if missing.
+// NotFoundError is a path of a copy that does not exist: in the guest when
+// Remote is set (errors.Is matches ErrRemoteNotFound), else on this host
+// (errors.Is matches fs.ErrNotExist).
+type NotFoundError struct {
+	Path   string
+	Remote bool
+}
+
+func (e *NotFoundError) Error() string {
+	if e.Remote {
+		return fmt.Sprintf("%s: %v", e.Path, ErrRemoteNotFound)
+	}
+	return fmt.Sprintf("%s: no such file or folder on this host", e.Path)
+}
+
+// Is makes errors.Is match ErrRemoteNotFound or fs.ErrNotExist.
+func (e *NotFoundError) Is(target error) bool {
+	if e.Remote {
+		return target == ErrRemoteNotFound
+	}
+	return target == fs.ErrNotExist
+}
+
+// ErrUnsafeEntry is wrapped when a guest sends an entry that would be
+// written outside the destination (an absolute name, "..", a name under a
+// symbolic link, a hard link to a file the copy did not write) or that the
+// copy did not ask for. Nothing of the entry is written.
+var ErrUnsafeEntry = errors.New("unsafe entry from the guest")
+
+// ErrTooLarge is wrapped when a copy from a guest passes its Limits.
+var ErrTooLarge = errors.New("copy from the guest is over its limit")
+
+// CopyTo copies a local file or folder to remote in the guest (see Push).
 func (c *Client) CopyTo(ctx context.Context, local, remote string) error {
-	st, err := os.Stat(local)
-	if err != nil {
-		return fmt.Errorf("copy to vm: %w", err)
-	}
-	var stderr bytes.Buffer
-	var code int
-	if st.IsDir() {
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(writeTar(pw, local)) }()
-		code, err = c.Run(ctx, []string{"sh", "-c", `mkdir -p -- "$1" && tar -x -f - -C "$1"`, "sh", remote}, pr, nil, &stderr)
-		pr.Close()
-	} else {
-		f, ferr := os.Open(local)
-		if ferr != nil {
-			return fmt.Errorf("copy to vm: %w", ferr)
-		}
-		defer f.Close()
-		mode := fmt.Sprintf("%o", st.Mode().Perm())
-		script := `t="$1"; if [ -d "$t" ]; then t="$t/$3"; fi; cat > "$t" && chmod "$2" "$t"`
-		code, err = c.Run(ctx, []string{"sh", "-c", script, "sh", remote, mode, filepath.Base(local)}, f, nil, &stderr)
-	}
-	if err != nil {
-		return fmt.Errorf("copy %s to vm:%s: %w", local, remote, err)
-	}
-	if code != 0 {
-		return fmt.Errorf("copy %s to vm:%s: remote exit %d: %s", local, remote, code, strings.TrimSpace(stderr.String()))
-	}
-	return nil
+	return Push(ctx, c, local, remote)
 }
 
-// CopyFrom copies a remote file or folder to local. A file is written at
-// local (inside it when local is an existing folder); a folder's contents
-// are extracted into the folder local, created if missing. A missing remote
-// path is an error wrapping ErrRemoteNotFound.
+// CopyFrom copies a remote file or folder to local (see CopyFrom).
 func (c *Client) CopyFrom(ctx context.Context, remote, local string) error {
-	var kind, stderr bytes.Buffer
-	code, err := c.Run(ctx, []string{"sh", "-c", `if [ -d "$1" ]; then echo d; elif [ -e "$1" ]; then echo f; else echo n; fi`, "sh", remote}, nil, &kind, &stderr)
-	if err != nil {
-		return fmt.Errorf("copy vm:%s: %w", remote, err)
-	}
-	if code != 0 {
-		return fmt.Errorf("copy vm:%s: remote exit %d: %s", remote, code, strings.TrimSpace(stderr.String()))
-	}
-	switch strings.TrimSpace(kind.String()) {
-	case "n":
-		return fmt.Errorf("copy vm:%s: %w", remote, ErrRemoteNotFound)
-	case "d":
-		if err := os.MkdirAll(local, 0o755); err != nil {
-			return fmt.Errorf("copy vm:%s: %w", remote, err)
-		}
-		pr, pw := io.Pipe()
-		done := make(chan error, 1)
-		go func() {
-			err := readTar(pr, local)
-			if err == nil {
-				// tar pads the archive past its end marker; take the rest.
-				_, _ = io.Copy(io.Discard, pr)
-			}
-			pr.CloseWithError(err)
-			done <- err
-		}()
-		stderr.Reset()
-		code, err = c.Run(ctx, []string{"sh", "-c", `cd "$1" && tar -c -f - .`, "sh", remote}, nil, pw, &stderr)
-		pw.Close()
-		terr := <-done
-		if err != nil {
-			return fmt.Errorf("copy vm:%s: %w", remote, err)
-		}
-		if code != 0 {
-			return fmt.Errorf("copy vm:%s: remote tar exit %d: %s", remote, code, strings.TrimSpace(stderr.String()))
-		}
-		if terr != nil {
-			return fmt.Errorf("copy vm:%s: %w", remote, terr)
-		}
-		return nil
-	}
-	if st, err := os.Stat(local); err == nil && st.IsDir() {
-		local = filepath.Join(local, path.Base(remote))
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(local), ".lago-copy-*")
-	if err != nil {
-		return fmt.Errorf("copy vm:%s: %w", remote, err)
-	}
-	defer os.Remove(tmp.Name())
-	stderr.Reset()
-	code, err = c.Run(ctx, []string{"cat", "--", remote}, nil, tmp, &stderr)
-	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("copy vm:%s: %w", remote, err)
-	}
-	if code != 0 {
-		return fmt.Errorf("copy vm:%s: remote exit %d: %s", remote, code, strings.TrimSpace(stderr.String()))
-	}
-	if err := os.Rename(tmp.Name(), local); err != nil {
-		return fmt.Errorf("copy vm:%s: %w", remote, err)
-	}
-	return nil
+	return CopyFrom(ctx, c, remote, local, PullOptions{})
 }
 
-// writeTar streams the contents of dir (not dir itself) as a tar archive.
-func writeTar(w io.Writer, dir string) error {
-	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if info.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		hdr, err := tar.FileInfoHeader(info, link)
-		if err != nil {
-			return err
-		}
-		hdr.Name = filepath.ToSlash(rel)
-		if d.IsDir() {
-			hdr.Name += "/"
-		}
-		hdr.Uname, hdr.Gname, hdr.Uid, hdr.Gid = "", "", 0, 0
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if !info.Mode().IsRegular() {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("archive %s: %w", dir, err)
+// remoteError describes a guest command's failure by its exit code and
+// what it printed on stderr.
+func remoteError(what string, code int, stderr *capped) error {
+	msg := strings.TrimSpace(stderr.String())
+	if msg == "" {
+		return fmt.Errorf("%s: remote exit %d", what, code)
 	}
-	return tw.Close()
+	return fmt.Errorf("%s: remote exit %d: %s", what, code, msg)
 }
 
-// readTar extracts an archive into dir, refusing entries that would land
-// outside it (a guest is not trusted to name host paths).
-func readTar(r io.Reader, dir string) error {
-	tr := tar.NewReader(r)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read archive: %w", err)
-		}
-		name := path.Clean("/" + hdr.Name)[1:]
-		if name == "" {
-			continue
-		}
-		target := filepath.Join(dir, filepath.FromSlash(name))
-		mode := fs.FileMode(hdr.Mode).Perm()
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, mode|0o700); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
-			}
-			f, err := os.OpenFile(target, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(f, tr); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
-			}
-		case tar.TypeSymlink:
-			if filepath.IsAbs(hdr.Linkname) || strings.HasPrefix(path.Clean(path.Join(path.Dir(name), hdr.Linkname)), "..") {
-				continue // a link out of the copied tree is dropped, not followed
-			}
-			_ = os.Remove(target)
-			if err := os.Symlink(hdr.Linkname, target); err != nil {
-				return err
-			}
-		}
+// capped keeps the first max bytes written to it (the guest's stderr: a
+// guest cannot make us hold an endless stream) and accepts the rest.
+// It is safe for concurrent use: a session cut off by its context may
+// still be writing when the caller reads.
+type capped struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	max  int
+	over bool // more than max came
+}
+
+func newCapped() *capped { return &capped{max: 8 << 10} }
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room := c.max - c.buf.Len()
+	if room < len(p) {
+		c.over = true
 	}
+	if room > 0 {
+		c.buf.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+// Bytes returns what was kept and whether more came.
+func (c *capped) Bytes() ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.Bytes(), c.over
+}
+
+func (c *capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+// tempName is a hidden, unguessable name next to final: a copy in
+// progress never holds the final name.
+func tempName(final string) string {
+	if len(final) > 200 {
+		final = final[:200] // the name limit is 255 bytes
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "." + final + ".lago-" + hex.EncodeToString(b[:])
 }
