@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 
 	hostv1 "github.com/lago-go/lago/proto/lago/host/v1"
@@ -39,54 +37,24 @@ func (h *HostService) Exec(ctx context.Context, vm string, argv []string, stdin 
 	return h.M.Shell(ctx, p, vm, argv, bytes.NewReader(stdin), stdout, stderr)
 }
 
-// CopyTo copies a local file into the guest by streaming it to `cat`; the
-// remote path travels as an argument, never inside the script.
+// CopyTo copies a local file or folder into the guest (see
+// Manager.CopyTo: the verbs' implementation).
 func (h *HostService) CopyTo(ctx context.Context, vm, localPath, remotePath string) error {
-	f, err := os.Open(localPath)
-	if err != nil {
-		return fmt.Errorf("copy %s to %s:%s: %w", localPath, vm, remotePath, err)
-	}
-	defer f.Close()
-	return h.copy(ctx, vm, []string{"sh", "-c", `cat > "$1"`, "sh", remotePath}, f, io.Discard,
-		fmt.Sprintf("copy %s to %s:%s", localPath, vm, remotePath))
-}
-
-// CopyFrom copies a guest file to localPath; the local file appears only
-// complete (temp file + rename).
-func (h *HostService) CopyFrom(ctx context.Context, vm, remotePath, localPath string) error {
-	what := fmt.Sprintf("copy %s:%s to %s", vm, remotePath, localPath)
-	tmp, err := os.CreateTemp(filepath.Dir(localPath), "."+filepath.Base(localPath)+".*")
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := h.copy(ctx, vm, []string{"cat", "--", remotePath}, nil, tmp, what); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if err := os.Rename(tmp.Name(), localPath); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
-}
-
-func (h *HostService) copy(ctx context.Context, vm string, argv []string, in io.Reader, out io.Writer, what string) error {
 	p, err := h.Prefix()
 	if err != nil {
 		return err
 	}
-	var errb strings.Builder
-	code, err := h.M.Shell(ctx, p, vm, argv, in, out, &errb)
+	return h.M.CopyTo(ctx, p, vm, localPath, remotePath)
+}
+
+// CopyFrom copies a guest file or folder to localPath, which appears only
+// complete (see Manager.CopyFrom).
+func (h *HostService) CopyFrom(ctx context.Context, vm, remotePath, localPath string) error {
+	p, err := h.Prefix()
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return err
 	}
-	if code != 0 {
-		return fmt.Errorf("%s: status %d: %s", what, code, strings.TrimSpace(errb.String()))
-	}
-	return nil
+	return h.M.CopyFrom(ctx, p, vm, remotePath, localPath)
 }
 
 // Environment describes the prefix: its path, uuid and specs as JSON

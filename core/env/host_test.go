@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -58,8 +59,8 @@ func TestHostService(t *testing.T) {
 		t.Fatalf("round trip changed the file (%d bytes, want %d)", len(got), len(payload))
 	}
 	err = h.CopyFrom(ctx, "vm0", filepath.Join(dir, "missing"), filepath.Join(dir, "never"))
-	if err == nil || !strings.Contains(err.Error(), "status 1") {
-		t.Fatalf("CopyFrom of a missing file = %v, want its status", err)
+	if !errors.Is(err, ErrNoSuchPath) || !strings.Contains(err.Error(), "vm0") {
+		t.Fatalf("CopyFrom of a missing file = %v, want ErrNoSuchPath naming vm0", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "never")); !os.IsNotExist(err) {
 		t.Fatal("a failed copy left a local file")
