@@ -102,14 +102,7 @@ func (c *Client) Load(ctx context.Context, path string) (*Env, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	fo := prefix.FindOptions{PrefixPath: c.cfg.PrefixPath, WorkdirPath: c.cfg.WorkdirPath, PrefixName: c.cfg.PrefixName}
-	if path != "" {
-		fo = prefix.FindOptions{WorkdirPath: path}
-		if prefix.IsPrefix(path) || !isWorkdir(path) {
-			fo = prefix.FindOptions{PrefixPath: path}
-		}
-	}
-	p, err := prefix.Find(fo)
+	p, err := prefix.Find(c.findOptions(path))
 	if err != nil {
 		return nil, errs.User(err)
 	}
