@@ -17,6 +17,9 @@ MODULES := proto sdk core cmd/lago $(addprefix plugins/,$(PLUGINS))
 # them, and `make install` leaves them out. LAGO_PLUGIN_PATH=$(EXAMPLES_BIN)
 # turns them on.
 EXAMPLES := provider-ssh output-markdown
+# GOTEST_EXAMPLES are example Go test suites of programs using the Go API
+# (docs/API.md); their tests need real VMs and run in the e2e suite.
+GOTEST_EXAMPLES := gotest
 EXAMPLES_BIN := $(CURDIR)/.cache/examples
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/lago-go/lago/core/version.Version=$(VERSION) -X main.version=$(VERSION)
@@ -74,10 +77,11 @@ proto-check: proto
 	@test -z "$$(git status --porcelain -- proto)" || { git status --porcelain -- proto; echo "make proto left untracked files"; exit 1; }
 
 lint:
-	@bad=$$(gofmt -l $(MODULES) $(addprefix examples/,$(EXAMPLES))); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+	@bad=$$(gofmt -l $(MODULES) $(addprefix examples/,$(EXAMPLES) $(GOTEST_EXAMPLES))); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 	@for m in $(MODULES); do (cd $$m && $(GO) mod tidy -diff >/dev/null) || { echo "$$m/go.mod is not tidy: run (cd $$m && go mod tidy)"; exit 1; }; done
 	@for e in $(EXAMPLES); do (cd examples/$$e && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) mod tidy -diff >/dev/null) || { echo "examples/$$e: vet failed or go.mod is not tidy (GOWORK=off go mod tidy)"; exit 1; }; done
+	@for e in $(GOTEST_EXAMPLES); do (cd examples/$$e && GOWORK=off $(GO) vet -tags e2e ./... && GOWORK=off $(GO) mod tidy -diff >/dev/null) || { echo "examples/$$e: vet failed or go.mod is not tidy (GOWORK=off go mod tidy)"; exit 1; }; done
 
 # test runs every module's unit and in-process plugin tests with the race detector.
 test: build

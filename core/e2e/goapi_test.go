@@ -134,6 +134,49 @@ func TestGoAPI(t *testing.T) {
 	}
 	wg.Wait()
 
+	// Copies: a folder in and back out, and a typed error for a path that
+	// does not exist.
+	tree := filepath.Join(h.dir, "tree")
+	if err := os.MkdirAll(filepath.Join(tree, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "sub", "f.txt"), []byte("payload\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm0.CopyTo(ctx, tree, "/root/tree"); err != nil {
+		t.Fatalf("CopyTo: %v", err)
+	}
+	if out, err := vm0.Output(ctx, "cat", "/root/tree/sub/f.txt"); err != nil || string(out) != "payload\n" {
+		t.Fatalf("copied file in the VM: %q %v", out, err)
+	}
+	back := filepath.Join(h.dir, "back")
+	if err := vm0.CopyFrom(ctx, "/root/tree", back); err != nil {
+		t.Fatalf("CopyFrom: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(back, "sub", "f.txt")); err != nil || string(b) != "payload\n" {
+		t.Fatalf("copied back: %q %v", b, err)
+	}
+	if err := vm0.CopyFrom(ctx, "/no/such/file", filepath.Join(h.dir, "x")); err == nil || !strings.Contains(err.Error(), "/no/such/file") || !strings.Contains(err.Error(), "vm0") {
+		t.Fatalf("CopyFrom of a missing path: %v, want an error naming vm0 and the path", err)
+	}
+
+	// The inventory: every VM by its address, the prefix's key.
+	inv, err := env.AnsibleInventory(ctx)
+	if err != nil {
+		t.Fatalf("AnsibleInventory: %v", err)
+	}
+	for _, v := range st.VMs {
+		if !strings.Contains(inv, v.Name+" ansible_host="+v.Address+" ") {
+			t.Errorf("inventory lacks %s at %s:\n%s", v.Name, v.Address, inv)
+		}
+	}
+
+	// Collect: each VM's artifacts (none declared: the folder per VM).
+	res, err := env.Collect(ctx, filepath.Join(h.dir, "collected"), lago.CollectOptions{})
+	if err != nil || len(res) != 2 {
+		t.Fatalf("Collect: %v %v", res, err)
+	}
+
 	// Load sees the same environment, by workdir and by prefix.
 	for _, p := range []string{workdir, env.Path()} {
 		e2, err := c.Load(ctx, p)

@@ -118,6 +118,8 @@ type SSH interface {
 type Options struct {
 	// DefaultProvider is the provider instance of VMs without vm-provider.
 	DefaultProvider string
+	// DefaultVMType is the vm type of VMs without vm-type.
+	DefaultVMType string
 	// ProviderInstances lists every configured provider instance; Destroy
 	// of a prefix whose specs are missing and Orphans ask all of them.
 	ProviderInstances []string

@@ -603,6 +603,7 @@ func (m *Manager) buildAndBootstrap(ctx context.Context, e *Environment, bound [
 			return fmt.Errorf("bootstrap vm %s: %w", b.spec.Name, err)
 		}
 		b.spec.RootPassword = req.RootPassword
+		b.spec.Bootstrapped = true
 		return nil
 	})
 }

@@ -24,6 +24,7 @@ import (
 func OptionsFromConfig(c *config.Config) Options {
 	o := Options{
 		DefaultProvider:     c.DefaultVMProvider,
+		DefaultVMType:       c.DefaultVMType,
 		SSHUser:             c.SSHUser,
 		SSHPassword:         c.SSHPassword,
 		DefaultRootPassword: c.DefaultRootPassword,

@@ -44,6 +44,7 @@ var (
 	_ env.SSH            = (*keptSSH)(nil)
 	_ env.SSHCommandLine = (*keptSSH)(nil)
 	_ env.SSHReleaser    = (*keptSSH)(nil)
+	_ env.SSHConn        = (*keptSSH)(nil)
 )
 
 func newKeptSSH(inner env.SSHClient) *keptSSH {
@@ -93,20 +94,19 @@ func (k *keptSSH) RunCommandLine(ctx context.Context, t env.SSHTarget, line stri
 	})
 }
 
-// Client hands out a connection for a caller that needs the ssh client
-// itself (copies); put it back with done.
-func (k *keptSSH) client(ctx context.Context, t env.SSHTarget) (cl *lagossh.Client, done func(ok bool), err error) {
-	cl, _, err = k.get(ctx, t)
+// WithConn implements env.SSHConn: a copy's commands share one kept
+// connection, which goes back to the pool when they all succeeded.
+func (k *keptSSH) WithConn(ctx context.Context, t env.SSHTarget, do func(r lagossh.Runner) error) error {
+	cl, _, err := k.get(ctx, t)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	return cl, func(ok bool) {
-		if ok {
-			k.put(t, cl)
-		} else {
-			cl.Close()
-		}
-	}, nil
+	if err := do(cl); err != nil {
+		cl.Close()
+		return userSSHError(err)
+	}
+	k.put(t, cl)
+	return nil
 }
 
 type runFunc func(cl *lagossh.Client, stdin io.Reader, stdout, stderr io.Writer) (int, error)

@@ -196,6 +196,10 @@ type VM struct {
 	MgmtNet string `json:"mgmt_net,omitempty"`
 	// Distro comes from the first disk's template metadata.
 	Distro string `json:"distro,omitempty"`
+	// Bootstrapped is set once init bootstrapped the VM's first disk: the
+	// prefix's key is then installed for root (the ansible inventory
+	// needs no password for it).
+	Bootstrapped bool `json:"bootstrapped,omitempty"`
 }
 
 // DoBootstrap reports whether the VM is to be bootstrapped (default true).

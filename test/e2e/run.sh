@@ -176,4 +176,21 @@ fi
 if [ "$only" = all ] || [ "$only" = api ]; then
 	# The Go API's runnable examples, against real VMs (core/lago).
 	run_suite go-api-examples "$repo/core" 3 -tags e2e ./lago -timeout 30m -run '^Example'
+	# A Go test suite of its own module using lagotest, as a user's would:
+	# its configuration is a lago.conf named by LAGO_CONFIG.
+	cat >"$E2E_ROOT/gotest.conf" <<EOF
+[lago]
+lease_dir = $E2E_ROOT/leases
+[init]
+template_store = $E2E_ROOT/store
+template_repos = $E2E_ROOT/repos
+template_repo_path = $template_repo
+skip_bootstrap = True
+[provider local-libvirt]
+plugin = libvirt
+domain_type = qemu
+EOF
+	mkdir -p "$E2E_ROOT/work"
+	GOWORK=off LAGO_CONFIG="$E2E_ROOT/gotest.conf" LAGO_TEST_WORKDIR="$E2E_ROOT/work" LAGO_TEST_ARTIFACTS="$log_dir/gotest-artifacts" \
+		run_suite gotest-example "$repo/examples/gotest" 2 -tags e2e ./... -timeout 30m
 fi
