@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-build_pkgs=(protobuf-compiler pkg-config gcc make git hyperfine time)
+build_pkgs=(protobuf-compiler pkg-config gcc make git hyperfine time ansible-core)
 missing=()
 for p in "${build_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
