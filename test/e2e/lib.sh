@@ -92,7 +92,7 @@ e2e_setup_netns() {
 	ip netns add "$E2E_NS"
 	E2E_OWN_DAEMON=1
 	ip netns exec "$E2E_NS" ip link set lo up
-	if ! pgrep -x virtlogd >/dev/null; then
+	if ! pgrep -x virtlogd >/dev/null || [ ! -S /run/libvirt/virtlogd-sock ]; then
 		ip netns exec "$E2E_NS" virtlogd -d
 		E2E_OWN_VIRTLOGD=1
 	fi
@@ -114,7 +114,11 @@ e2e_teardown_netns() {
 	fi
 	# A virtlogd that was already running is shared with others: left alone.
 	if [ "$E2E_OWN_VIRTLOGD" = 1 ] && [ -r /run/virtlogd.pid ]; then
-		kill "$(cat /run/virtlogd.pid)" 2>/dev/null || true
+		pid="$(cat /run/virtlogd.pid)"
+		kill "$pid" 2>/dev/null || true
+		# Until it is reaped (late here) a next run's pgrep would see it
+		# and start none, and find no virtlogd socket.
+		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	fi
 	if [ -n "$E2E_NS" ]; then
 		ip netns delete "$E2E_NS" 2>/dev/null || true
