@@ -51,9 +51,10 @@ type Options struct {
 	// OnWarning receives the warnings plugins return with their answers,
 	// each distinct one once; nil logs them to Logger.
 	OnWarning func(plugin string, d sdk.Diagnostic)
-	// Prestarted is a plugin process the light front-end started before it
-	// exec'd the engine (prestart.Take). The first process of that binary
-	// uses it instead of starting one; Close kills it if nothing did.
+	// Prestarted is a plugin process the front-end (bin/lago) started
+	// before it exec'd the engine (prestart.Take). The first process of
+	// that binary uses it instead of starting one; Close kills it if
+	// nothing did.
 	Prestarted *prestart.Process
 }
 

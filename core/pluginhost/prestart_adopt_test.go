@@ -4,15 +4,81 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
+
 	"github.com/lago-go/lago/core/pluginhost/discovery"
 	"github.com/lago-go/lago/core/pluginhost/prestart"
+	"github.com/lago-go/lago/sdk/plugininfo"
 )
 
-// prestarted starts the plugin binary at path as the light front-end does.
+// TestPrestartEnvCoversGoPlugin: a prestarted plugin gets lago's magic
+// cookie only (prestart.HandshakeEnv), not what go-plugin's client adds
+// to a plugin's environment. This lists what the client, configured as
+// this package configures it, really adds, and fails on any variable not
+// known to be needless for a lago plugin: after a go-plugin upgrade that
+// passes something new, here rather than in every prestarted plugin.
+func TestPrestartEnvCoversGoPlugin(t *testing.T) {
+	p := &process{name: "probe", tail: newTailBuffer(20)}
+	cfg := p.clientConfig(Options{Logger: hclog.NewNullLogger(), PluginLog: hclog.NewNullLogger()})
+	var spec []string
+	errProbe := errors.New("probe: environment captured")
+	cfg.RunnerFunc = func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
+		spec = append([]string(nil), cmd.Env...)
+		return nil, errProbe
+	}
+	pc := plugin.NewClient(cfg)
+	if _, err := pc.Client(); !errors.Is(err, errProbe) {
+		t.Fatalf("go-plugin client start: %v, want the probe's error", err)
+	}
+	pc.Kill()
+	inherited := map[string]bool{}
+	for _, kv := range os.Environ() {
+		inherited[kv] = true
+	}
+	added := map[string]string{}
+	for _, kv := range spec {
+		if !inherited[kv] {
+			k, v, _ := strings.Cut(kv, "=")
+			added[k] = v
+		}
+	}
+	for _, kv := range prestart.HandshakeEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "PLUGIN_") {
+			t.Errorf("prestart copies go-plugin's own variable %s", k)
+		}
+		if got, ok := added[k]; !ok || got != v {
+			t.Errorf("prestart passes %s, go-plugin's client %s=%q", kv, k, got)
+		}
+		delete(added, k)
+	}
+	for k, v := range added {
+		switch k {
+		case "PLUGIN_MIN_PORT", "PLUGIN_MAX_PORT":
+			// Only a TCP listener reads them; plugins listen on unix sockets.
+		case "PLUGIN_UNIX_SOCKET_DIR":
+			// Without it the socket goes to the system's temporary folder.
+		case "PLUGIN_PROTOCOL_VERSIONS":
+			// The one version a plugin serves, which it also serves to a
+			// client that sends no list.
+			if v != strconv.Itoa(plugininfo.APIVersion) {
+				t.Errorf("go-plugin's client offers protocol versions %q; a prestarted plugin, offered none, serves only %d", v, plugininfo.APIVersion)
+			}
+		default:
+			t.Errorf("go-plugin's client passes %s=%q to plugins, which a prestarted plugin does not get: add it to prestart.HandshakeEnv or explain here why a plugin needs no such variable", k, v)
+		}
+	}
+}
+
+// prestarted starts the plugin binary at path as the front-end does.
 func prestarted(t *testing.T, path string) *prestart.Process {
 	t.Helper()
 	ps, err := prestart.Start(path, os.Environ())

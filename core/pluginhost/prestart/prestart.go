@@ -1,11 +1,11 @@
-// Package prestart lets the light front-end start the plugin a verb is
+// Package prestart lets the front-end (bin/lago) start the plugin a verb is
 // about to need before it execs the engine, so that the plugin's start-up
 // (for the libvirt provider ~20 ms, most of it the dynamic loader binding
 // libvirt's sixty shared libraries) overlaps with the engine's exec,
 // package initialisation and prefix loading instead of following them.
 //
-// The front-end starts the binary exactly as go-plugin would (same
-// environment, same handshake variables), keeps the read ends of its
+// The front-end starts the binary as go-plugin would (same environment,
+// lago's magic cookie; see HandshakeEnv), keeps the read ends of its
 // stdout and stderr open across exec and names them in an environment
 // variable. The engine takes them with Take and hands them to go-plugin
 // as a runner, so from the handshake on the process is managed like any
@@ -88,15 +88,20 @@ type wire struct {
 	Stderr int    `json:"stderr_fd"`
 }
 
-// HandshakeEnv is what go-plugin's client adds to a plugin's environment
-// (its defaults for the port range, which unix sockets leave unused).
+// HandshakeEnv is what the prestarted plugin gets beside environ: lago's
+// own magic cookie (sdk.HandshakeConfig), which sdk.Serve checks. None of
+// go-plugin's own variables is copied here. Its client also passes
+// PLUGIN_PROTOCOL_VERSIONS, the versions it speaks, which a lago plugin
+// does not need: it serves one, plugininfo.APIVersion, and go-plugin's
+// server serves its one version to a client that sends no list; the port
+// range, which only a TCP listener reads (lago plugins listen on unix
+// sockets); and PLUGIN_UNIX_SOCKET_DIR, a folder for the socket (the
+// plugin uses the system's temporary folder without it). Package
+// pluginhost, which links go-plugin, checks that list against what its
+// client really passes (TestPrestartEnvCoversGoPlugin), so a go-plugin
+// upgrade that passes more fails that test instead of prestarted plugins.
 func HandshakeEnv() []string {
-	return []string{
-		plugininfo.MagicCookieKey + "=" + plugininfo.MagicCookieValue,
-		"PLUGIN_MIN_PORT=10000",
-		"PLUGIN_MAX_PORT=25000",
-		"PLUGIN_PROTOCOL_VERSIONS=" + strconv.Itoa(plugininfo.APIVersion),
-	}
+	return []string{plugininfo.MagicCookieKey + "=" + plugininfo.MagicCookieValue}
 }
 
 // Start starts the plugin binary at path with environ plus the handshake
