@@ -13,12 +13,14 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	commandv1 "github.com/lago-go/lago/proto/lago/command/v1"
 	hostv1 "github.com/lago-go/lago/proto/lago/host/v1"
 	"github.com/lago-go/lago/sdk"
 
 	"github.com/lago-go/lago/core/config"
 	"github.com/lago-go/lago/core/env"
 	"github.com/lago-go/lago/core/pluginhost"
+	"github.com/lago-go/lago/core/pluginhost/prestart"
 	"github.com/lago-go/lago/core/prefix"
 	"github.com/lago-go/lago/core/template"
 )
@@ -56,6 +58,14 @@ type Options struct {
 	// connections of ssh_persist between CLI runs; "" means none. A Go
 	// program keeps its connections in-process and needs none.
 	Executable string
+	// HostLog receives the plugin host's own notes (a refused or broken
+	// plugin, discovery problems) at HostLogLevel (default "warn"); nil
+	// sends them to PluginLog.
+	HostLog      io.Writer
+	HostLogLevel string
+	// Prestarted is a plugin process bin/lago started before it exec'd
+	// the engine (the lago command only; programs leave it nil).
+	Prestarted *prestart.Process
 }
 
 // Client is the front door to lago: it holds the configuration and the
@@ -155,13 +165,21 @@ func (c *Client) hostOptions() pluginhost.Options {
 	if plog == nil {
 		plog = io.Discard
 	}
+	hlog, hlevel := c.opts.HostLog, hclog.LevelFromString(c.opts.HostLogLevel)
+	if hlog == nil {
+		hlog = plog
+	}
+	if hlevel == hclog.NoLevel {
+		hlevel = hclog.Warn
+	}
 	o := pluginhost.Options{
 		SearchPath: c.opts.PluginSearchPath,
 		Pins:       c.cfg.PluginPins,
 		CacheFile:  c.opts.PluginCacheFile,
-		Logger:     hclog.New(&hclog.LoggerOptions{Name: "lago", Level: hclog.Warn, Output: plog}),
+		Logger:     hclog.New(&hclog.LoggerOptions{Name: "lago", Level: hlevel, Output: hlog}),
 		PluginLog:  hclog.New(&hclog.LoggerOptions{Level: level, Output: plog}),
 		Host:       hostCallbacks{c},
+		Prestarted: c.opts.Prestarted,
 	}
 	if f := c.opts.OnWarning; f != nil {
 		o.OnWarning = func(_ string, d sdk.Diagnostic) {
@@ -218,6 +236,17 @@ func (c *Client) currentPrefix() (string, error) {
 		return "", err
 	}
 	return p.Path, nil
+}
+
+// LogFile is the log file of the prefix the Client acts on (the last one
+// it loaded or made, else the one the configuration points at), once that
+// prefix is initialized: where a program may send plugin logs.
+func (c *Client) LogFile() (string, bool) {
+	path, err := c.currentPrefix()
+	if err != nil || !prefix.IsPrefix(path) {
+		return "", false
+	}
+	return (&prefix.Prefix{Path: path}).LogPath(), true
 }
 
 // hostCallbacks serves the core's side of lago.host.v1 (guest commands,
@@ -319,4 +348,28 @@ func (c *Client) check() error {
 	default:
 		return nil
 	}
+}
+
+// PluginVerb is one run of a verb a command plugin serves (`lago VERB`).
+type PluginVerb struct {
+	Verb       string
+	Args       []string
+	Flags      map[string]string
+	Global     map[string]string
+	WorkingDir string
+}
+
+// RunPluginVerb runs a command plugin's verb, streaming its output, and
+// returns its exit code.
+func (c *Client) RunPluginVerb(ctx context.Context, v PluginVerb, stdout, stderr io.Writer) (int, error) {
+	if err := c.check(); err != nil {
+		return -1, err
+	}
+	impl, err := c.host.Command(ctx, v.Verb)
+	if err != nil {
+		return 0, fmt.Errorf("start plugin verb %s: %w", v.Verb, err)
+	}
+	return impl.Execute(ctx, &commandv1.ExecuteRequest{
+		Verb: v.Verb, Args: v.Args, Flags: v.Flags, Global: v.Global, WorkingDir: v.WorkingDir,
+	}, stdout, stderr)
 }

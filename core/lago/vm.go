@@ -206,7 +206,7 @@ func (v *VM) RunShell(ctx context.Context, line string) (*Result, error) {
 		return nil, errs.Userf("run on vm %s: empty command line", v.Name)
 	}
 	var out, stderr bytes.Buffer
-	code, err := v.env.c.mgr.ShellCommandLine(ctx, v.env.path, v.Name, line, nil, &out, &stderr)
+	code, err := v.env.ExecShell(ctx, v.Name, line, nil, &out, &stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -216,10 +216,26 @@ func (v *VM) RunShell(ctx context.Context, line string) (*Result, error) {
 // Exec runs argv with the given streams (any may be nil) and returns its
 // exit code; err as for Run.
 func (v *VM) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	if err := v.env.c.check(); err != nil {
+	return v.env.Exec(ctx, v.Name, argv, stdin, stdout, stderr)
+}
+
+// Exec runs argv in the VM vm (a name or a unique suffix of one) with the
+// given streams and returns its exit code; an empty argv opens an
+// interactive shell. err is set only when it could not run.
+func (e *Env) Exec(ctx context.Context, vm string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if err := e.c.check(); err != nil {
 		return -1, err
 	}
-	return v.env.c.mgr.Shell(ctx, v.env.path, v.Name, argv, stdin, stdout, stderr)
+	return e.c.mgr.Shell(ctx, e.path, vm, argv, stdin, stdout, stderr)
+}
+
+// ExecShell runs a command line the guest's shell parses, with the given
+// streams, as `lago shell VM CMD...` does; "" opens an interactive shell.
+func (e *Env) ExecShell(ctx context.Context, vm, line string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if err := e.c.check(); err != nil {
+		return -1, err
+	}
+	return e.c.mgr.ShellCommandLine(ctx, e.path, vm, line, stdin, stdout, stderr)
 }
 
 // RunScript runs the local script at path in the VM, fed on stdin to the

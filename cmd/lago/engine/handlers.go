@@ -7,28 +7,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"golang.org/x/term"
 
 	"github.com/lago-go/lago/cmd/lago/internal/cli"
-	"github.com/lago-go/lago/core/env"
 	"github.com/lago-go/lago/core/errs"
+	"github.com/lago-go/lago/core/lago"
 	"github.com/lago-go/lago/core/output"
-	"github.com/lago-go/lago/core/prefix"
-	"github.com/lago-go/lago/core/template"
 )
 
 // handlers maps each built-in verb to its implementation: the one place
 // where verbs meet the engine (generate-config and plugins are the command
 // line's own). The handlers below are thin: they turn the command line
-// into core/env calls and print the results; every behaviour lives in
-// core/env.
+// into calls of the public Go API (core/lago) and print the results;
+// every behaviour lives behind it.
 var handlers = map[string]cli.Handler{
 	"init":          runInit,
 	"start":         runStart,
@@ -48,112 +44,81 @@ var handlers = map[string]cli.Handler{
 	"snapshot":      runSnapshot,
 	"revert":        runRevert,
 	"export":        cli.NotImplemented,
-	"ansible_hosts": cli.NotImplemented,
+	"ansible_hosts": runAnsibleHosts,
 }
 
-// newEnv builds the orchestrator for one invocation, over the engine's
-// plugin host.
-func newEnv(inv *cli.Invocation) (*env.Manager, error) {
-	pm := pluginHost(inv)
-	if pm == nil {
-		return nil, errors.New("no plugin host")
+// client is the invocation's lago Client (the engine's plugin host).
+func client(inv *cli.Invocation) (*lago.Client, error) {
+	h, ok := inv.Host().(clientHost)
+	if !ok || h.c == nil {
+		return nil, errors.New("no lago client: the plugin host is not the engine's")
 	}
-	logf := func(format string, a ...any) { fmt.Fprintf(inv.Stderr, "lago: "+format+"\n", a...) }
-	progress := template.NewProgress(os.Stderr, logf, 10*time.Second)
-	opts := env.OptionsFromConfig(inv.Config)
-	opts.Logger = slog.New(slog.NewTextHandler(inv.Stderr, &slog.HandlerOptions{Level: slogLevel(inv.Config.LogLevel)}))
-	return env.New(opts, env.RealDeps(pm, inv.Config, progress)), nil
+	return h.c, nil
 }
 
-func slogLevel(l string) slog.Level {
-	switch strings.ToLower(l) {
-	case "debug":
-		return slog.LevelDebug
-	case "info":
-		// lago's info chatter goes to the prefix log, not the terminal.
-		return slog.LevelWarn
-	case "error":
-		return slog.LevelError
-	}
-	return slog.LevelWarn
-}
-
-// findPrefix locates the prefix the global options and the current folder
-// point at.
-func findPrefix(inv *cli.Invocation) (*prefix.Prefix, error) {
-	c := inv.Config
-	p, err := prefix.Find(prefix.FindOptions{PrefixPath: c.PrefixPath, WorkdirPath: c.WorkdirPath, PrefixName: c.PrefixName})
-	if err != nil {
-		if errors.Is(err, prefix.ErrNotFound) {
-			return nil, errs.User(err)
-		}
-		return nil, err
-	}
-	return p, nil
-}
-
-// withEnv runs f with the orchestrator and the prefix's path.
-func withEnv(f func(ctx context.Context, inv *cli.Invocation, m *env.Manager, prefixPath string) error) cli.Handler {
+// withEnv runs f on the environment the global options and the current
+// folder point at.
+func withEnv(f func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error) cli.Handler {
 	return func(ctx context.Context, inv *cli.Invocation) error {
-		p, err := findPrefix(inv)
+		c, err := client(inv)
 		if err != nil {
 			return err
 		}
-		m, err := newEnv(inv)
+		e, err := c.Load(ctx, "")
 		if err != nil {
 			return err
 		}
-		return f(ctx, inv, m, p.Path)
+		return f(ctx, inv, e)
 	}
 }
 
 func runInit(ctx context.Context, inv *cli.Invocation) error {
-	m, err := newEnv(inv)
+	c, err := client(inv)
 	if err != nil {
 		return err
 	}
-	o := env.InitOptionsFromConfig(inv.Config)
+	var o lago.InitOptions
 	switch len(inv.Args) {
 	case 1:
 		o.InitFile = inv.Args[0]
 	case 2:
 		o.Workdir, o.InitFile = inv.Args[0], inv.Args[1]
 	}
-	res, err := m.Init(ctx, o)
+	e, err := c.Init(ctx, o)
 	if err != nil {
 		return err
 	}
-	if msg := res.SkippedMessage(); msg != "" {
+	if msg := e.SkippedSubnets(); msg != "" {
 		fmt.Fprintln(inv.Stderr, "lago:", msg)
 	}
-	fmt.Fprintf(inv.Stderr, "lago: initialized %s\n", res.Prefix)
+	fmt.Fprintf(inv.Stderr, "lago: initialized %s\n", e.Path())
 	return nil
 }
 
-var runStart = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
+var runStart = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
 	c := inv.Config
-	return m.Start(ctx, p, inv.Args, env.StartOptions{NoWait: c.StartNoWait, Timeout: c.StartTimeout, Parallelism: c.StartParallelism})
+	return e.Start(ctx, lago.StartOptions{VMs: inv.Args, NoWait: c.StartNoWait, Timeout: c.StartTimeout})
 })
 
-var runStop = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
-	return m.Stop(ctx, p, inv.Args)
+var runStop = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+	return e.Stop(ctx, inv.Args...)
 })
 
-var runShutdown = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
-	return m.Shutdown(ctx, p, inv.Args, inv.OptBool("reboot"))
+var runShutdown = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+	return e.Shutdown(ctx, inv.OptBool("reboot"), inv.Args...)
 })
 
-var runStatus = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
-	doc, err := m.StatusDocument(ctx, p)
+var runStatus = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+	doc, err := e.StatusDocument(ctx)
 	if err != nil {
 		return err
 	}
 	return inv.Render(ctx, doc)
 })
 
-var runSnapshot = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
+var runSnapshot = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
 	if inv.OptBool("list") {
-		snaps, err := m.ListSnapshots(ctx, p)
+		snaps, err := e.Snapshots(ctx)
 		if err != nil {
 			return err
 		}
@@ -171,15 +136,33 @@ var runSnapshot = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.
 	if len(inv.Args) != 1 {
 		return errs.Userf("snapshot needs a NAME (or --list)")
 	}
-	return m.Snapshot(ctx, p, inv.Args[0])
+	return e.Snapshot(ctx, inv.Args[0])
 })
 
-var runRevert = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
-	return m.Revert(ctx, p, inv.Args[0])
+var runRevert = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+	return e.Revert(ctx, inv.Args[0])
 })
 
-var runDeploy = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
-	return m.Deploy(ctx, p, inv.Stdout, inv.Stderr)
+var runDeploy = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+	return e.Deploy(ctx, inv.Stdout, inv.Stderr)
+})
+
+// runAnsibleHosts prints the ansible inventory: the original's INI text,
+// or with -f json/yaml ansible's JSON inventory shape (for a script).
+var runAnsibleHosts = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+	in, err := e.Inventory(ctx, inv.OptList("keys")...)
+	if err != nil {
+		return err
+	}
+	for _, name := range in.NoAddress {
+		fmt.Fprintf(inv.Stderr, "lago: warning: vm %s has no address lago knows: listed without ansible_host\n", name)
+	}
+	switch inv.Config.OutFormat {
+	case "", "default", "flat":
+		_, err = io.WriteString(inv.Stdout, in.INI())
+		return err
+	}
+	return inv.Render(ctx, in.Document())
 })
 
 // consoleEscape (Ctrl-]) detaches from a console, as in virsh console.
@@ -187,7 +170,7 @@ const consoleEscape = 0x1d
 
 // runConsole attaches the terminal to the VM's serial console: raw mode on
 // a terminal, so keys reach the guest as typed, until Ctrl-] or EOF.
-var runConsole = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
+var runConsole = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
 	in := inv.Stdin
 	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		old, err := term.MakeRaw(int(f.Fd()))
@@ -199,7 +182,7 @@ var runConsole = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.M
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	err := m.Console(ctx, p, inv.Args[0], &escapeReader{r: in, onEscape: cancel}, inv.Stdout)
+	err := e.Console(ctx, inv.Args[0], &escapeReader{r: in, onEscape: cancel}, inv.Stdout)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}
@@ -224,20 +207,20 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 
 // runShell runs CMD in the VM and exits with its status. A single CMD that
 // names a local file is sent as a script to `bash -s`, as the original.
-var runShell = withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
-	return shellVerb(ctx, inv, m, p)
+var runShell = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+	return shellVerb(ctx, inv, e)
 })
 
-// commandLineShell is the part of env.Manager the shell verb uses.
+// commandLineShell is the part of lago.Env the shell verb uses.
 type commandLineShell interface {
-	ShellCommandLine(ctx context.Context, prefix, vm, line string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	ExecShell(ctx context.Context, vm, line string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 }
 
 // shellVerb joins the words after VM with single spaces into one command
 // line for the guest's shell, as `ssh host CMD...` and the original did:
 // `lago shell vm0 'exit 7'` exits 7 and `lago shell vm0 'a | b'` runs the
 // pipe in the guest. No words opens an interactive shell.
-func shellVerb(ctx context.Context, inv *cli.Invocation, sh commandLineShell, p string) error {
+func shellVerb(ctx context.Context, inv *cli.Invocation, sh commandLineShell) error {
 	vm, words := inv.Args[0], inv.Args[1:]
 	stdin := inv.Stdin
 	line := strings.Join(words, " ")
@@ -251,7 +234,7 @@ func shellVerb(ctx context.Context, inv *cli.Invocation, sh commandLineShell, p 
 			stdin, line = bufio.NewReader(f), "bash -s"
 		}
 	}
-	code, err := sh.ShellCommandLine(ctx, p, vm, line, stdin, inv.Stdout, inv.Stderr)
+	code, err := sh.ExecShell(ctx, vm, line, stdin, inv.Stdout, inv.Stderr)
 	if err != nil {
 		return err
 	}
@@ -263,11 +246,11 @@ func shellVerb(ctx context.Context, inv *cli.Invocation, sh commandLineShell, p 
 
 func runCleanup(ctx context.Context, inv *cli.Invocation) error {
 	if inv.OptBool("orphans") {
-		m, err := newEnv(inv)
+		c, err := client(inv)
 		if err != nil {
 			return err
 		}
-		orphans, err := m.Orphans(ctx)
+		orphans, err := c.Orphans(ctx)
 		if err != nil {
 			return err
 		}
@@ -278,10 +261,10 @@ func runCleanup(ctx context.Context, inv *cli.Invocation) error {
 			}
 			fmt.Fprintf(inv.Stdout, "removing orphan %s\n", o)
 		}
-		return m.RemoveOrphans(ctx, orphans)
+		return c.RemoveOrphans(ctx, orphans)
 	}
-	return withEnv(func(ctx context.Context, inv *cli.Invocation, m *env.Manager, p string) error {
-		return m.Cleanup(ctx, p)
+	return withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+		return e.Cleanup(ctx)
 	})(ctx, inv)
 }
 
@@ -297,68 +280,36 @@ func confirm(inv *cli.Invocation, path string) bool {
 }
 
 func runDestroy(ctx context.Context, inv *cli.Invocation) error {
-	m, err := newEnv(inv)
+	c, err := client(inv)
 	if err != nil {
 		return err
 	}
-	if inv.OptBool("all-prefixes") {
-		w, err := prefix.FindWorkdir(prefix.FindOptions{WorkdirPath: inv.Config.WorkdirPath})
-		if err != nil {
-			return errs.User(err)
-		}
-		if !inv.OptBool("yes") && !confirm(inv, w.Path) {
-			return errs.Userf("not destroying %s", w.Path)
-		}
-		return m.DestroyAll(ctx, w.Path)
+	o := lago.DestroyOptions{AllPrefixes: inv.OptBool("all-prefixes")}
+	if !inv.OptBool("yes") {
+		o.Confirm = func(path string) bool { return confirm(inv, path) }
 	}
-	p, err := findPrefix(inv)
-	if err != nil {
-		// A first init killed before it linked `current` leaves a workdir
-		// that discovery cannot see; destroy removes that too.
-		w := inv.Config.WorkdirPath
-		if w == "" {
-			w = ".lago"
-		}
-		if _, serr := os.Lstat(filepath.Join(w, prefix.CurrentLink)); serr == nil {
-			return err
-		}
-		if st, serr := os.Stat(w); serr != nil || !st.IsDir() {
-			return err
-		}
-		abs, aerr := filepath.Abs(w)
-		if aerr != nil {
-			return err
-		}
-		if !inv.OptBool("yes") && !confirm(inv, abs) {
-			return errs.Userf("not destroying %s", abs)
-		}
-		return m.DestroyUnlinkedWorkdir(ctx, abs)
-	}
-	if !inv.OptBool("yes") && !confirm(inv, p.Path) {
-		return errs.Userf("not destroying %s", p.Path)
-	}
-	return m.DestroyPrefix(ctx, p)
+	return c.Destroy(ctx, o)
 }
 
 // workdirOf is the workdir a listing verb works on: its argument, the
 // --workdir-path option, or the one found from the current folder.
-func workdirOf(inv *cli.Invocation) (string, error) {
+func workdirOf(inv *cli.Invocation, c *lago.Client) (string, error) {
 	if len(inv.Args) > 0 && inv.Verb == "list" {
 		return filepath.Abs(inv.Args[0])
 	}
-	w, err := prefix.FindWorkdir(prefix.FindOptions{WorkdirPath: inv.Config.WorkdirPath})
-	if err != nil {
-		return "", errs.User(err)
-	}
-	return w.Path, nil
+	return c.Workdir("")
 }
 
 func runList(_ context.Context, inv *cli.Invocation) error {
-	w, err := workdirOf(inv)
+	c, err := client(inv)
 	if err != nil {
 		return err
 	}
-	names, err := env.ListPrefixes(w)
+	w, err := workdirOf(inv, c)
+	if err != nil {
+		return err
+	}
+	names, err := c.Prefixes(w)
 	if err != nil {
 		return err
 	}
@@ -369,9 +320,13 @@ func runList(_ context.Context, inv *cli.Invocation) error {
 }
 
 func runSetCurrent(_ context.Context, inv *cli.Invocation) error {
-	w, err := workdirOf(inv)
+	c, err := client(inv)
 	if err != nil {
 		return err
 	}
-	return env.SetCurrent(w, inv.Args[0])
+	w, err := workdirOf(inv, c)
+	if err != nil {
+		return err
+	}
+	return c.SetCurrent(w, inv.Args[0])
 }

@@ -37,21 +37,3 @@ func runEngine(t *testing.T, host cli.PluginHost, hs map[string]cli.Handler, arg
 	code = cli.Run(backend, args, strings.NewReader(""), &out, &errb, environ)
 	return code, errb.String()
 }
-
-func TestInvocationProvider(t *testing.T) {
-	var gotErr error
-	h := func(name string) cli.Handler {
-		return func(ctx context.Context, inv *cli.Invocation) error {
-			_, gotErr = provider(ctx, inv, name)
-			return gotErr
-		}
-	}
-	code, stderr := runEngine(t, noPlugins{}, map[string]cli.Handler{"start": h("remot")}, "start")
-	if code != 2 || !strings.Contains(stderr, `unknown provider instance "remot" (known: local-libvirt)`) {
-		t.Errorf("unknown instance: code %d stderr %s", code, stderr)
-	}
-	code, stderr = runEngine(t, noPlugins{}, map[string]cli.Handler{"start": h("")}, "start")
-	if code != 1 || !strings.Contains(stderr, "provider instance local-libvirt: no plugin host") {
-		t.Errorf("default instance: code %d stderr %s", code, stderr)
-	}
-}

@@ -2,18 +2,10 @@ package main
 
 import (
 	"bytes"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/lago-go/lago/core/prefix"
-	"github.com/lago-go/lago/sdk"
 )
 
 // prefixLogPending bounds the plugin log lines kept while no prefix is
@@ -40,18 +32,6 @@ type prefixLog struct {
 }
 
 func newPrefixLog(find func() (string, bool)) *prefixLog { return &prefixLog{find: find} }
-
-// prefixLogFile finds the prefix the configuration points at; only a real
-// prefix (its initialized marker written) gets a log.
-func prefixLogFile(opts prefix.FindOptions) func() (string, bool) {
-	return func() (string, bool) {
-		p, err := prefix.Find(opts)
-		if err != nil || !prefix.IsPrefix(p.Path) {
-			return "", false
-		}
-		return p.LogPath(), true
-	}
-}
 
 func (l *prefixLog) Write(b []byte) (int, error) {
 	l.mu.Lock()
@@ -110,34 +90,4 @@ func (l *prefixLog) Close() error {
 	err := l.f.Close()
 	l.f = nil
 	return err
-}
-
-// pluginLogger is the plugin host's PluginLog: the plugins' lines at
-// lago's log level into log, and also on the terminal when debugging.
-func pluginLogger(level string, log io.Writer, stderr io.Writer) hclog.Logger {
-	out := log
-	if level == "debug" {
-		out = io.MultiWriter(log, stderr)
-	}
-	lv := hclog.LevelFromString(level)
-	if lv == hclog.NoLevel {
-		lv = hclog.Info
-	}
-	return hclog.New(&hclog.LoggerOptions{Level: lv, Output: out})
-}
-
-// warningPrinter prints the warnings plugins return, in lago's style:
-// "lago: warning: <summary>: <detail>". The plugin host hands on each
-// distinct warning once.
-func warningPrinter(stderr io.Writer) func(plugin string, d sdk.Diagnostic) {
-	var mu sync.Mutex
-	return func(_ string, d sdk.Diagnostic) {
-		msg := strings.TrimSpace(d.Summary)
-		if detail := strings.TrimSpace(d.Detail); detail != "" {
-			msg += ": " + detail
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(stderr, "lago: warning: %s\n", msg)
-	}
 }

@@ -50,7 +50,7 @@ func TestPluginWarningOnceInLagoStyle(t *testing.T) {
 	stderr := &syncBuf{}
 	h := newPluginHost(cli.HostOptions{SearchPath: []string{plugins}, CacheFile: filepath.Join(t.TempDir(), "cache.json"),
 		LogLevel: "info", Stderr: stderr, Config: cfg}, nil)
-	m := h.(managerHost).Host
+	m := h.(clientHost).c.Plugins()
 	ctx := context.Background()
 	for _, settings := range []map[string]string{{"name": "warn"}, {"name": "warn"}, {"name": "warn", "other": "instance"}} {
 		p, err := m.Provider(ctx, "echo", settings)

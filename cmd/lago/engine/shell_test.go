@@ -19,7 +19,7 @@ type fakeLineShell struct {
 	code            int
 }
 
-func (f *fakeLineShell) ShellCommandLine(_ context.Context, _, vm, line string, stdin io.Reader, _, _ io.Writer) (int, error) {
+func (f *fakeLineShell) ExecShell(_ context.Context, vm, line string, stdin io.Reader, _, _ io.Writer) (int, error) {
 	f.vm, f.line = vm, line
 	if stdin != nil {
 		b, _ := io.ReadAll(stdin)
@@ -56,7 +56,7 @@ func TestShellVerbJoinsOneCommandLine(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sh := &fakeLineShell{code: tt.code}
 			inv := &cli.Invocation{Verb: "shell", Args: tt.args, Stdin: strings.NewReader("in"), Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
-			err := shellVerb(context.Background(), inv, sh, "/p")
+			err := shellVerb(context.Background(), inv, sh)
 			if got := errs.ExitCode(err); got != tt.wantExit {
 				t.Errorf("exit code %d (%v), want %d", got, err, tt.wantExit)
 			}
