@@ -83,3 +83,27 @@ func TestAllowed(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvOnlyOrchestrates: core/env orders and rolls back the verbs'
+// steps; the wiring of the real pieces (plugin host, configuration,
+// template store) is core/lago's, behind its constructor. env knows them
+// only through its small interfaces, so its tests run on fakes.
+func TestEnvOnlyOrchestrates(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go tool not found: %v", err)
+	}
+	cmd := exec.Command(goBin, "list", "-f", `{{join .Imports "\n"}}`, "./env")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	forbidden := []string{repoModule + "core/pluginhost", repoModule + "core/config", repoModule + "core/template", repoModule + "core/lago"}
+	for _, pkg := range strings.Fields(string(out)) {
+		for _, f := range forbidden {
+			if pkg == f || strings.HasPrefix(pkg, f+"/") {
+				t.Errorf("core/env imports %s: wire it in core/lago instead", pkg)
+			}
+		}
+	}
+}

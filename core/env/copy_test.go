@@ -183,7 +183,7 @@ func TestSSHClientCopyOneLogin(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			f := newFixture(t)
 			f.prov.SetVMState(testUUID, "vm0", "running")
-			c := SSHClient{Persist: mode.persist, MuxCommand: []string{os.Args[0], MuxVerb}}
+			c := SSHClient{Persist: mode.persist, MuxCommand: []string{os.Args[0], lagossh.MuxVerb}}
 			f.m = New(Options{DefaultProvider: "local", SSHPassword: "pw"}, Deps{
 				Providers: func(context.Context, string) (sdk.Provider, error) { return f.prov, nil },
 				SSH:       c,

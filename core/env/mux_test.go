@@ -24,7 +24,7 @@ import (
 // TestMain lets the test binary play the engine's mux process, so
 // SSHClient's tests with ssh_persist go through a real mux.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == MuxVerb {
+	if len(os.Args) > 1 && os.Args[1] == lagossh.MuxVerb {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
 		if err := lagossh.ServeMuxRequest(ctx, os.Stdin); err != nil {
@@ -74,7 +74,7 @@ func TestSSHClientMux(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			shortTmpdir(t)
 			target := SSHTarget{VM: "vm0", Host: host, Port: p, User: "root", Password: "pw", UUID: fmt.Sprintf("abcd%02d", i)}
-			c := SSHClient{Persist: tc.persist, MuxCommand: []string{os.Args[0], MuxVerb}}
+			c := SSHClient{Persist: tc.persist, MuxCommand: []string{os.Args[0], lagossh.MuxVerb}}
 			t.Cleanup(func() { c.ReleaseAll(context.Background(), target.UUID) })
 
 			bad := target

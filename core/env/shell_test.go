@@ -49,7 +49,7 @@ func TestSSHClientCommandLine(t *testing.T) {
 	}{{"direct", 0}, {"mux", 30 * time.Second}} {
 		t.Run(mode.name, func(t *testing.T) {
 			target := SSHTarget{VM: "vm0", Host: host, Port: p, User: "root", Password: "pw", UUID: "c0ffee" + mode.name}
-			c := SSHClient{Persist: mode.persist, MuxCommand: []string{os.Args[0], MuxVerb}}
+			c := SSHClient{Persist: mode.persist, MuxCommand: []string{os.Args[0], lagossh.MuxVerb}}
 			t.Cleanup(func() { c.Release(context.Background(), target) })
 			if mode.persist > 0 {
 				// The first command starts the mux; the cases then run

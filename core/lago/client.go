@@ -22,6 +22,7 @@ import (
 	"github.com/lago-go/lago/core/pluginhost"
 	"github.com/lago-go/lago/core/pluginhost/prestart"
 	"github.com/lago-go/lago/core/prefix"
+	lagossh "github.com/lago-go/lago/core/ssh"
 	"github.com/lago-go/lago/core/template"
 )
 
@@ -99,7 +100,7 @@ func New(opts Options) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, opts: opts, closed: make(chan struct{})}
 	c.host = pluginhost.New(c.hostOptions())
-	eopts := env.OptionsFromConfig(cfg)
+	eopts := envOptions(cfg)
 	if opts.Logger != nil {
 		eopts.Logger = opts.Logger
 	}
@@ -108,10 +109,10 @@ func New(opts Options) (*Client, error) {
 		f, _ := opts.Progress.(*os.File) // a terminal gets a bar
 		c.progress = template.NewProgress(f, logf, 10*time.Second)
 	}
-	deps := env.RealDeps(c.host, cfg, c.progress)
+	deps := realDeps(c.host, cfg, c.progress)
 	inner := env.SSHClient{}
 	if opts.Executable != "" && cfg.SSHPersist > 0 {
-		inner = env.SSHClient{Persist: cfg.SSHPersist, MuxCommand: []string{opts.Executable, env.MuxVerb}}
+		inner = env.SSHClient{Persist: cfg.SSHPersist, MuxCommand: []string{opts.Executable, lagossh.MuxVerb}}
 		deps.SSH = inner
 	} else {
 		// A program keeps one connection per VM for its lifetime.
@@ -126,7 +127,7 @@ func New(opts Options) (*Client, error) {
 // withTemplates returns an orchestrator whose templates come from the
 // repository and store o names instead of the configuration's.
 func (c *Client) withTemplates(o InitOptions) (*env.Manager, error) {
-	st, err := env.TemplatesFromConfig(c.cfg, c.progress)
+	st, err := templatesFromConfig(c.cfg, c.progress)
 	if err != nil {
 		return nil, err
 	}

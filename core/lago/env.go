@@ -64,7 +64,7 @@ func (c *Client) Init(ctx context.Context, o InitOptions) (*Env, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	eo := env.InitOptionsFromConfig(c.cfg)
+	eo := initOptions(c.cfg)
 	if o.Workdir != "" {
 		eo.Workdir = o.Workdir
 	}

@@ -1,4 +1,4 @@
-package env
+package lago
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lago-go/lago/core/config"
+	"github.com/lago-go/lago/core/env"
 	"github.com/lago-go/lago/core/errs"
 )
 
@@ -23,7 +24,7 @@ func TestOptionsFromConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := OptionsFromConfig(c)
+	o := envOptions(c)
 	if o.SSHUser != "bob" || o.DefaultRootPassword != "pw" || o.StartParallelism != 2 || o.StartTimeout != 90*time.Second {
 		t.Errorf("options = %+v", o)
 	}
@@ -72,7 +73,7 @@ func TestTemplatesFromConfigRepoChoice(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := TemplatesFromConfig(c, nil)
+			st, err := templatesFromConfig(c, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +84,7 @@ func TestTemplatesFromConfigRepoChoice(t *testing.T) {
 				return
 			}
 			st.Store.Dir, st.Store.NoSync = filepath.Join(t.TempDir(), "store"), true
-			img, err := st.Get(context.Background(), TemplateRef{Name: "tiny"})
+			img, err := st.Get(context.Background(), env.TemplateRef{Name: "tiny"})
 			if err != nil || img.Key != "byPath:tiny:v1" {
 				t.Fatalf("got %+v, %v; want the template of the repository at the path", img, err)
 			}
@@ -108,7 +109,7 @@ func TestTemplatesFromConfigLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := TemplatesFromConfig(c, nil)
+	st, err := templatesFromConfig(c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestTemplatesFromConfigLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err = TemplatesFromConfig(c, nil); err != nil {
+	if st, err = templatesFromConfig(c, nil); err != nil {
 		t.Fatal(err)
 	}
 	if st.Store.MaxImageSize != -1 || st.Store.StallTimeout != 9*time.Second ||

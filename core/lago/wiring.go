@@ -1,28 +1,28 @@
-package env
+package lago
 
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/lago-go/lago/sdk"
 
 	"github.com/lago-go/lago/core/config"
+	"github.com/lago-go/lago/core/env"
 	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/lease"
 	"github.com/lago-go/lago/core/pluginhost"
-	lagossh "github.com/lago-go/lago/core/ssh"
 	"github.com/lago-go/lago/core/template"
 )
 
-// This file wires env to the real configuration and plugin host, so the
-// CLI needs one call per piece.
+// This file wires env to the real configuration, plugin host, lease store
+// and template store: the one place where the orchestrator meets the real
+// pieces (env itself knows them only by its small interfaces).
 
-// OptionsFromConfig maps the configuration onto Options.
-func OptionsFromConfig(c *config.Config) Options {
-	o := Options{
+// envOptions maps the configuration onto env.Options.
+func envOptions(c *config.Config) env.Options {
+	o := env.Options{
 		DefaultProvider:     c.DefaultVMProvider,
 		DefaultVMType:       c.DefaultVMType,
 		SSHUser:             c.SSHUser,
@@ -37,11 +37,11 @@ func OptionsFromConfig(c *config.Config) Options {
 	return o
 }
 
-// InitOptionsFromConfig maps the [init] settings (and the workdir and
-// prefix name) onto InitOptions; the CLI sets InitFile and, from its
+// initOptions maps the [init] settings (and the workdir and
+// prefix name) onto env.InitOptions; the CLI sets InitFile and, from its
 // positional arguments, Workdir.
-func InitOptionsFromConfig(c *config.Config) InitOptions {
-	return InitOptions{
+func initOptions(c *config.Config) env.InitOptions {
+	return env.InitOptions{
 		Workdir:       c.WorkdirPath,
 		PrefixName:    c.PrefixName,
 		SetCurrent:    c.SetCurrent,
@@ -50,9 +50,9 @@ func InitOptionsFromConfig(c *config.Config) InitOptions {
 	}
 }
 
-// PluginProviders resolves provider instances of the configuration to
+// pluginProviders resolves provider instances of the configuration to
 // provider components served by plugins, each instance once.
-func PluginProviders(pm *pluginhost.Host, c *config.Config) ProviderResolver {
+func pluginProviders(pm *pluginhost.Host, c *config.Config) env.ProviderResolver {
 	var mu sync.Mutex
 	cache := map[string]sdk.Provider{}
 	return func(ctx context.Context, instance string) (sdk.Provider, error) {
@@ -74,49 +74,48 @@ func PluginProviders(pm *pluginhost.Host, c *config.Config) ProviderResolver {
 	}
 }
 
-// PluginBuilders implements Builder by handing each build step to the
+// pluginBuilders implements Builder by handing each build step to the
 // builder component it names ("virt-customize"), started through pm.
-type PluginBuilders struct {
+type pluginBuilders struct {
 	Plugins *pluginhost.Host
 	Log     func(vm, line string)
 }
 
 // Build implements Builder.
-func (b PluginBuilders) Build(ctx context.Context, req BuildRequest) error {
+func (b pluginBuilders) Build(ctx context.Context, req env.BuildRequest) error {
 	bl, err := b.Plugins.Builder(ctx, req.Step.Builder, nil)
 	if err != nil {
 		return fmt.Errorf("builder %q: %w", req.Step.Builder, err)
 	}
-	return PluginBuilder{Builder: bl, Log: b.Log}.Build(ctx, req)
+	return pluginBuilder{Builder: bl, Log: b.Log}.Build(ctx, req)
 }
 
-// RealDeps returns the Deps of the real packages: providers and builders
+// realDeps returns the env.Deps of the real packages: providers and builders
 // from plugins, the lease store of lease_dir, the template store and
-// repositories of the [init] settings, virt-sysprep for bootstrap and
-// core/ssh. progress may be nil.
-func RealDeps(pm *pluginhost.Host, c *config.Config, progress template.Progress) Deps {
-	var templates Templates
-	if st, err := TemplatesFromConfig(c, progress); err == nil {
+// repositories of the [init] settings and virt-sysprep for bootstrap; the
+// Client adds the SSH. progress may be nil.
+func realDeps(pm *pluginhost.Host, c *config.Config, progress template.Progress) env.Deps {
+	var templates env.Templates
+	if st, err := templatesFromConfig(c, progress); err == nil {
 		templates = st
 	} else {
 		templates = failingTemplates{err: err}
 	}
-	return Deps{
-		Providers: PluginProviders(pm, c),
+	return env.Deps{
+		Providers: pluginProviders(pm, c),
 		Leaser:    &lease.Store{Dir: c.LeaseDir},
 		Templates: templates,
-		Builder:   PluginBuilders{Plugins: pm},
-		Bootstrap: VirtSysprep{},
-		SSH:       sshClient(c),
+		Builder:   pluginBuilders{Plugins: pm},
+		Bootstrap: virtSysprep{},
 	}
 }
 
-// TemplatesFromConfig maps the [init] template settings onto a
-// StoreTemplates. A template_repo_path given in a file, the environment or
+// templatesFromConfig maps the [init] template settings onto a
+// storeTemplates. A template_repo_path given in a file, the environment or
 // on the command line wins over template_repo_name, as in the original
 // (which loads the repository from the path whenever one is set); only the
 // default path gives way to a name. progress may be nil.
-func TemplatesFromConfig(c *config.Config, progress template.Progress) (*StoreTemplates, error) {
+func templatesFromConfig(c *config.Config, progress template.Progress) (*storeTemplates, error) {
 	name := c.TemplateRepoName
 	if v, ok := c.Get(config.SectionInit, "template_repo_path"); ok && v.Source.Kind != config.FromDefault && v.Value != "" {
 		name = ""
@@ -139,7 +138,7 @@ func TemplatesFromConfig(c *config.Config, progress template.Progress) (*StoreTe
 		}
 	}
 	stall := duration("template_stall_timeout")
-	return &StoreTemplates{
+	return &storeTemplates{
 		Store: &template.Store{Dir: c.TemplateStore, StallTimeout: stall, MaxImageSize: maxSize},
 		Repo: template.Options{
 			Path: c.TemplateRepoPath, Name: name, ReposDir: c.TemplateRepos,
@@ -156,17 +155,6 @@ func TemplatesFromConfig(c *config.Config, progress template.Progress) (*StoreTe
 // setting's origin, and environments without templates still work.
 type failingTemplates struct{ err error }
 
-func (f failingTemplates) Get(context.Context, TemplateRef) (Image, error) { return Image{}, f.err }
-
-// sshClient is the real SSH: with ssh_persist set, commands reuse a per-VM
-// connection kept by this very binary run as `__ssh-mux`.
-func sshClient(c *config.Config) SSHClient {
-	exe, err := os.Executable()
-	if err != nil || c.SSHPersist <= 0 {
-		return SSHClient{}
-	}
-	return SSHClient{Persist: c.SSHPersist, MuxCommand: []string{exe, MuxVerb}}
+func (f failingTemplates) Get(context.Context, env.TemplateRef) (env.Image, error) {
+	return env.Image{}, f.err
 }
-
-// MuxVerb is the hidden verb of the engine that runs an ssh mux.
-const MuxVerb = lagossh.MuxVerb
