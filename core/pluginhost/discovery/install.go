@@ -33,12 +33,17 @@ const installLock = ".install.lock"
 // UserDir returns the user plugin folder, $XDG_DATA_HOME/lago/plugins
 // (default ~/.local/share/lago/plugins): where Install puts plugins and
 // the third folder of DefaultSearchPath.
-func UserDir() (string, error) {
-	data := os.Getenv("XDG_DATA_HOME")
+func UserDir() (string, error) { return UserDirFrom(os.Getenv) }
+
+// UserDirFrom is UserDir for the environment getenv reads, so that a
+// command line run with its own environment (tests) installs where that
+// environment says.
+func UserDirFrom(getenv func(string) string) (string, error) {
+	data := getenv("XDG_DATA_HOME")
 	if data == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("find the user plugin folder: %w", err)
+		home := getenv("HOME")
+		if home == "" {
+			return "", errors.New("find the user plugin folder: neither $XDG_DATA_HOME nor $HOME is set")
 		}
 		data = filepath.Join(home, ".local", "share")
 	}
@@ -85,7 +90,7 @@ func (e *NotPluginError) Error() string {
 func (e *NotPluginError) Unwrap() error { return e.Err }
 
 // ExistsError is an Install that would replace a different binary of the
-// same name without InstallOptions.Force.
+// same name without InstallOptions.Force (the caller says how to force it).
 type ExistsError struct {
 	Name string
 	Path string
@@ -100,7 +105,7 @@ func (e *ExistsError) Error() string {
 	if e.SHA256 != "" {
 		what = "another binary (sha256 " + ShortHash(e.SHA256) + ", the new one is " + ShortHash(e.New) + ")"
 	}
-	return fmt.Sprintf("plugin %s is already installed as %s, %s; force the install to replace it", e.Name, e.Path, what)
+	return fmt.Sprintf("plugin %s is already installed as %s, %s", e.Name, e.Path, what)
 }
 
 // NotInstalledError is a Remove of a name the folder holds no plugin of.

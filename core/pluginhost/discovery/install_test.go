@@ -483,18 +483,26 @@ func TestInstallConcurrent(t *testing.T) {
 // third folder of the search path.
 func TestUserDir(t *testing.T) {
 	tests := []struct {
-		name, xdg, home, want string
+		name, xdg, home, want, wantErr string
 	}{
-		{"xdg", "/x/data", "/home/u", "/x/data/lago/plugins"},
-		{"home", "", "/home/u", "/home/u/.local/share/lago/plugins"},
+		{"xdg", "/x/data", "/home/u", "/x/data/lago/plugins", ""},
+		{"home", "", "/home/u", "/home/u/.local/share/lago/plugins", ""},
+		{"neither", "", "", "", "neither $XDG_DATA_HOME nor $HOME is set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"XDG_DATA_HOME": tt.xdg, "HOME": tt.home}
+			got, err := UserDirFrom(func(k string) string { return env[k] })
+			if got != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("UserDirFrom = %q, %v; want %q, %q", got, err, tt.want, tt.wantErr)
+			}
+			if tt.want == "" {
+				return
+			}
 			t.Setenv("XDG_DATA_HOME", tt.xdg)
 			t.Setenv("HOME", tt.home)
 			t.Setenv("LAGO_PLUGIN_PATH", "")
-			got, err := UserDir()
-			if err != nil || got != tt.want {
+			if got, err := UserDir(); err != nil || got != tt.want {
 				t.Fatalf("UserDir = %q, %v; want %q", got, err, tt.want)
 			}
 			if sp := DefaultSearchPath(""); len(sp) < 1 || sp[0] != tt.want {
