@@ -55,6 +55,8 @@ func newApp(backend Backend, stdin io.Reader, stdout, stderr io.Writer, environ 
 	handlers := map[string]Handler{
 		"generate-config": runGenerateConfig,
 		"plugins":         runPlugins,
+		"plugins install": runPluginsInstall,
+		"plugins remove":  runPluginsRemove,
 	}
 	for name, h := range backend.Handlers {
 		handlers[name] = h
@@ -207,6 +209,13 @@ func (a *app) builtinCommand(spec verbSpec) *cobra.Command {
 	}
 	if spec.Flags != nil {
 		spec.Flags(cmd.Flags())
+	}
+	for _, sub := range spec.Subverbs {
+		sub.Name = name + " " + sub.Name
+		c := a.builtinCommand(sub)
+		c.Use = strings.TrimPrefix(c.Use, name+" ")
+		c.GroupID = ""
+		cmd.AddCommand(c)
 	}
 	cmd.Annotations = map[string]string{}
 	if spec.NoInterspersed {

@@ -247,7 +247,8 @@ func runPlugins(ctx context.Context, inv *Invocation) error {
 	list := make([]any, 0, len(infos))
 	for _, p := range infos {
 		m := output.NewMap().Set("name", p.Name).Set("version", p.Version).Set("path", p.Path).
-			Set("status", pluginStatus(p)).Set("reason", pluginReason(p))
+			Set("status", pluginStatus(p)).Set("reason", pluginReason(p)).
+			Set("pin", p.Pin).Set("sha256", p.SHA256)
 		comps := make([]any, 0, len(p.Components))
 		for _, c := range p.Components {
 			comps = append(comps, output.NewMap().Set("name", c.Name).Set("kind", c.Kind).Set("description", c.Description))
@@ -290,7 +291,9 @@ func pluginReason(p discovery.Info) string {
 
 func pluginTable(inv *Invocation, infos []discovery.Info) error {
 	tw := tabwriter.NewWriter(inv.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PLUGIN\tVERSION\tCOMPONENT\tKIND\tSTATUS\tPATH")
+	// PIN is the sha256 the binary must have ([plugins] in lago.conf, or
+	// its folder's pins file), abbreviated; "-" when it is not pinned.
+	fmt.Fprintln(tw, "PLUGIN\tVERSION\tCOMPONENT\tKIND\tSTATUS\tPIN\tPATH")
 	for _, p := range infos {
 		status := pluginStatus(p)
 		if r := pluginReason(p); r != "" {
@@ -302,7 +305,7 @@ func pluginTable(inv *Invocation, infos []discovery.Info) error {
 			comps = []plugininfo.ComponentInfo{{Name: "-", Kind: "-"}}
 		}
 		for _, c := range comps {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, orDash(p.Version), c.Name, c.Kind, status, p.Path)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, orDash(p.Version), c.Name, c.Kind, status, orDash(discovery.ShortHash(p.Pin)), p.Path)
 		}
 	}
 	if len(infos) == 0 {

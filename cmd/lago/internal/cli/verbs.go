@@ -125,6 +125,9 @@ type verbSpec struct {
 	// execs the engine, so its start-up overlaps the engine's (package
 	// prestart).
 	Provider bool
+	// Subverbs are verbs below this one (`plugins install`); their
+	// handlers are keyed "<verb> <subverb>", as is Invocation.Verb.
+	Subverbs []verbSpec
 }
 
 var verbSpecs = []verbSpec{
@@ -222,9 +225,10 @@ var verbSpecs = []verbSpec{
 			fs.Bool("verbose", false, "also say where each value comes from")
 		}},
 	{Name: "plugins", Short: "List plugins and their components",
-		Long: "List every discovered plugin binary and its components (name, kind, version, path);\n" +
-			"shadowed and refused ones are marked with the reason.",
-		Args: cobra.NoArgs, Meta: true},
+		Long: "List every discovered plugin binary and its components (name, kind, version, path,\n" +
+			"pinned sha256); shadowed and refused ones are marked with the reason.\n" +
+			"`lago plugins install FILE` and `lago plugins remove NAME` manage the user plugin folder.",
+		Args: cobra.NoArgs, Meta: true, Subverbs: pluginsSubverbs},
 }
 
 // isBuiltin reports whether verb is a built-in verb.
