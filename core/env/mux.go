@@ -2,7 +2,6 @@ package env
 
 import (
 	"context"
-	"io"
 
 	lagossh "github.com/lago-go/lago/core/ssh"
 )
@@ -31,14 +30,6 @@ func (c SSHClient) Release(ctx context.Context, t SSHTarget) {
 // ReleaseAll implements SSHReleaser.
 func (c SSHClient) ReleaseAll(ctx context.Context, uuid string) {
 	lagossh.ReleasePrefixMuxes(ctx, uuid)
-}
-
-// ServeMuxRequest is the mux process; see lagossh.ServeMuxRequest.
-//
-// Deprecated: kept so that cmd/lago's __ssh-mux entry point builds until it
-// calls lagossh.ServeMuxRequest itself.
-func ServeMuxRequest(ctx context.Context, in io.Reader) error {
-	return lagossh.ServeMuxRequest(ctx, in)
 }
 
 // releaseSSH closes kept connections to the named VMs of e (all when
