@@ -69,7 +69,7 @@ func (m *Host) process(info Info, slot string) (*process, error) {
 		}
 		m.procs[slot] = p
 		m.mu.Unlock()
-		reattach, rerr := m.reattachConfig(info.Name)
+		reattach, rerr := m.reattachConfig(info.Name, info.Pin)
 		if rerr != nil {
 			if adopt != nil {
 				adopt.Discard()
@@ -100,15 +100,18 @@ func (m *Host) process(info Info, slot string) (*process, error) {
 	return p, nil
 }
 
-// ErrReattachPinned is returned (wrapped) for a plugin pinned in [plugins]
-// that LAGO_REATTACH_PLUGINS names: a process started by hand cannot be
-// checked against the pin, so lago refuses to talk to it rather than
-// attach to an unknown process (or silently start the binary instead).
-var ErrReattachPinned = errors.New("a plugin pinned in [plugins] cannot be replaced through " + ReattachEnv)
+// ErrReattachPinned is returned (wrapped) for a pinned plugin (in
+// [plugins], or installed with `lago plugins install`, which pins it in
+// its folder) that LAGO_REATTACH_PLUGINS names: a process started by hand
+// cannot be checked against the pin, so lago refuses to talk to it rather
+// than attach to an unknown process (or silently start the binary
+// instead).
+var ErrReattachPinned = errors.New("a pinned plugin cannot be replaced through " + ReattachEnv)
 
 // reattachConfig returns the reattach configuration for name from the
-// environment, or nil; an error (ErrReattachPinned) when name is pinned.
-func (m *Host) reattachConfig(name string) (*plugin.ReattachConfig, error) {
+// environment, or nil; an error (ErrReattachPinned) when name is pinned
+// in the configuration or (pin) in its folder.
+func (m *Host) reattachConfig(name, pin string) (*plugin.ReattachConfig, error) {
 	all, err := parseReattach(os.Getenv(ReattachEnv))
 	if err != nil {
 		m.opts.Logger.Warn("ignoring "+ReattachEnv, "error", err)
@@ -118,7 +121,7 @@ func (m *Host) reattachConfig(name string) (*plugin.ReattachConfig, error) {
 	if !ok {
 		return nil, nil
 	}
-	if err := m.checkReattachPin(name); err != nil {
+	if err := m.checkReattachPin(name, pin); err != nil {
 		return nil, err
 	}
 	rc, err := ri.ToConfig()
@@ -129,8 +132,8 @@ func (m *Host) reattachConfig(name string) (*plugin.ReattachConfig, error) {
 	return rc, nil
 }
 
-func (m *Host) checkReattachPin(name string) error {
-	if m.opts.Pins[name] == "" {
+func (m *Host) checkReattachPin(name, pin string) error {
+	if m.opts.Pins[name] == "" && pin == "" {
 		return nil
 	}
 	return fmt.Errorf("plugin %s: %w; unset %s (or remove its pin) to use it", name, ErrReattachPinned, ReattachEnv)
@@ -164,7 +167,7 @@ func (m *Host) addReattached(infos []Info) ([]Info, error) {
 			continue
 		}
 		info := Info{Name: name, Path: "reattached:" + name}
-		if err := m.checkReattachPin(name); err != nil {
+		if err := m.checkReattachPin(name, ""); err != nil {
 			m.opts.Logger.Warn("refusing to attach to a pinned plugin", "plugin", name, "error", err)
 			info.Refused, info.Reason = true, err.Error()
 			infos = append(infos, info)

@@ -170,6 +170,34 @@ func TestReattachPinned(t *testing.T) {
 	}
 }
 
+// TestReattachFolderPinned: a plugin installed with `lago plugins install`
+// is pinned by its folder's pins file, and reattaching it is refused as
+// for a [plugins] pin; nothing starts and the process started by hand
+// lives on.
+func TestReattachFolderPinned(t *testing.T) {
+	count := counter(t)
+	src := install(t, t.TempDir(), "good", 0o755)
+	dir := filepath.Join(t.TempDir(), "plugins")
+	if _, err := discovery.Install(src, dir, discovery.InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	line, alive := startByHand(t)
+	byHand := count("serve")
+	t.Setenv(ReattachEnv, `{"good": `+line+`}`)
+	m, _ := newHost(t, Options{SearchPath: []string{dir}})
+	_, err := m.Output(context.Background(), "upper")
+	if !errors.Is(err, ErrReattachPinned) {
+		t.Fatalf("Output err = %v, want ErrReattachPinned", err)
+	}
+	if n := count("serve") - byHand; n != 0 {
+		t.Fatalf("%d plugin processes started instead", n)
+	}
+	m.Close()
+	if !alive() {
+		t.Fatal("the plugin started by hand was killed")
+	}
+}
+
 // TestPluginWarningsOnce: a warning a plugin both logs and returns reaches
 // OnWarning once, however often it comes back (second call, second
 // process of the plugin), while the plugin's raw log line goes to
