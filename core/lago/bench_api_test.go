@@ -7,11 +7,13 @@ package lago_test
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/lago-go/lago/core/lago"
+	lagossh "github.com/lago-go/lago/core/ssh"
 )
 
 // BenchmarkLoadRunTrue is what a Go test does per command: Load the
@@ -38,4 +40,37 @@ func BenchmarkLoadRunTrue(b *testing.B) {
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "median-ms")
 	b.ReportMetric(float64(took[0].Microseconds())/1000, "first-or-min-ms")
+}
+
+// BenchmarkSessionFloor is the floor of BenchmarkLoadRunTrue: `true` run
+// on one ssh connection kept by the benchmark itself, with no lago code
+// between (what any client pays for a session with a TCG guest).
+func BenchmarkSessionFloor(b *testing.B) {
+	ctx := context.Background()
+	env, err := lago.Load(ctx, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	vm, err := env.VM("vm0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl, err := lagossh.Dial(ctx, lagossh.Target{
+		Addr: vm.Address, User: vm.SSHUser, Password: vm.RootPassword,
+		KeyPath: filepath.Join(env.Path(), "id_rsa"), KnownHostsPath: filepath.Join(env.Path(), "known_hosts"),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	var took []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if code, err := cl.Run(ctx, []string{"true"}, nil, nil, nil); err != nil || code != 0 {
+			b.Fatalf("true: %d %v", code, err)
+		}
+		took = append(took, time.Since(t0))
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "median-ms")
 }

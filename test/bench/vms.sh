@@ -297,14 +297,17 @@ for ((r = 0; r < fast; r++)); do
 done
 # The Go API: Load + run `true` per call, in one program (one plugin host,
 # kept ssh connections), next to `lago shell vm0 true` above.
-api="$(in_ns "$E2E_ROOT/lago-api.test" -test.run '^$' -test.bench LoadRunTrue -test.benchtime "${fast}x" | awk '/^BenchmarkLoadRunTrue/ {for (i = 1; i <= NF; i++) if ($(i+1) == "median-ms") print $i}')"
-[ -n "$api" ] || e2e_die "the Go API benchmark printed no median"
+apiout="$(in_ns "$E2E_ROOT/lago-api.test" -test.run '^$' -test.bench 'LoadRunTrue|SessionFloor' -test.benchtime "${fast}x")"
+api="$(awk '/^BenchmarkLoadRunTrue/ {for (i = 1; i <= NF; i++) if ($(i+1) == "median-ms") print $i}' <<<"$apiout")"
+apifloor="$(awk '/^BenchmarkSessionFloor/ {for (i = 1; i <= NF; i++) if ($(i+1) == "median-ms") print $i}' <<<"$apiout")"
+[ -n "$api" ] && [ -n "$apifloor" ] || e2e_die "the Go API benchmark printed no median: $apiout"
 say status_3vms_running_median "$(printf '%s\n' "${st[@]}" | median)" ms
 say status_3vms_running_no_prestart_median "$(printf '%s\n' "${stn[@]}" | median)" ms
 say shell_true_first_connect "$sh1" ms
 say shell_true_kept_connection_median "$(printf '%s\n' "${sh[@]}" | median)" ms
 say shell_true_ssh_persist_0_median "$(printf '%s\n' "${shd[@]}" | median)" ms
 SHK=$(printf '%s\n' "${sh[@]}" | median)
+say floor_true_on_one_kept_ssh_connection_median "$apifloor" ms
 say go_api_load_run_true_median "$api" ms
 say go_api_vs_lago_shell_true_ratio "$(awk -v a="$api" -v b="$SHK" 'BEGIN {printf "%.2f", a / b}')" "x (target <= 0.5)"
 # After a revert libvirt restarts qemu with new taps: the first shell shows
