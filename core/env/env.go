@@ -180,6 +180,8 @@ type Deps struct {
 	Builder   Builder
 	Bootstrap Bootstrapper
 	SSH       SSH
+	// Services are the service managers (service state/start/stop).
+	Services Services
 }
 
 // Manager runs the verbs. It holds no state of its own between calls, so

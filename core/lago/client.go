@@ -85,8 +85,10 @@ type Client struct {
 
 	mu sync.Mutex
 	// current is the prefix plugins calling back into the core act on
-	// (the last one loaded or made).
-	current string
+	// (the last one loaded or made), unless callback is set: the prefix
+	// of the call in progress (see onPrefix).
+	current, callback string
+	callbackMu        sync.Mutex
 }
 
 // New returns a Client; no plugin starts until a call needs one.
@@ -110,6 +112,7 @@ func New(opts Options) (*Client, error) {
 		c.progress = template.NewProgress(f, logf, 10*time.Second)
 	}
 	deps := realDeps(c.host, cfg, c.progress)
+	deps.Services = pluginServices{c.host}
 	inner := env.SSHClient{}
 	if opts.Executable != "" && cfg.SSHPersist > 0 {
 		inner = env.SSHClient{Persist: cfg.SSHPersist, MuxCommand: []string{opts.Executable, lagossh.MuxVerb}}
@@ -228,6 +231,9 @@ func (c *Client) setCurrent(path string) {
 func (c *Client) currentPrefix() (string, error) {
 	c.mu.Lock()
 	cur := c.current
+	if c.callback != "" {
+		cur = c.callback
+	}
 	c.mu.Unlock()
 	if cur != "" {
 		return cur, nil
