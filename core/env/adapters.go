@@ -31,7 +31,8 @@ var (
 	_ SSHReleaser = SSHClient{}
 )
 
-func (SSHClient) target(t SSHTarget) lagossh.Target {
+// Target maps t onto core/ssh's target.
+func (t SSHTarget) Target() lagossh.Target {
 	addr := t.Host
 	if t.Port != 0 && t.Port != 22 {
 		addr = net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
@@ -41,12 +42,12 @@ func (SSHClient) target(t SSHTarget) lagossh.Target {
 
 // WaitReady implements SSH.
 func (c SSHClient) WaitReady(ctx context.Context, t SSHTarget) error {
-	return sshUserError(lagossh.WaitReady(ctx, c.target(t), 0))
+	return SSHUserError(lagossh.WaitReady(ctx, t.Target(), 0))
 }
 
-// sshUserError marks the ssh failures the user can fix (wrong password or
+// SSHUserError marks the ssh failures the user can fix (wrong password or
 // key, a guest whose host key changed) as Lago errors: exit status 2.
-func sshUserError(err error) error {
+func SSHUserError(err error) error {
 	var changed *lagossh.HostKeyChangedError
 	if errors.Is(err, lagossh.ErrAuth) || errors.As(err, &changed) {
 		return errs.User(err)

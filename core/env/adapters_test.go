@@ -10,11 +10,11 @@ import (
 )
 
 func TestSSHClientTarget(t *testing.T) {
-	got := SSHClient{}.target(SSHTarget{Host: "192.168.200.2", Port: 22, User: "root", KeyFile: "/k", Password: "p", KnownHostsFile: "/kh"})
+	got := (SSHTarget{Host: "192.168.200.2", Port: 22, User: "root", KeyFile: "/k", Password: "p", KnownHostsFile: "/kh"}).Target()
 	if got.Addr != "192.168.200.2" || got.User != "root" || got.KeyPath != "/k" || got.Password != "p" || got.KnownHostsPath != "/kh" {
 		t.Errorf("target = %+v", got)
 	}
-	if got := (SSHClient{}).target(SSHTarget{Host: "h", Port: 2222}); got.Addr != "h:2222" {
+	if got := (SSHTarget{Host: "h", Port: 2222}).Target(); got.Addr != "h:2222" {
 		t.Errorf("addr = %q", got.Addr)
 	}
 }
@@ -28,8 +28,8 @@ func TestSSHUserErrors(t *testing.T) {
 		{fmt.Errorf("dial: %w", &lagossh.HostKeyChangedError{}), true},
 		{errors.New("connection refused"), false},
 	} {
-		if got := errs.IsUser(sshUserError(tc.err)); got != tc.user {
-			t.Errorf("IsUser(sshUserError(%v)) = %v, want %v", tc.err, got, tc.user)
+		if got := errs.IsUser(SSHUserError(tc.err)); got != tc.user {
+			t.Errorf("IsUser(SSHUserError(%v)) = %v, want %v", tc.err, got, tc.user)
 		}
 	}
 }

@@ -18,8 +18,8 @@ func (c SSHClient) muxer() lagossh.Muxer {
 // run runs do on a connection to t: through t's mux when one serves or
 // is starting, else on a connection of its own (see lagossh.Muxer.Run).
 func (c SSHClient) run(ctx context.Context, t SSHTarget, do func(*lagossh.Client) (int, error)) (int, error) {
-	code, err := c.muxer().Run(ctx, t.UUID, t.VM, c.target(t), do)
-	return code, sshUserError(err)
+	code, err := c.muxer().Run(ctx, t.UUID, t.VM, t.Target(), do)
+	return code, SSHUserError(err)
 }
 
 // Release implements SSHReleaser: it stops the VM's muxes of every login.

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 
 // socket is t's mux socket under c's settings, "" when c starts none.
 func (c SSHClient) socket(t SSHTarget) string {
-	return c.muxer().Socket(t.UUID, t.VM, c.target(t))
+	return c.muxer().Socket(t.UUID, t.VM, t.Target())
 }
 
 // shortTmpdir points TMPDIR, where mux sockets live, at a fresh folder

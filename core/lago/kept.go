@@ -2,15 +2,12 @@ package lago
 
 import (
 	"context"
-	"errors"
 	"io"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/lago-go/lago/core/env"
-	"github.com/lago-go/lago/core/errs"
 	lagossh "github.com/lago-go/lago/core/ssh"
 )
 
@@ -51,15 +48,6 @@ func newKeptSSH(inner env.SSHClient) *keptSSH {
 	return &keptSSH{inner: inner, idle: map[string][]keptConn{}}
 }
 
-// sshTarget maps env's target onto core/ssh's.
-func sshTarget(t env.SSHTarget) lagossh.Target {
-	addr := t.Host
-	if t.Port != 0 && t.Port != 22 {
-		addr = net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
-	}
-	return lagossh.Target{Addr: addr, User: t.User, Password: t.Password, KeyPath: t.KeyFile, KnownHostsPath: t.KnownHostsFile}
-}
-
 // key names one login to one VM of one prefix: a connection is reused
 // only for the same address, user and credentials.
 func keptKey(t env.SSHTarget) string {
@@ -68,9 +56,9 @@ func keptKey(t env.SSHTarget) string {
 
 // WaitReady implements env.SSH; the login it waited for is kept.
 func (k *keptSSH) WaitReady(ctx context.Context, t env.SSHTarget) error {
-	cl, err := lagossh.DialWait(ctx, sshTarget(t), 0)
+	cl, err := lagossh.DialWait(ctx, t.Target(), 0)
 	if err != nil {
-		return userSSHError(err)
+		return env.SSHUserError(err)
 	}
 	k.put(t, cl)
 	return nil
@@ -103,7 +91,7 @@ func (k *keptSSH) WithConn(ctx context.Context, t env.SSHTarget, do func(r lagos
 	}
 	if err := do(cl); err != nil {
 		cl.Close()
-		return userSSHError(err)
+		return env.SSHUserError(err)
 	}
 	k.put(t, cl)
 	return nil
@@ -131,7 +119,7 @@ func (k *keptSSH) do(ctx context.Context, t env.SSHTarget, stdin io.Reader, stdo
 		if reused && attempt == 0 && ctx.Err() == nil && !in.touched.Load() && !out.touched.Load() && !errw.touched.Load() {
 			continue
 		}
-		return code, userSSHError(err)
+		return code, env.SSHUserError(err)
 	}
 }
 
@@ -150,9 +138,9 @@ func (k *keptSSH) get(ctx context.Context, t env.SSHTarget) (*lagossh.Client, bo
 		return c.cl, true, nil
 	}
 	k.mu.Unlock()
-	cl, err := lagossh.Dial(ctx, sshTarget(t))
+	cl, err := lagossh.Dial(ctx, t.Target())
 	if err != nil {
-		return nil, false, userSSHError(err)
+		return nil, false, env.SSHUserError(err)
 	}
 	return cl, false, nil
 }
@@ -211,16 +199,6 @@ func (k *keptSSH) closeAll() {
 	k.closed = true
 	k.mu.Unlock()
 	k.drop(func(keptConn) bool { return true })
-}
-
-// userSSHError marks the ssh failures the user can fix (wrong password or
-// key, a guest whose host key changed) as Lago errors, as the CLI does.
-func userSSHError(err error) error {
-	var changed *lagossh.HostKeyChangedError
-	if errors.Is(err, lagossh.ErrAuth) || errors.As(err, &changed) {
-		return errs.User(err)
-	}
-	return err
 }
 
 // touchReader and touchWriter record whether a command used its streams,
