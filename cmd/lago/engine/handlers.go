@@ -37,9 +37,9 @@ var handlers = map[string]cli.Handler{
 	"set-current":   runSetCurrent,
 	"shell":         runShell,
 	"console":       runConsole,
-	"copy-to-vm":    cli.NotImplemented,
-	"copy-from-vm":  cli.NotImplemented,
-	"collect":       cli.NotImplemented,
+	"copy-to-vm":    runCopyToVM,
+	"copy-from-vm":  runCopyFromVM,
+	"collect":       runCollect,
 	"deploy":        runDeploy,
 	"snapshot":      runSnapshot,
 	"revert":        runRevert,
@@ -141,6 +141,40 @@ var runSnapshot = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago
 
 var runRevert = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
 	return e.Revert(ctx, inv.Args[0])
+})
+
+var runCopyToVM = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+	v, err := e.VM(inv.Args[0])
+	if err != nil {
+		return err
+	}
+	return v.CopyTo(ctx, inv.Args[1], inv.Args[2])
+})
+
+var runCopyFromVM = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+	v, err := e.VM(inv.Args[0])
+	if err != nil {
+		return err
+	}
+	return v.CopyFrom(ctx, inv.Args[1], inv.Args[2])
+})
+
+// runCollect prints, per VM, the artifacts it skipped (with --no-skip the
+// error names them) and what it collected.
+var runCollect = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+	noSkip := inv.OptBool("no-skip")
+	res, err := e.Collect(ctx, inv.Opt("output"), lago.CollectOptions{NoSkip: noSkip})
+	for _, r := range res {
+		if !noSkip {
+			for _, s := range r.Skipped {
+				fmt.Fprintf(inv.Stderr, "lago: %s: skipped %s: no such file or folder\n", r.VM, s)
+			}
+		}
+		if len(r.Collected) > 0 {
+			fmt.Fprintf(inv.Stderr, "lago: %s: %d artifacts (%d files, %d bytes) in %s\n", r.VM, len(r.Collected), r.Files, r.Bytes, r.Dir)
+		}
+	}
+	return err
 })
 
 var runDeploy = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {

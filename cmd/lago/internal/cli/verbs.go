@@ -176,12 +176,19 @@ var verbSpecs = []verbSpec{
 			"Options after VM belong to CMD.",
 		Args: cobra.MinimumNArgs(1), NoInterspersed: true},
 	{Name: "console", Provider: true, Use: "VM", Short: "Attach to a VM's serial console", Args: cobra.ExactArgs(1)},
-	{Name: "copy-to-vm", Use: "VM LOCAL REMOTE", Short: "Copy a local file into a VM", Args: cobra.ExactArgs(3)},
-	{Name: "copy-from-vm", Use: "VM REMOTE LOCAL", Short: "Copy a file out of a VM", Args: cobra.ExactArgs(3)},
+	{Name: "copy-to-vm", Use: "VM LOCAL REMOTE", Short: "Copy a local file or folder into a VM",
+		Long: "Copy a local file or folder into a VM: into REMOTE when it is a folder, else as REMOTE,\n" +
+			"whose parent must exist (as cp -r does). Modes and times are kept.",
+		Args: cobra.ExactArgs(3)},
+	{Name: "copy-from-vm", Use: "VM REMOTE LOCAL", Short: "Copy a file or folder out of a VM",
+		Long: "Copy a file or folder out of a VM: into LOCAL when it is a folder, else as LOCAL, whose\n" +
+			"parent must exist (as cp -r does). Modes and times are kept; LOCAL appears only once the\n" +
+			"copy is complete.",
+		Args: cobra.ExactArgs(3)},
 	{Name: "collect", Short: "Fetch each VM's artifacts into a folder",
 		Long: "Fetch each VM's artifacts paths into DIR/<vm>/, '/' in file names replaced by '_'.\n" +
 			"An existing DIR is first renamed with a timestamp suffix. A missing path is skipped\n" +
-			"unless --no-skip. A stopped VM's files are read from its disk.",
+			"unless --no-skip. VMs must be running.",
 		Args: cobra.NoArgs, Required: []string{"output"},
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringP("output", "o", "", "folder to collect the artifacts into (required)")
