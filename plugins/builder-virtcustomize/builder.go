@@ -28,24 +28,45 @@ func (b *builder) Configure(_ context.Context, cfg map[string]string, _ sdk.Host
 	return nil
 }
 
-// optionName is what virt-customize option names look like; anything else
-// is refused so an init file cannot smuggle a non-option into argv.
-var optionName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+// optionName is what virt-customize option names look like (a long name,
+// or one letter such as m or v); anything else is refused so an init file
+// cannot smuggle a non-option into argv.
+var optionName = regexp.MustCompile(`^([a-zA-Z]|[a-z0-9][a-z0-9-]+)$`)
+
+// diskOptions choose the disk virt-customize works on, which lago passes
+// itself: one in a build step would customize another disk, or (--format
+// after -a) make virt-customize refuse the whole command line.
+var diskOptions = map[string]bool{"a": true, "add": true, "d": true, "domain": true, "format": true}
+
+// flag returns the command-line form of an option name as the original
+// Lago wrote it: one dash for a one-letter name, two for the others.
+func flag(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
 
 // Argv returns virt-customize's arguments for req (without the program).
+// --format comes before -a: virt-customize applies it to the -a options
+// that follow and refuses one after the last -a.
 func Argv(req *builderv1.BuildRequest) ([]string, error) {
 	if req.GetDiskPath() == "" {
 		return nil, fmt.Errorf("no disk to customize")
 	}
-	argv := []string{"-a", req.GetDiskPath()}
+	var argv []string
 	if f := req.GetDiskFormat(); f != "" {
 		argv = append(argv, "--format", f)
 	}
+	argv = append(argv, "-a", req.GetDiskPath())
 	for i, o := range req.GetOptions() {
 		if !optionName.MatchString(o.GetName()) {
 			return nil, fmt.Errorf("option %d: %q is not a virt-customize option name", i+1, o.GetName())
 		}
-		argv = append(argv, "--"+o.GetName())
+		if diskOptions[o.GetName()] {
+			return nil, fmt.Errorf("option %d: %q chooses the disk, which lago passes itself; remove it from the build step", i+1, o.GetName())
+		}
+		argv = append(argv, flag(o.GetName()))
 		v := o.GetValue()
 		if o.GetName() == "ssh-inject" && v == "" {
 			// The original Lago injects the prefix's key for an empty value.

@@ -22,7 +22,16 @@ func TestArgv(t *testing.T) {
 		wantErr string
 	}{
 		{"options in order", &builderv1.BuildRequest{DiskPath: "/d.qcow2", DiskFormat: "qcow2", Options: []*builderv1.BuildOption{opt("install", "vim"), opt("selinux-relabel", ""), opt("run-command", "echo 'a b'")}},
-			[]string{"-a", "/d.qcow2", "--format", "qcow2", "--install", "vim", "--selinux-relabel", "--run-command", "echo 'a b'"}, ""},
+			[]string{"--format", "qcow2", "-a", "/d.qcow2", "--install", "vim", "--selinux-relabel", "--run-command", "echo 'a b'"}, ""},
+		{"one-letter names get one dash", &builderv1.BuildRequest{DiskPath: "/d", Options: []*builderv1.BuildOption{opt("m", "1024"), opt("v", ""), opt("x", ""), opt("smp", "2")}},
+			[]string{"-a", "/d", "-m", "1024", "-v", "-x", "--smp", "2"}, ""},
+		{"a repeated option stays repeated", &builderv1.BuildRequest{DiskPath: "/d", Options: []*builderv1.BuildOption{opt("touch", "/a"), opt("touch", "/b")}},
+			[]string{"-a", "/d", "--touch", "/a", "--touch", "/b"}, ""},
+		{"explicit ssh-inject kept", &builderv1.BuildRequest{DiskPath: "/d", SshPublicKey: "k", Options: []*builderv1.BuildOption{opt("ssh-inject", "bob:file:/k.pub")}},
+			[]string{"-a", "/d", "--ssh-inject", "bob:file:/k.pub"}, ""},
+		{"format option refused", &builderv1.BuildRequest{DiskPath: "/d", Options: []*builderv1.BuildOption{opt("format", "raw")}}, nil, "chooses the disk"},
+		{"another disk refused", &builderv1.BuildRequest{DiskPath: "/d", Options: []*builderv1.BuildOption{opt("a", "/etc/other.img")}}, nil, "chooses the disk"},
+		{"dash in the name refused", &builderv1.BuildRequest{DiskPath: "/d", Options: []*builderv1.BuildOption{opt("-touch", "/x")}}, nil, "not a virt-customize option"},
 		{"empty ssh-inject uses the prefix key", &builderv1.BuildRequest{DiskPath: "/d", SshPublicKey: "ssh-rsa AAAA k\n", Options: []*builderv1.BuildOption{opt("ssh-inject", "")}},
 			[]string{"-a", "/d", "--ssh-inject", "root:string:ssh-rsa AAAA k"}, ""},
 		{"ssh-inject without key", &builderv1.BuildRequest{DiskPath: "/d", Options: []*builderv1.BuildOption{opt("ssh-inject", "")}}, nil, "public key"},
