@@ -19,6 +19,7 @@ import (
 
 	"github.com/lago-go/lago/core/config"
 	"github.com/lago-go/lago/core/env"
+	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/pluginhost"
 	"github.com/lago-go/lago/core/pluginhost/prestart"
 	"github.com/lago-go/lago/core/prefix"
@@ -39,8 +40,17 @@ type Options struct {
 	Progress io.Writer
 	// Logger receives the engine's log; nil discards it.
 	Logger *slog.Logger
-	// PluginLog receives the plugins' own log lines; nil discards them.
+	// PluginLog receives the plugins' own log lines. Nil: LogFile when
+	// set, else the log of the prefix the Client acts on (logs/lago.log,
+	// as the lago command does; lines wait in memory until init has made
+	// the prefix).
 	PluginLog io.Writer
+	// PluginLogAlso also receives them (the lago command's stderr at
+	// debug level).
+	PluginLogAlso io.Writer
+	// LogFile, when set, receives the plugins' lines (unless PluginLog is
+	// set) and, unless Logger is set, the engine's log at PluginLogLevel.
+	LogFile string
 	// PluginLogLevel is the lowest level of plugin lines kept ("info" when
 	// empty; "debug", "warn", "error").
 	PluginLogLevel string
@@ -82,6 +92,10 @@ type Client struct {
 	progress template.Progress
 	ssh      *keptSSH
 	closed   chan struct{}
+	// plog is the prefix log plugin lines go to by default; logFile is
+	// Options.LogFile, open.
+	plog    *prefixLog
+	logFile *os.File
 
 	mu sync.Mutex
 	// current is the prefix plugins calling back into the core act on
@@ -101,6 +115,17 @@ func New(opts Options) (*Client, error) {
 		}
 	}
 	c := &Client{cfg: cfg, opts: opts, closed: make(chan struct{})}
+	if opts.LogFile != "" {
+		f, err := os.OpenFile(opts.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, errs.User(fmt.Errorf("log file: %w", err))
+		}
+		c.logFile = f
+		if opts.Logger == nil {
+			opts.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slogLevel(opts.PluginLogLevel)}))
+			c.opts.Logger = opts.Logger
+		}
+	}
 	c.host = pluginhost.New(c.hostOptions())
 	eopts := envOptions(cfg)
 	if opts.Logger != nil {
@@ -166,8 +191,16 @@ func (c *Client) hostOptions() pluginhost.Options {
 		level = hclog.Info
 	}
 	plog := c.opts.PluginLog
-	if plog == nil {
-		plog = io.Discard
+	switch {
+	case plog != nil:
+	case c.logFile != nil:
+		plog = c.logFile
+	default:
+		c.plog = newPrefixLog(c.LogFile)
+		plog = c.plog
+	}
+	if c.opts.PluginLogAlso != nil {
+		plog = io.MultiWriter(plog, c.opts.PluginLogAlso)
 	}
 	hlog, hlevel := c.opts.HostLog, hclog.LevelFromString(c.opts.HostLogLevel)
 	if hlog == nil {
@@ -216,8 +249,29 @@ func (c *Client) Close() error {
 	if c.ssh != nil {
 		c.ssh.closeAll()
 	}
+	// The plugins flush their last lines as they stop, then the logs
+	// close.
 	c.host.Close()
+	if c.plog != nil {
+		c.plog.Close()
+	}
+	if c.logFile != nil {
+		return c.logFile.Close()
+	}
 	return nil
+}
+
+// slogLevel maps lago's log levels onto slog's; info is the default.
+func slogLevel(l string) slog.Level {
+	switch strings.ToLower(l) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 func (c *Client) setCurrent(path string) {

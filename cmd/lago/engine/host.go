@@ -20,30 +20,23 @@ import (
 // API, which owns the plugin processes and serves plugins' calls back into
 // the core), with ps (the process the front-end started, or nil) adopted
 // by the first start of its binary. The plugins' own log lines go to the
-// prefix log; what they want the user to see they return as warnings,
-// printed once in lago's style.
+// prefix log (the Client's default); what they want the user to see they
+// return as warnings, printed once in lago's style.
 func newPluginHost(o cli.HostOptions, ps *prestart.Process) cli.PluginHost {
-	var c *lago.Client
-	plog := newPrefixLog(func() (string, bool) {
-		if c == nil {
-			return "", false
-		}
-		return c.LogFile()
-	})
 	// The host's own chatter (processes started and reaped) is noise at
-	// the default level; show it only when debugging.
+	// the default level; show it only when debugging, with the plugins'
+	// own lines (which otherwise go to the prefix log only).
 	hostLevel := "warn"
-	pluginOut := io.Writer(plog)
+	var also io.Writer
 	if o.LogLevel == "debug" {
-		hostLevel = "debug"
-		pluginOut = io.MultiWriter(plog, o.Stderr)
+		hostLevel, also = "debug", o.Stderr
 	}
 	exe, _ := os.Executable()
 	opts := lago.Options{
 		Config:           o.Config,
 		Progress:         o.Stderr,
 		Logger:           slog.New(slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slogLevel(o.LogLevel)})),
-		PluginLog:        pluginOut,
+		PluginLogAlso:    also,
 		PluginLogLevel:   o.LogLevel,
 		HostLog:          o.Stderr,
 		HostLogLevel:     hostLevel,
@@ -60,7 +53,7 @@ func newPluginHost(o cli.HostOptions, ps *prestart.Process) cli.PluginHost {
 		}
 		return brokenHost{err}
 	}
-	return clientHost{c: c, log: plog}
+	return clientHost{c: c}
 }
 
 func slogLevel(l string) slog.Level {
@@ -78,8 +71,7 @@ func slogLevel(l string) slog.Level {
 
 // clientHost adapts a lago Client to cli.PluginHost.
 type clientHost struct {
-	c   *lago.Client
-	log *prefixLog
+	c *lago.Client
 }
 
 func (h clientHost) Discover() ([]discovery.Info, error) { return h.c.Plugins().Discover() }
@@ -90,10 +82,7 @@ func (h clientHost) Components(kind string) ([]plugininfo.ComponentInfo, error) 
 
 // Close stops the plugins, which flushes their last log lines, then
 // closes the prefix log.
-func (h clientHost) Close() {
-	h.c.Close()
-	h.log.Close()
-}
+func (h clientHost) Close() { h.c.Close() }
 
 func (h clientHost) Output(ctx context.Context, name string) (output.PluginFormat, error) {
 	return h.c.Plugins().Output(ctx, name)
