@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -241,11 +242,17 @@ func TestPrepareDisksRemote(t *testing.T) {
 func TestExportLocal(t *testing.T) {
 	needQemuImg(t)
 	dir := t.TempDir()
-	tpl := filepath.Join(dir, "tpl.raw")
+	// A store template's name has colons, which qemu reads as a protocol
+	// unless the backing name starts with "./".
+	tpl := filepath.Join(dir, "store", "repo:el:v1")
+	if err := os.MkdirAll(filepath.Dir(tpl), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	mkImage(t, tpl, "raw", "8M")
 	vm := &providerv1.VM{Name: "vm0", Disks: []*providerv1.Disk{
 		{Name: "root", Dev: "vda", Type: "template", Path: filepath.Join(dir, "vm0_root.qcow2"), TemplatePath: tpl, TemplateFormat: "raw"},
 		{Name: "cd", Dev: "hdc", Type: "iso", SourcePath: "/isos/x.iso"},
+		{Name: "data", Dev: "vdb", Type: "empty", Format: "raw", SizeBytes: 4 << 20, Path: filepath.Join(dir, "vm0_data.raw")},
 	}}
 	fc := newFakeConn()
 	p := newTestProvider(t, fc, qemuCfg(), nil)
@@ -258,7 +265,7 @@ func TestExportLocal(t *testing.T) {
 		compress   bool
 		backing    string
 	}{
-		{"layered", false, false, tpl},
+		{"layered", false, false, "./repo:el:v1"},
 		{"standalone", true, false, ""},
 		{"standalone compressed", true, true, ""},
 	}
@@ -269,12 +276,26 @@ func TestExportLocal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(paths) != 1 || paths[0] != filepath.Join(dst, "vm0_root.qcow2") {
-				t.Fatalf("paths %v (the iso is not exported)", paths)
+			want := []string{filepath.Join(dst, "vm0_root.qcow2"), filepath.Join(dst, "vm0_data.raw")}
+			if !reflect.DeepEqual(paths, want) {
+				t.Fatalf("paths %v, want %v (the iso is not exported)", paths, want)
 			}
 			i := info(t, paths[0])
 			if i.Format != "qcow2" || i.BackingFilename != tt.backing || i.VirtualSize != 8<<20 {
 				t.Fatalf("exported %+v, want backing %q", i, tt.backing)
+			}
+			if d := info(t, paths[1]); d.Format != "raw" || d.VirtualSize != 4<<20 {
+				t.Fatalf("exported empty disk %+v, want raw of 4 MiB", d)
+			}
+			if tt.backing != "" {
+				// With the template beside it (the core copies it there)
+				// the whole chain opens.
+				if err := os.Link(tpl, filepath.Join(dst, "repo:el:v1")); err != nil {
+					t.Fatal(err)
+				}
+				if out, err := exec.Command("qemu-img", "info", "--backing-chain", "--", paths[0]).CombinedOutput(); err != nil {
+					t.Fatalf("exported chain does not open: %v: %s", err, out)
+				}
 			}
 		})
 	}

@@ -11,11 +11,16 @@ import (
 )
 
 // Export writes the VM's disks (iso disks excluded) into dst_dir with
-// qemu-img convert: standalone flattens template overlays into one image,
-// otherwise a template disk stays an overlay on its template (-B);
-// compress adds -c. The VM must be off. In remote mode the volumes are
-// first downloaded through libvirt streams (and, for a standalone export of
-// a template disk, the overlay is rebased onto the local template copy).
+// qemu-img convert, which writes only allocated clusters (sparse, compact).
+// standalone flattens template overlays into one qcow2 image; otherwise a
+// template disk stays a one-layer qcow2 overlay whose backing file is
+// "./" + the file name of template_path: relative to the exported image,
+// so the core puts the template beside it and the folder can be moved
+// (the "./" keeps qemu from reading "repo:name:version" as a protocol).
+// A file or empty disk keeps its format. compress adds qcow2's own -c;
+// the core never asks for it (it xz-compresses the results itself). The
+// VM must be off. In remote mode the volumes are first downloaded through
+// libvirt streams and the overlay is rebased onto the local template copy.
 func (p *Provider) Export(ctx context.Context, req *providerv1.ExportRequest) ([]string, error) {
 	c, cfg, _, warns, err := p.connect(ctx)
 	if err != nil {
@@ -68,14 +73,26 @@ func exportName(vm *providerv1.VM, d *providerv1.Disk, src diskSource) string {
 	return vm.GetName() + "_" + d.GetName() + "." + volExt(src.Format)
 }
 
-// convertDisk runs qemu-img convert src -> out.
+// exportBacking is the backing file name a layered export gives an image
+// of a template disk whose template is templatePath.
+func exportBacking(templatePath string) string { return "./" + filepath.Base(templatePath) }
+
+// convertDisk runs qemu-img convert src -> out: a template disk to qcow2
+// (flattened when standalone, else an overlay rebased onto
+// exportBacking), other disks to their own format.
 func convertDisk(ctx context.Context, qemuImg string, d *providerv1.Disk, src, out string, standalone, compress bool) error {
-	args := []string{"convert", "-O", "qcow2"}
-	if compress {
+	layered := d.GetType() == "template" && !standalone
+	ofmt := "qcow2"
+	if d.GetType() != "template" && d.GetFormat() == "raw" {
+		ofmt = "raw"
+	}
+	args := []string{"convert", "-O", ofmt}
+	if compress && ofmt == "qcow2" {
 		args = append(args, "-c")
 	}
-	if d.GetType() == "template" && !standalone {
-		tfmt := d.GetTemplateFormat()
+	var tfmt string
+	if layered {
+		tfmt = d.GetTemplateFormat()
 		if tfmt == "" {
 			info, err := imageInfo(ctx, qemuImg, d.GetTemplatePath())
 			if err != nil {
@@ -86,7 +103,15 @@ func convertDisk(ctx context.Context, qemuImg string, d *providerv1.Disk, src, o
 		args = append(args, "-B", d.GetTemplatePath(), "-F", tfmt)
 	}
 	args = append(args, "--", src, out)
-	_, err := runCmd(ctx, qemuImg, args...)
+	if _, err := runCmd(ctx, qemuImg, args...); err != nil {
+		return err
+	}
+	if !layered {
+		return nil
+	}
+	// Unsafe: only the header changes; the template beside the image is
+	// the same file the core copies there.
+	_, err := runCmd(ctx, qemuImg, "rebase", "-u", "-f", "qcow2", "-F", tfmt, "-b", exportBacking(d.GetTemplatePath()), "--", out)
 	return err
 }
 
