@@ -43,7 +43,7 @@ var handlers = map[string]cli.Handler{
 	"deploy":        runDeploy,
 	"snapshot":      runSnapshot,
 	"revert":        runRevert,
-	"export":        cli.NotImplemented,
+	"export":        runExport,
 	"ansible_hosts": runAnsibleHosts,
 }
 
@@ -175,6 +175,42 @@ var runCollect = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.
 		}
 	}
 	return err
+})
+
+// runExport exports the stopped VMs; -f json writes the init file as
+// JSON, any other format YAML (the original's default formatter cannot be
+// read back). --collect-only prints, per VM, the images it would export.
+var runExport = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+	o := lago.ExportOptions{
+		VMs:            inv.OptList("vm-names"),
+		Standalone:     inv.OptBool("standalone"),
+		Compress:       inv.OptBool("compress"),
+		DstDir:         inv.Opt("dst-dir"),
+		InitFileName:   inv.Opt("init-file-name"),
+		CollectOnly:    inv.OptBool("collect-only"),
+		WithoutThreads: inv.OptBool("without-threads"),
+	}
+	if inv.Config.OutFormat == "json" {
+		o.Format = "json"
+	}
+	res, err := e.Export(ctx, o)
+	if err != nil {
+		return err
+	}
+	if o.CollectOnly {
+		doc := output.NewMap()
+		for _, d := range res.Disks {
+			v, _ := doc.Get(d.VM)
+			l, _ := v.([]any)
+			doc.Set(d.VM, append(l, d.Source))
+		}
+		return inv.Render(ctx, doc)
+	}
+	for _, d := range res.Disks {
+		fmt.Fprintf(inv.Stderr, "lago: %s: disk %s exported to %s\n", d.VM, d.Disk, d.Path)
+	}
+	fmt.Fprintf(inv.Stderr, "lago: init file %s\n", res.InitFile)
+	return nil
 })
 
 var runDeploy = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
