@@ -873,3 +873,32 @@ func TestStartKnowsTheTemplateImage(t *testing.T) {
 		}
 	}
 }
+
+// TestInitTypedErrors: a full lease store and an existing prefix reach
+// Init's caller as sentinels it can test with errors.Is (the Go API
+// re-exports them), and change nothing.
+func TestInitTypedErrors(t *testing.T) {
+	t.Run("lease store full", func(t *testing.T) {
+		f := newInitFixture(t)
+		var used []string
+		for i := 200; i < 256; i++ {
+			used = append(used, fmt.Sprintf("192.168.%d.0/24", i))
+		}
+		f.prov.SetUsedSubnets(used...)
+		_, err := f.m.Init(context.Background(), f.opts())
+		if !errors.Is(err, lease.ErrFull) {
+			t.Fatalf("Init with every subnet in use: %v, want lease.ErrFull", err)
+		}
+		f.assertNothingLeft()
+	})
+	t.Run("prefix exists", func(t *testing.T) {
+		f := newInitFixture(t)
+		if _, err := f.m.Init(context.Background(), f.opts()); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.m.Init(context.Background(), f.opts())
+		if !errors.Is(err, ErrPrefixExists) || !errs.IsUser(err) {
+			t.Fatalf("second Init: %v, want a user error wrapping ErrPrefixExists", err)
+		}
+	})
+}

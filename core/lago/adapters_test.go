@@ -3,6 +3,7 @@ package lago
 import (
 	"context"
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -62,7 +63,7 @@ func TestPluginBuilderKeepsOrderAndRepeatsLists(t *testing.T) {
 	if rb.req.SshPublicKey != "ssh-rsa AAA" || rb.req.DiskPath != "/p/d.qcow2" || rb.req.Vm != "vm0" {
 		t.Errorf("request = %v", rb.req)
 	}
-	if len(lines) != 1 || lines[0] != "vm0: working" {
+	if len(lines) != 3 || lines[0] != "vm0: virt-customize on /p/d.qcow2" || lines[1] != "vm0: working" || !strings.HasPrefix(lines[2], "vm0: virt-customize done in ") {
 		t.Errorf("log lines = %v", lines)
 	}
 }
@@ -148,7 +149,10 @@ func TestStoreTemplatesFromFileRepo(t *testing.T) {
 		filepath.Dir(img.Path) != filepath.Join(dir, "store") {
 		t.Errorf("image = %+v", img)
 	}
-	if _, err := st.Get(context.Background(), env.TemplateRef{Name: "nope"}); err == nil {
-		t.Error("Get of a missing template succeeded")
+	if _, err := st.Get(context.Background(), env.TemplateRef{Name: "nope"}); !errors.Is(err, ErrTemplateNotFound) {
+		t.Errorf("Get of a missing template: %v, want ErrTemplateNotFound", err)
+	}
+	if _, err := st.Get(context.Background(), env.TemplateRef{Name: "tiny", Version: "v9"}); !errors.Is(err, ErrTemplateNotFound) {
+		t.Errorf("Get of a missing version: %v, want ErrTemplateNotFound", err)
 	}
 }
