@@ -45,6 +45,14 @@ type Builder interface {
 	Build(ctx context.Context, req BuildRequest) error
 }
 
+// BuilderLister is implemented by a Builder that knows which builders
+// exist (the plugin host's builder components), so that init refuses a
+// build step naming none of them before it creates anything, rather than
+// after minutes of preparing disks.
+type BuilderLister interface {
+	BuilderNames(ctx context.Context) ([]string, error)
+}
+
 // BuildRequest is one build step of one disk.
 type BuildRequest struct {
 	VM         string
@@ -53,6 +61,9 @@ type BuildRequest struct {
 	Step       spec.BuildStep
 	// PublicKey is the prefix's public key, for ssh-inject.
 	PublicKey string
+	// LogFile is the prefix's log (logs/lago.log): the builder appends
+	// the tool's output there, the terminal only gets progress.
+	LogFile string
 }
 
 // Bootstrapper prepares a VM's first disk (hostname, root password, the

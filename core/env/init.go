@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
 
@@ -107,6 +108,11 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 		}
 		return nil, errs.User(fmt.Errorf("prefix %s exists but is not initialized (a failed or running init?): remove it with lago destroy: %w", paths.prefix, ErrPrefixExists))
 	}
+	if !o.SkipBuild {
+		if err := m.checkBuilders(ctx, cfg, paths.initFile); err != nil {
+			return nil, err
+		}
+	}
 	instances := m.initInstances(cfg)
 	provs, err := m.resolveAll(ctx, instances)
 	if err != nil {
@@ -114,6 +120,10 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	}
 	if m.deps.Leaser == nil {
 		return nil, errors.New("init: no lease store configured")
+	}
+	types, err := m.vmTypes(ctx, specPtrs(cfg.VMs), "init file "+paths.initFile)
+	if err != nil {
+		return nil, err
 	}
 	if err := m.hook(stepParsed); err != nil {
 		return nil, err
@@ -190,6 +200,11 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	}
 	for i := range vms {
 		applyTemplateMetadata(&vms[i], images)
+	}
+	if err := m.normalizeVMs(ctx, types, vms); err != nil {
+		return fail(err)
+	}
+	for i := range vms {
 		if err := copyDeployScripts(pfx, &vms[i]); err != nil {
 			return fail(err)
 		}
@@ -566,13 +581,15 @@ func (m *Manager) buildAndBootstrap(ctx context.Context, e *Environment, bound [
 							b.spec.Name, d.Name, b.instance, b.pv.Disks[di].Path)
 					}
 					m.log().Info("building disk", "vm", b.spec.Name, "disk", d.Name, "step", si+1, "builder", step.Builder)
+					began := time.Now()
 					err := m.deps.Builder.Build(ctx, BuildRequest{
 						VM: b.spec.Name, DiskPath: b.pv.Disks[di].Path, DiskFormat: b.pv.Disks[di].Format,
-						Step: step, PublicKey: strings.TrimSpace(string(pub)),
+						Step: step, PublicKey: strings.TrimSpace(string(pub)), LogFile: e.dir().LogPath(),
 					})
 					if err != nil {
 						return fmt.Errorf("build vm %s disk %s step %d (%s): %w", b.spec.Name, d.Name, si+1, step.Builder, err)
 					}
+					m.log().Info("built disk", "vm", b.spec.Name, "disk", d.Name, "step", si+1, "took", time.Since(began).Round(time.Millisecond))
 				}
 			}
 		}
@@ -607,6 +624,60 @@ func (m *Manager) buildAndBootstrap(ctx context.Context, e *Environment, bound [
 		return nil
 	})
 }
+
+// checkBuilders refuses, before anything is made, build steps init could
+// not run: any at all when no builder is configured, and those naming a
+// builder no plugin serves (when the builder can list them). The error
+// names the init file and each step's place in it.
+func (m *Manager) checkBuilders(ctx context.Context, cfg *initfile.Config, initFile string) error {
+	type place struct{ path, builder string }
+	var steps []place
+	for vi := range cfg.VMs {
+		vm := &cfg.VMs[vi]
+		for di, d := range vm.Disks {
+			for si, st := range d.Build {
+				steps = append(steps, place{fmt.Sprintf("domains.%s.disks[%d].build[%d]", vm.Name, di, si), st.Builder})
+			}
+		}
+	}
+	if len(steps) == 0 {
+		return nil
+	}
+	if m.deps.Builder == nil {
+		return fmt.Errorf("init file %s: %s: build steps need a builder, and none is configured", initFile, steps[0].path)
+	}
+	lister, ok := m.deps.Builder.(BuilderLister)
+	if !ok {
+		return nil
+	}
+	names, err := lister.BuilderNames(ctx)
+	if err != nil {
+		return fmt.Errorf("list builders: %w", err)
+	}
+	known := map[string]bool{}
+	for _, n := range names {
+		known[n] = true
+	}
+	sort.Strings(names)
+	have := "no plugin serves a builder"
+	if len(names) > 0 {
+		have = "known builders: " + strings.Join(names, ", ")
+	}
+	var bad []error
+	for _, s := range steps {
+		if !known[s.builder] {
+			bad = append(bad, fmt.Errorf("init file %s: %s: %w %q (%s)", initFile, s.path, ErrUnknownBuilder, s.builder, have))
+		}
+	}
+	if len(bad) > 0 {
+		return errs.User(errors.Join(bad...))
+	}
+	return nil
+}
+
+// ErrUnknownBuilder is returned (wrapped) by Init when a build step names
+// a builder no plugin serves.
+var ErrUnknownBuilder = errors.New("unknown builder")
 
 // localFile reports whether a prepared disk is a file on this host (a
 // remote provider answers with a volume name instead).

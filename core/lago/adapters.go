@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 
 	builderv1 "github.com/lago-go/lago/proto/lago/builder/v1"
 	"github.com/lago-go/lago/sdk"
@@ -68,7 +69,8 @@ func (s *storeTemplates) repo(ctx context.Context, name string) (*template.Repo,
 }
 
 // pluginBuilder implements env.Builder with a builder component (the
-// virt-customize plugin), logging its progress lines to Log (may be nil).
+// virt-customize plugin): the tool's lines go to the request's log file
+// (the prefix's lago.log) and, as progress, to Log (may be nil).
 type pluginBuilder struct {
 	Builder sdk.Builder
 	Log     func(vm, line string)
@@ -88,11 +90,34 @@ func (b pluginBuilder) Build(ctx context.Context, req env.BuildRequest) error {
 			r.Options = append(r.Options, &builderv1.BuildOption{Name: o.Name, Value: v})
 		}
 	}
-	log := func(string) {}
-	if b.Log != nil {
-		log = func(line string) { b.Log(req.VM, line) }
+	var file io.Writer
+	if req.LogFile != "" {
+		// 0600 as the plugin lines of the same log; a log that cannot be
+		// opened must not fail the build.
+		if f, err := os.OpenFile(req.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+			defer f.Close()
+			file = f
+		}
 	}
-	return b.Builder.Build(ctx, r, log)
+	log := func(line string) {
+		if file != nil {
+			// One write per line: O_APPEND keeps the lines of parallel
+			// builds and of the plugins' own log whole.
+			fmt.Fprintf(file, "%s [INFO]  build %s %s: %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), req.Step.Builder, req.VM, line)
+		}
+		if b.Log != nil {
+			b.Log(req.VM, line)
+		}
+	}
+	began := time.Now()
+	log(fmt.Sprintf("%s on %s", req.Step.Builder, req.DiskPath))
+	err := b.Builder.Build(ctx, r, log)
+	if err != nil {
+		log(fmt.Sprintf("%s failed after %s", req.Step.Builder, time.Since(began).Round(100*time.Millisecond)))
+		return err
+	}
+	log(fmt.Sprintf("%s done in %s", req.Step.Builder, time.Since(began).Round(100*time.Millisecond)))
+	return nil
 }
 
 // virtSysprep implements env.Bootstrapper by running virt-sysprep on the

@@ -136,8 +136,9 @@ func New(opts Options) (*Client, error) {
 		f, _ := opts.Progress.(*os.File) // a terminal gets a bar
 		c.progress = template.NewProgress(f, logf, 10*time.Second)
 	}
-	deps := realDeps(c.host, cfg, c.progress)
+	deps := realDeps(c.host, cfg, c.progress, opts.Progress)
 	deps.Services = pluginServices{c.host}
+	deps.VMTypes = pluginVMTypes{c.host}
 	inner := env.SSHClient{}
 	if opts.Executable != "" && cfg.SSHPersist > 0 {
 		inner = env.SSHClient{Persist: cfg.SSHPersist, MuxCommand: []string{opts.Executable, lagossh.MuxVerb}}

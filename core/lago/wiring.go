@@ -3,6 +3,7 @@ package lago
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -74,27 +75,63 @@ func pluginProviders(pm *pluginhost.Host, c *config.Config) env.ProviderResolver
 	}
 }
 
-// pluginBuilders implements Builder by handing each build step to the
-// builder component it names ("virt-customize"), started through pm.
+// pluginBuilders implements env.Builder by handing each build step to the
+// builder component it names ("virt-customize"), started through pm, and
+// env.BuilderLister with the builder components discovery finds, so init
+// refuses an unknown builder before it creates anything.
 type pluginBuilders struct {
 	Plugins *pluginhost.Host
-	Log     func(vm, line string)
+	// Progress receives the tools' output as "lago: <vm>: <line>" lines
+	// while a step runs (may be nil); the prefix log gets it in full.
+	Progress io.Writer
+	// mu keeps lines of VMs building in parallel whole.
+	mu *sync.Mutex
 }
 
-// Build implements Builder.
+var (
+	_ env.Builder       = pluginBuilders{}
+	_ env.BuilderLister = pluginBuilders{}
+)
+
+// BuilderNames implements env.BuilderLister.
+func (b pluginBuilders) BuilderNames(context.Context) ([]string, error) {
+	comps, err := b.Plugins.Components(sdk.KindBuilder)
+	if err != nil {
+		return nil, fmt.Errorf("discover builder plugins: %w", err)
+	}
+	names := make([]string, 0, len(comps))
+	for _, c := range comps {
+		names = append(names, c.Name)
+	}
+	return names, nil
+}
+
+// Build implements env.Builder.
 func (b pluginBuilders) Build(ctx context.Context, req env.BuildRequest) error {
 	bl, err := b.Plugins.Builder(ctx, req.Step.Builder, nil)
 	if err != nil {
 		return fmt.Errorf("builder %q: %w", req.Step.Builder, err)
 	}
-	return pluginBuilder{Builder: bl, Log: b.Log}.Build(ctx, req)
+	return pluginBuilder{Builder: bl, Log: b.progressLine}.Build(ctx, req)
+}
+
+func (b pluginBuilders) progressLine(vm, line string) {
+	if b.Progress == nil {
+		return
+	}
+	if b.mu != nil {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+	}
+	fmt.Fprintf(b.Progress, "lago: %s: %s\n", vm, line)
 }
 
 // realDeps returns the env.Deps of the real packages: providers and builders
 // from plugins, the lease store of lease_dir, the template store and
 // repositories of the [init] settings and virt-sysprep for bootstrap; the
-// Client adds the SSH. progress may be nil.
-func realDeps(pm *pluginhost.Host, c *config.Config, progress template.Progress) env.Deps {
+// Client adds the SSH. progress (template downloads) and out (the build
+// tools' lines) may be nil.
+func realDeps(pm *pluginhost.Host, c *config.Config, progress template.Progress, out io.Writer) env.Deps {
 	var templates env.Templates
 	if st, err := templatesFromConfig(c, progress); err == nil {
 		templates = st
@@ -105,7 +142,7 @@ func realDeps(pm *pluginhost.Host, c *config.Config, progress template.Progress)
 		Providers: pluginProviders(pm, c),
 		Leaser:    &lease.Store{Dir: c.LeaseDir},
 		Templates: templates,
-		Builder:   pluginBuilders{Plugins: pm},
+		Builder:   pluginBuilders{Plugins: pm, Progress: out, mu: new(sync.Mutex)},
 		Bootstrap: virtSysprep{},
 	}
 }
