@@ -182,6 +182,9 @@ type Deps struct {
 	SSH       SSH
 	// Services are the service managers (service state/start/stop).
 	Services Services
+	// VMTypes are the vm types' hooks (init, start, status); nil: only
+	// the built-in type.
+	VMTypes VMTypes
 }
 
 // Manager runs the verbs. It holds no state of its own between calls, so

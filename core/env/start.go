@@ -199,6 +199,9 @@ func (m *Manager) Start(ctx context.Context, prefix string, vms []string, o Star
 	if err := m.waitSSH(parent, ctx, e, bound, provs, timeout); err != nil {
 		return fail(err)
 	}
+	if err := m.afterStart(ctx, e, bound); err != nil {
+		return fail(err)
+	}
 	return nil
 }
 

@@ -24,6 +24,9 @@ type LiveState struct {
 	Nets map[string]string
 	// Snapshots maps a VM name to its snapshot names, oldest first.
 	Snapshots map[string][]string
+	// Fields maps a running VM's name to its vm type's status fields
+	// (Status only).
+	Fields map[string]map[string]string
 	// Errors holds the queries that failed; their objects show "unknown".
 	Errors []error
 }
@@ -47,7 +50,14 @@ func (m *Manager) Status(ctx context.Context, prefix string) (*LiveState, error)
 	if err != nil {
 		return nil, err
 	}
-	return m.liveState(ctx, e, true)
+	s, err := m.liveState(ctx, e, true)
+	if err != nil {
+		return nil, err
+	}
+	var ferrs []error
+	s.Fields, ferrs = m.statusFields(ctx, e, s.VMs)
+	s.Errors = append(s.Errors, ferrs...)
+	return s, nil
 }
 
 func (m *Manager) liveState(ctx context.Context, e *Environment, snapshots bool) (*LiveState, error) {
@@ -197,7 +207,7 @@ func (m *Manager) StatusDocument(ctx context.Context, prefixPath string) (map[st
 // builder); defaultRootPassword is shown for VMs whose spec and template
 // name no root password.
 func (s *LiveState) Report(defaultRootPassword string) (*prefix.Status, error) {
-	live := prefix.StateMaps{VMs: s.VMs, Nets: s.Nets, SnapshotLists: s.Snapshots}
+	live := prefix.StateMaps{VMs: s.VMs, Nets: s.Nets, SnapshotLists: s.Snapshots, Fields: s.Fields}
 	st, err := prefix.BuildStatus(s.Env.dir(), s.Env.specs(), live, prefix.StatusOptions{DefaultRootPassword: defaultRootPassword})
 	if err != nil {
 		return nil, err

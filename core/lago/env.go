@@ -157,7 +157,9 @@ func (e *Env) Start(ctx context.Context, o StartOptions) error {
 	if err := e.c.check(); err != nil {
 		return err
 	}
-	return e.c.mgr.Start(ctx, e.path, o.VMs, env.StartOptions{NoWait: o.NoWait, Timeout: o.Timeout, Parallelism: e.c.cfg.StartParallelism})
+	return e.withVMTypeHooks(func() error {
+		return e.c.mgr.Start(ctx, e.path, o.VMs, env.StartOptions{NoWait: o.NoWait, Timeout: o.Timeout, Parallelism: e.c.cfg.StartParallelism})
+	})
 }
 
 // Stop powers the VMs off at once (all when none are named), then the

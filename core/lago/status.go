@@ -3,6 +3,8 @@ package lago
 import (
 	"context"
 	"sort"
+
+	"github.com/lago-go/lago/core/prefix"
 )
 
 // Status is the environment right now: the specs on disk with each VM's
@@ -27,7 +29,12 @@ func (e *Env) Status(ctx context.Context) (*Status, error) {
 	if err := e.c.check(); err != nil {
 		return nil, err
 	}
-	rep, err := e.c.mgr.StatusReport(ctx, e.path)
+	var rep *prefix.Status
+	err := e.withVMTypeHooks(func() error {
+		var err error
+		rep, err = e.c.mgr.StatusReport(ctx, e.path)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -43,6 +50,7 @@ func (e *Env) Status(ctx context.Context) (*Status, error) {
 		}
 		vm := newVM(e, v, vs.State)
 		vm.Distro, vm.RootPassword, vm.Snapshots = vs.Distro, vs.RootPassword, vs.Snapshots
+		vm.TypeFields = vs.Fields
 		st.VMs = append(st.VMs, vm)
 	}
 	for _, ns := range rep.Nets {
@@ -75,5 +83,11 @@ func (e *Env) StatusDocument(ctx context.Context) (map[string]any, error) {
 	if err := e.c.check(); err != nil {
 		return nil, err
 	}
-	return e.c.mgr.StatusDocument(ctx, e.path)
+	var doc map[string]any
+	err := e.withVMTypeHooks(func() error {
+		var err error
+		doc, err = e.c.mgr.StatusDocument(ctx, e.path)
+		return err
+	})
+	return doc, err
 }

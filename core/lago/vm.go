@@ -44,6 +44,9 @@ type VM struct {
 	VCPU   int
 	// Snapshots are the VM's snapshots, oldest first (from Status).
 	Snapshots []string
+	// TypeFields are the extra status fields of the VM's vm type (from
+	// Status, of a running VM whose type has any).
+	TypeFields map[string]string
 
 	env *Env
 }

@@ -24,11 +24,23 @@ type StateMaps struct {
 	VMs           map[string]string
 	Nets          map[string]string
 	SnapshotLists map[string][]string
+	// Fields maps a VM name to its vm type's extra status fields.
+	Fields map[string]map[string]string
 }
 
 func (m StateMaps) VMState(vm string) string     { return orUnknown(m.VMs[vm]) }
 func (m StateMaps) NetState(net string) string   { return orUnknown(m.Nets[net]) }
 func (m StateMaps) Snapshots(vm string) []string { return m.SnapshotLists[vm] }
+
+// VMFields implements VMFieldsSource.
+func (m StateMaps) VMFields(vm string) map[string]string { return m.Fields[vm] }
+
+// VMFieldsSource is a LiveState that also knows the extra status fields
+// of VMs (their vm type's StatusFields). It is a separate interface so
+// that a LiveState without vm types needs no method for them.
+type VMFieldsSource interface {
+	VMFields(vm string) map[string]string
+}
 
 func orUnknown(s string) string {
 	if s == "" {
@@ -98,6 +110,11 @@ type VMStatus struct {
 	Disks    []DiskStatus
 	// Snapshots are the VM's snapshots, oldest first.
 	Snapshots []string
+	// Fields are the extra status fields its vm type gave (nil when the
+	// VM has no vm type with fields, or is not running). The document
+	// shows each under the VM, except one named like a field lago itself
+	// shows, which lago's wins.
+	Fields map[string]string
 }
 
 // NICStatus is one NIC of a VMStatus.
@@ -181,6 +198,14 @@ func BuildStatus(p *Prefix, specs *Specs, live LiveState, opts StatusOptions) (*
 		if vs.State == stateShutOff {
 			vs.State = "down"
 		}
+		if fs, ok := live.(VMFieldsSource); ok {
+			if f := fs.VMFields(v.Name); len(f) > 0 {
+				vs.Fields = make(map[string]string, len(f))
+				for k, x := range f {
+					vs.Fields[k] = x
+				}
+			}
+		}
 		for _, nic := range v.NICs {
 			ns := NICStatus{Net: nic.Net, IP: nic.IP, MAC: nic.MAC}
 			if bridge[nic.Net] {
@@ -222,7 +247,9 @@ func BuildStatus(p *Prefix, specs *Specs, live LiveState, opts StatusOptions) (*
 //	                     "root password": "<password>",
 //	                     "status": "<state>",
 //	                     "metadata": {...} (always present, may be empty),
-//	                     "snapshots": "<a, b>" (always present, may be "")}}}}
+//	                     "snapshots": "<a, b>" (always present, may be ""),
+//	                     "<field>": "<value>" (each of the vm type's status
+//	                                fields, when it has any)}}}}
 func (s *Status) Document() map[string]any {
 	nets := map[string]any{}
 	for _, n := range s.Nets {
@@ -249,7 +276,7 @@ func (s *Status) Document() map[string]any {
 		for k, x := range v.Metadata {
 			md[k] = x
 		}
-		vms[v.Name] = map[string]any{
+		vm := map[string]any{
 			"NICs":          nics,
 			"distro":        v.Distro,
 			"root password": v.RootPassword,
@@ -257,6 +284,12 @@ func (s *Status) Document() map[string]any {
 			"metadata":      md,
 			"snapshots":     strings.Join(v.Snapshots, ", "),
 		}
+		for k, x := range v.Fields {
+			if _, taken := vm[k]; !taken {
+				vm[k] = x
+			}
+		}
+		vms[v.Name] = vm
 	}
 	return map[string]any{"Prefix": map[string]any{
 		"Base directory": s.Path,
