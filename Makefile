@@ -16,7 +16,7 @@ MODULES := proto sdk core cmd/lago $(addprefix plugins/,$(PLUGINS))
 # lago-plugin-<name without kind>, not to libexec: a default lago never finds
 # them, and `make install` leaves them out. LAGO_PLUGIN_PATH=$(EXAMPLES_BIN)
 # turns them on.
-EXAMPLES := provider-ssh output-markdown
+EXAMPLES := provider-ssh output-markdown vmtype-tiny
 # GOTEST_EXAMPLES are example Go test suites of programs using the Go API
 # (docs/API.md); their tests need real VMs and run in the e2e suite.
 GOTEST_EXAMPLES := gotest
