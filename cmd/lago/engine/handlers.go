@@ -40,6 +40,7 @@ var handlers = map[string]cli.Handler{
 	"copy-to-vm":    runCopyToVM,
 	"copy-from-vm":  runCopyFromVM,
 	"collect":       runCollect,
+	"service":       runService,
 	"deploy":        runDeploy,
 	"snapshot":      runSnapshot,
 	"revert":        runRevert,
@@ -399,4 +400,61 @@ func runSetCurrent(_ context.Context, inv *cli.Invocation) error {
 		return err
 	}
 	return c.SetCurrent(w, inv.Args[0])
+}
+
+// runService shows, starts or stops a service of a VM.
+var runService = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.Env) error {
+	v, err := e.VM(inv.Args[0])
+	if err != nil {
+		return err
+	}
+	return serviceVerb(ctx, inv, v)
+})
+
+// serviceVM is the part of lago.VM the service verb uses.
+type serviceVM interface {
+	ServiceState(ctx context.Context, service string) (string, error)
+	StartService(ctx context.Context, service string) error
+	StopService(ctx context.Context, service string) error
+}
+
+// serviceExit maps a service state to the LSB status exit code, so
+// scripts can test `lago service vm0 sshd` as they would `service sshd
+// status` in the guest.
+var serviceExit = map[string]int{
+	lago.ServiceActive:   0,
+	lago.ServiceInactive: 3,
+	lago.ServiceMissing:  4,
+}
+
+// serviceVerb runs `service VM NAME [status|start|stop]`: status prints
+// "NAME: STATE" and exits 0 active, 3 inactive, 4 missing (an unknown
+// state exits 1, the LSB's "dead or unknown"); start and stop exit 0 once
+// done.
+func serviceVerb(ctx context.Context, inv *cli.Invocation, v serviceVM) error {
+	name, action := inv.Args[1], "status"
+	if len(inv.Args) > 2 {
+		action = inv.Args[2]
+	}
+	switch action {
+	case "status":
+		st, err := v.ServiceState(ctx, name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(inv.Stdout, "%s: %s\n", name, st)
+		code, ok := serviceExit[st]
+		if !ok {
+			code = 1
+		}
+		if code != 0 {
+			return errs.Exit(code)
+		}
+		return nil
+	case "start":
+		return v.StartService(ctx, name)
+	case "stop":
+		return v.StopService(ctx, name)
+	}
+	return errs.User(fmt.Errorf("service: unknown action %q: want status, start or stop", action))
 }

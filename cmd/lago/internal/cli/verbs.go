@@ -194,6 +194,11 @@ var verbSpecs = []verbSpec{
 			fs.StringP("output", "o", "", "folder to collect the artifacts into (required)")
 			fs.Bool("no-skip", false, "fail when an artifact path is missing")
 		}},
+	{Name: "service", Use: "VM NAME [status|start|stop]", Short: "Show, start or stop a service in a VM",
+		Long: "Show (status, the default), start or stop service NAME in VM through its service manager\n" +
+			"(the VM's service_provider, else detected once and recorded). status prints the state\n" +
+			"and exits as the LSB says: 0 active, 3 inactive, 4 no such service.",
+		Args: cobra.RangeArgs(2, 3)},
 	{Name: "deploy", Short: "Run each VM's deploy scripts",
 		Long: "Run each VM's deploy scripts (metadata.deploy-scripts) over ssh with bash -s, VMs in parallel.",
 		Args: cobra.NoArgs},
