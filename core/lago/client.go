@@ -121,16 +121,10 @@ func New(opts Options) (*Client, error) {
 			return nil, errs.User(fmt.Errorf("log file: %w", err))
 		}
 		c.logFile = f
-		if opts.Logger == nil {
-			opts.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slogLevel(opts.PluginLogLevel)}))
-			c.opts.Logger = opts.Logger
-		}
 	}
 	c.host = pluginhost.New(c.hostOptions())
 	eopts := envOptions(cfg)
-	if opts.Logger != nil {
-		eopts.Logger = opts.Logger
-	}
+	eopts.Logger = c.engineLogger()
 	if opts.Progress != nil {
 		logf := func(format string, a ...any) { fmt.Fprintf(opts.Progress, "lago: "+format+"\n", a...) }
 		f, _ := opts.Progress.(*os.File) // a terminal gets a bar
@@ -151,6 +145,72 @@ func New(opts Options) (*Client, error) {
 	c.eopts, c.deps = eopts, deps
 	c.mgr = env.New(eopts, deps)
 	return c, nil
+}
+
+// engineLogger is the orchestrator's log: Options.Logger (if any) and,
+// at PluginLogLevel, the log file (LogFile, else the prefix's
+// logs/lago.log), so that info lines such as a vm type's ready time are
+// kept where the plugins' lines are even when the terminal shows only
+// warnings.
+func (c *Client) engineLogger() *slog.Logger {
+	var hs fanout
+	if c.opts.Logger != nil {
+		hs = append(hs, c.opts.Logger.Handler())
+	}
+	var w io.Writer
+	switch {
+	case c.logFile != nil:
+		w = c.logFile
+	case c.plog != nil:
+		w = c.plog
+	}
+	if w != nil {
+		hs = append(hs, slog.NewTextHandler(w, &slog.HandlerOptions{Level: slogLevel(c.opts.PluginLogLevel)}))
+	}
+	if len(hs) == 0 {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(hs)
+}
+
+// fanout hands each record to every handler that wants its level.
+type fanout []slog.Handler
+
+func (f fanout) Enabled(ctx context.Context, l slog.Level) bool {
+	for _, h := range f {
+		if h.Enabled(ctx, l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f fanout) Handle(ctx context.Context, r slog.Record) error {
+	var first error
+	for _, h := range f {
+		if h.Enabled(ctx, r.Level) {
+			if err := h.Handle(ctx, r.Clone()); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+func (f fanout) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make(fanout, len(f))
+	for i, h := range f {
+		out[i] = h.WithAttrs(as)
+	}
+	return out
+}
+
+func (f fanout) WithGroup(name string) slog.Handler {
+	out := make(fanout, len(f))
+	for i, h := range f {
+		out[i] = h.WithGroup(name)
+	}
+	return out
 }
 
 // withTemplates returns an orchestrator whose templates come from the

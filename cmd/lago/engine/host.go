@@ -61,7 +61,8 @@ func slogLevel(l string) slog.Level {
 	case "debug":
 		return slog.LevelDebug
 	case "info":
-		// lago's info chatter goes to the prefix log, not the terminal.
+		// lago's info chatter goes to the prefix log (the Client adds
+		// it there), not the terminal.
 		return slog.LevelWarn
 	case "error":
 		return slog.LevelError
