@@ -58,7 +58,9 @@ func (l *prefixLog) open() {
 	if !ok {
 		return
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	// The prefix makes its logs folder; one that is gone is a prefix
+	// being destroyed, which the log must not bring back.
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
 		return
 	}
 	// 0600: plugins may log connection details.

@@ -21,16 +21,25 @@ func TestPrefixLog(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "logs", "lago.log")
+			logs := filepath.Join(t.TempDir(), "logs")
+			path := filepath.Join(logs, "lago.log")
 			var exists bool
+			appear := func(when string) {
+				if tt.appear == when {
+					if err := os.Mkdir(logs, 0o755); err != nil {
+						t.Fatal(err)
+					}
+					exists = true
+				}
+			}
 			l := newPrefixLog(func() (string, bool) { return path, exists })
 			l.lastTry = l.lastTry.Add(-prefixLogRetry) // no waiting between attempts in the test
-			exists = tt.appear == "first"
+			appear("first")
 			l.Write([]byte("one\n"))
-			exists = exists || tt.appear == "later"
+			appear("later")
 			l.lastTry = l.lastTry.Add(-prefixLogRetry)
 			l.Write([]byte("two\n"))
-			exists = exists || tt.appear == "close"
+			appear("close")
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -40,5 +49,17 @@ func TestPrefixLog(t *testing.T) {
 				t.Fatalf("log holds %q, want %q", b, tt.wantLines)
 			}
 		})
+	}
+}
+
+// TestPrefixLogDoesNotRecreateLogs: a prefix whose logs folder is gone
+// (destroy under way) gets no log folder back from a late line.
+func TestPrefixLogDoesNotRecreateLogs(t *testing.T) {
+	logs := filepath.Join(t.TempDir(), "logs")
+	l := newPrefixLog(func() (string, bool) { return filepath.Join(logs, "lago.log"), true })
+	l.Write([]byte("late line\n"))
+	l.Close()
+	if _, err := os.Stat(logs); !os.IsNotExist(err) {
+		t.Fatalf("logs folder came back: %v", err)
 	}
 }

@@ -43,6 +43,10 @@ func TestPluginWarningOnceInLagoStyle(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(pfx, prefix.InitializedFile), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A prefix has its logs folder from the start (prefix.Create).
+	if err := os.Mkdir(filepath.Join(pfx, prefix.LogsDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Load(config.Options{Environ: []string{"LAGO_PREFIX_PATH=" + pfx}})
 	if err != nil {
 		t.Fatal(err)
