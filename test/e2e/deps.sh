@@ -14,6 +14,8 @@ packages=(
 	linux-image-cloud-amd64 busybox-static dropbear-bin openssh-client openssh-sftp-server
 	qemu-guest-agent
 	syslinux syslinux-common mtools dosfstools e2fsprogs fdisk xz-utils
+	# the systemd and sysvinit guests of the service tests (mkservicetemplates.sh)
+	debootstrap
 	# libguestfs for the bootstrap/builder paths the e2e tests exercise
 	libguestfs-tools
 	# misc tools the scripts call

@@ -192,3 +192,9 @@ e2e_sweep() {
 e2e_build_template() {
 	"$(e2e_repo_root)/test/e2e/mktemplate.sh"
 }
+
+# e2e_build_service_templates prints the path of the repo.metadata of the
+# systemd and sysvinit guests (debootstrap: needs the Debian mirror).
+e2e_build_service_templates() {
+	"$(e2e_repo_root)/test/e2e/mkservicetemplates.sh"
+}

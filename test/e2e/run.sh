@@ -81,6 +81,15 @@ fi
 e2e_log "building the tiny template (cached)"
 template_repo="$(e2e_build_template)"
 e2e_log "template repo: $template_repo"
+# The service-manager tests' Debian guests (cached; the first build takes
+# minutes): a failed build fails only those tests.
+e2e_log "building the systemd and sysvinit guests (cached)"
+if service_repo="$(e2e_build_service_templates 2>"$log_dir/service-templates.log")"; then
+	e2e_log "service guests repo: $service_repo"
+else
+	e2e_log "service guests did not build (log: $log_dir/service-templates.log)"
+	service_repo=""
+fi
 
 e2e_setup_netns
 e2e_make_root
@@ -118,6 +127,7 @@ export LAGO_PLUGIN_PATH="$repo/libexec/lago/plugins"
 # The example plugins (make examples); only tests that want them add the folder.
 export LAGO_E2E_EXAMPLES="$repo/.cache/examples"
 export LAGO_E2E_TEMPLATE_REPO="$template_repo"
+export LAGO_E2E_SERVICE_REPO="$service_repo"
 export LAGO_E2E_ROOT="$E2E_ROOT"
 export LAGO_E2E_LEASE_DIR="$E2E_ROOT/leases"
 export LAGO_E2E_STORE="$E2E_ROOT/store"
