@@ -13,7 +13,7 @@ import (
 
 // TestServiceManagers: `lago service` on real guests with their real init
 // systems (test/e2e/mkservicetemplates.sh): a Debian guest with systemd as
-// pid 1 and one with sysvinit, in one environment. On each, ssh is active
+// pid 1 and one with sysvinit (checked in /proc/1/comm), in one environment. On each, ssh is active
 // (exit 0), cron stopped is inactive (3) and started again active (0), a
 // service that does not exist is missing (4), and the service manager
 // detected on first use is recorded in the VM's spec: systemd on one,
@@ -25,9 +25,10 @@ func TestServiceManagers(t *testing.T) {
 			"(test/e2e/run.sh logs test/e2e/mkservicetemplates.sh to service-templates.log)")
 	}
 	h := newHarness(t)
-	guests := []struct{ vm, template string }{
-		{"sd0", "systemd"},
-		{"sv0", "sysvinit"},
+	// pid1 is /proc/1/comm: the init system really runs the guest.
+	guests := []struct{ vm, template, pid1 string }{
+		{"sd0", "systemd", "systemd"},
+		{"sv0", "sysvinit", "init"},
 	}
 	var init strings.Builder
 	init.WriteString("domains:\n")
@@ -45,6 +46,9 @@ func TestServiceManagers(t *testing.T) {
 	for _, g := range guests {
 		t.Run(g.template, func(t *testing.T) {
 			h := h.sub(t)
+			if got := strings.TrimSpace(h.shell(g.vm, "cat /proc/1/comm")); got != g.pid1 {
+				t.Errorf("pid 1 of %s is %q, want %q", g.vm, got, g.pid1)
+			}
 			steps := []struct {
 				args     []string
 				wantExit int
