@@ -60,7 +60,6 @@ type Conn interface {
 	// managed save and nvram.
 	UndefineDomain(name string) error
 	ListDomains() ([]DomainInfo, error)
-	FSFreeze(name string) error
 	FSThaw(name string) error
 	CreateSnapshot(domain, xml string) error
 	RevertSnapshot(domain, snapshot string) error

@@ -225,10 +225,6 @@ func (l *libvirtConn) ListDomains() ([]DomainInfo, error) {
 	return out, nil
 }
 
-func (l *libvirtConn) FSFreeze(name string) error {
-	return l.withDomain(name, func(d *libvirt.Domain) error { return d.FSFreeze(nil, 0) })
-}
-
 func (l *libvirtConn) FSThaw(name string) error {
 	return l.withDomain(name, func(d *libvirt.Domain) error { return d.FSThaw(nil, 0) })
 }

@@ -39,6 +39,9 @@ type fakeDom struct {
 	snaps  []string
 	agent  bool
 	frozen bool
+	// thawFailures is how many FSThaw calls fail first, as while libvirt
+	// reconnects to the agent of a just reverted guest.
+	thawFailures int
 }
 
 type fakeNet struct {
@@ -231,21 +234,6 @@ func (f *fakeConn) ListDomains() ([]DomainInfo, error) {
 	return out, nil
 }
 
-func (f *fakeConn) FSFreeze(name string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.call("FSFreeze %s", name)
-	d, err := f.dom(name)
-	if err != nil {
-		return err
-	}
-	if !d.agent {
-		return errors.New("QEMU guest agent is not connected")
-	}
-	d.frozen = true
-	return nil
-}
-
 func (f *fakeConn) FSThaw(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -253,6 +241,10 @@ func (f *fakeConn) FSThaw(name string) error {
 	d, err := f.dom(name)
 	if err != nil {
 		return err
+	}
+	if d.thawFailures > 0 {
+		d.thawFailures--
+		return errors.New("Guest agent is not responding: QEMU guest agent is not connected")
 	}
 	if !d.agent {
 		return errors.New("QEMU guest agent is not connected")

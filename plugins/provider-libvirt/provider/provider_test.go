@@ -11,6 +11,7 @@ import (
 
 	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
 	"github.com/lago-go/lago/sdk"
+	"libvirt.org/go/libvirtxml"
 )
 
 var ctx = context.Background()
@@ -322,14 +323,15 @@ func TestShutdownVM(t *testing.T) {
 
 func TestSnapshots(t *testing.T) {
 	tests := []struct {
-		name       string
-		running    bool
-		agent      bool
-		wantFrozen bool
+		name    string
+		running bool
+		agent   bool
 	}{
-		{"running with agent is quiesced", true, true, true},
-		{"running without agent", true, false, false},
-		{"stopped", false, true, false},
+		// A running guest is never frozen around its snapshot: the
+		// freeze would be saved in the memory state (see Snapshot).
+		{"running with agent", true, true},
+		{"running without agent", true, false},
+		{"stopped", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -353,12 +355,9 @@ func TestSnapshots(t *testing.T) {
 			if d.frozen {
 				t.Fatal("guest left frozen after the snapshot")
 			}
-			want := "CreateSnapshot 1a2b3c4d-vm0 s1 frozen=false"
-			if tt.wantFrozen {
-				want = "CreateSnapshot 1a2b3c4d-vm0 s1 frozen=true"
-			}
-			if !strings.Contains(strings.Join(fc.Calls(), "|"), want) {
-				t.Fatalf("calls %v, want %q", fc.Calls(), want)
+			calls := strings.Join(fc.Calls(), "|")
+			if !strings.Contains(calls, "CreateSnapshot 1a2b3c4d-vm0 s1 frozen=false") || strings.Contains(calls, "FSThaw") {
+				t.Fatalf("calls %v, want an unfrozen snapshot and no thaw", fc.Calls())
 			}
 			wantDiag(t, p.Snapshot(ctx, testEnv, vm, "s1"), `snapshot "s1" already exists`)
 			if err := p.Snapshot(ctx, testEnv, vm, "s2"); err != nil {
@@ -385,9 +384,60 @@ func TestSnapshots(t *testing.T) {
 				t.Fatalf("state after revert %q, want %q", st, wantState)
 			}
 			if d.frozen {
-				t.Fatal("guest left frozen after reverting to a quiesced snapshot")
+				t.Fatal("guest frozen after reverting")
 			}
 			wantDiag(t, p.Revert(ctx, testEnv, vm, "nope"), `no snapshot "nope"`)
+		})
+	}
+}
+
+// A snapshot an earlier version took with the guest frozen resumes
+// frozen: Revert thaws it, retrying while libvirt reconnects to the agent,
+// and fails, naming the VM, when the thaw never works.
+func TestRevertThawsLegacyQuiescedSnapshot(t *testing.T) {
+	defer func(d time.Duration) { thawTimeout = d }(thawTimeout)
+	thawTimeout = 2 * time.Second
+	tests := []struct {
+		name         string
+		thawFailures int
+		agent        bool
+		wantErr      string
+	}{
+		{"agent answers at once", 0, true, ""},
+		{"agent answers after reconnecting", 3, true, ""},
+		{"agent never answers", 0, false, "cannot thaw"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fc := newFakeConn()
+			p := newTestProvider(t, fc, qemuCfg(), nil)
+			vm := testVM()
+			vm.SerialLogPath = ""
+			if err := p.StartVM(ctx, testEnv, vm); err != nil {
+				t.Fatal(err)
+			}
+			d := fc.doms["1a2b3c4d-vm0"]
+			x, err := (&libvirtxml.DomainSnapshot{Name: "old", Description: quiescedMark, State: "running", CreationTime: "1"}).Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.snaps = append(d.snaps, x)
+			d.agent, d.thawFailures = tt.agent, tt.thawFailures
+			err = p.Revert(ctx, testEnv, vm, "old")
+			if tt.wantErr != "" {
+				wantDiag(t, err, tt.wantErr)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.frozen {
+				t.Fatal("guest left frozen after reverting to a quiesced snapshot")
+			}
+			n := strings.Count(strings.Join(fc.Calls(), "|"), "FSThaw")
+			if n != tt.thawFailures+1 {
+				t.Fatalf("%d thaws, want %d", n, tt.thawFailures+1)
+			}
 		})
 	}
 }

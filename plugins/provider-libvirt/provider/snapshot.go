@@ -7,22 +7,34 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	providerv1 "github.com/lago-go/lago/proto/lago/provider/v1"
 	"libvirt.org/go/libvirtxml"
 )
 
 // quiescedMark in a snapshot's description records that the guest's
-// filesystems were frozen when it was taken, so Revert thaws them.
+// filesystems were frozen when it was taken. Earlier versions froze a
+// running guest around its snapshot; such a snapshot's memory holds frozen
+// filesystems, so Revert thaws them.
 const quiescedMark = "lago: quiesced"
+
+// thawTimeout bounds how long Revert retries thawing a guest restored from
+// a quiesced snapshot: right after the revert, qemu is new and libvirt has
+// not yet reconnected to the guest agent, so the first thaws fail.
+var thawTimeout = 60 * time.Second
 
 // Snapshot takes a libvirt internal snapshot (qcow2), which works for
 // running VMs (disks plus memory) and for stopped ones (disks only). A VM
-// never started is defined first. Internal snapshots cannot use libvirt's
-// QUIESCE flag, so when the guest agent answers, the filesystems are frozen
-// around the snapshot with virDomainFSFreeze/FSThaw; without an agent the
-// snapshot is taken as is (the memory state keeps a running guest
-// consistent anyway).
+// never started is defined first.
+//
+// A running guest is not frozen around its snapshot: qemu stops the guest
+// while it saves disks and memory together, so the snapshot is consistent
+// without quiescing, and a freeze would be saved into the memory state.
+// Every revert would then resume a frozen guest and depend on a thaw that
+// fails while libvirt is still reconnecting to the agent: the guest's
+// writes hang (dropbear's children block logging the login, and after
+// five of them dropbear turns every new connection away).
 func (p *Provider) Snapshot(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM, name string) error {
 	c, cfg, dt, warns, err := p.connectTyped(ctx)
 	if err != nil {
@@ -32,8 +44,7 @@ func (p *Provider) Snapshot(ctx context.Context, env *providerv1.EnvRef, vm *pro
 	if name == "" {
 		return withWarnings(warns, errorDiag(label+": a snapshot needs a name", nil))
 	}
-	st, _, err := p.ensureDefined(ctx, c, cfg, dt, env, vm)
-	if err != nil {
+	if _, _, err := p.ensureDefined(ctx, c, cfg, dt, env, vm); err != nil {
 		return withWarnings(warns, err)
 	}
 	dom := domainName(env.GetUuid(), vm.GetName())
@@ -46,26 +57,9 @@ func (p *Provider) Snapshot(ctx context.Context, env *providerv1.EnvRef, vm *pro
 			return withWarnings(warns, errorDiag(fmt.Sprintf("%s: snapshot %q already exists", label, name), nil))
 		}
 	}
-	frozen := false
-	if st == DomainRunning {
-		if err := c.FSFreeze(dom); err == nil {
-			frozen = true
-		} else {
-			p.log.Debug("no filesystem freeze, snapshot without quiescing", "vm", vm.GetName(), "error", err)
-		}
-	}
-	desc := "lago snapshot"
-	if frozen {
-		desc = quiescedMark
-	}
-	x, err := (&libvirtxml.DomainSnapshot{Name: name, Description: desc}).Marshal()
+	x, err := (&libvirtxml.DomainSnapshot{Name: name, Description: "lago snapshot"}).Marshal()
 	if err == nil {
 		err = c.CreateSnapshot(dom, x)
-	}
-	if frozen {
-		if terr := c.FSThaw(dom); terr != nil {
-			p.log.Warn("thaw after snapshot failed", "vm", vm.GetName(), "error", terr)
-		}
 	}
 	if err != nil {
 		return withWarnings(warns, errorDiag(fmt.Sprintf("%s: cannot take snapshot %q", label, name), err))
@@ -103,12 +97,32 @@ func (p *Provider) Revert(ctx context.Context, env *providerv1.EnvRef, vm *provi
 	}
 	if strings.Contains(snap.Description, quiescedMark) {
 		if st, err := c.DomainState(dom); err == nil && st == DomainRunning {
-			if err := c.FSThaw(dom); err != nil {
-				p.log.Warn("thaw after revert failed", "vm", vm.GetName(), "error", err)
+			if err := p.thaw(ctx, c, dom); err != nil {
+				return withWarnings(warns, errorDiag(fmt.Sprintf("%s: reverted to snapshot %q, whose memory holds frozen filesystems, but cannot thaw them; the guest's writes hang until `virsh domfsthaw %s` succeeds", label, name, dom), err))
 			}
 		}
 	}
 	return withWarnings(warns, nil)
+}
+
+// thaw retries FSThaw until it succeeds, ctx ends or thawTimeout passes.
+func (p *Provider) thaw(ctx context.Context, c Conn, dom string) error {
+	deadline := time.Now().Add(thawTimeout)
+	for {
+		err := c.FSThaw(dom)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		p.log.Debug("thaw after revert not yet possible", "domain", dom, "error", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // ListSnapshots lists the VM's snapshots, oldest first; an undefined VM
