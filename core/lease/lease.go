@@ -34,6 +34,11 @@ const (
 	DefaultDir = "/var/lib/lago/subnets"
 	// LockName is the lock file inside the store folder.
 	LockName = "subnet-lease.lock"
+	// LockMode and FileMode are the modes of the lock and of lease files,
+	// set with chmod so the creator's umask cannot narrow them: the next
+	// user of a shared store must be able to read and replace them.
+	LockMode = 0o664
+	FileMode = 0o664
 	// DefaultLockTimeout bounds the wait for the store lock when Store.LockTimeout is 0.
 	DefaultLockTimeout = time.Minute
 
@@ -183,14 +188,17 @@ func (s *Store) lock(ctx context.Context) (*flock.Lock, error) {
 	if s.Dir == "" {
 		return nil, errors.New("lease store folder not set")
 	}
-	if err := os.MkdirAll(s.Dir, 0o775); err != nil {
+	if err := flock.SharedDir(s.Dir); err != nil {
 		return nil, fmt.Errorf("create lease store %s: %w", s.Dir, err)
 	}
 	timeout := s.LockTimeout
 	if timeout <= 0 {
 		timeout = DefaultLockTimeout
 	}
-	l, err := flock.Acquire(ctx, filepath.Join(s.Dir, LockName), 0o660, timeout)
+	// 0664: every user of the store, in its group or not, may open the
+	// lock (flock works on a read-only descriptor); only the folder's
+	// mode decides who may change leases.
+	l, err := flock.Acquire(ctx, filepath.Join(s.Dir, LockName), LockMode, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("lease store: %w", err)
 	}
@@ -251,7 +259,7 @@ func (s *Store) write(octet int, uuidPath, uuid string) error {
 	tmp := f.Name()
 	_, err = f.Write(data)
 	if err == nil {
-		err = f.Chmod(0o664)
+		err = f.Chmod(FileMode)
 	}
 	if err == nil {
 		err = f.Sync()

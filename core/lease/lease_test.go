@@ -58,8 +58,8 @@ func TestAcquireWritesOriginalFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Mode().Perm() != 0o660 {
-		t.Fatalf("lock file mode %o, want 660", st.Mode().Perm())
+	if st.Mode().Perm() != LockMode {
+		t.Fatalf("lock file mode %o, want %o", st.Mode().Perm(), LockMode)
 	}
 	// The same prefix asking for its subnet again gets it back.
 	again, err := s.Acquire(ctx, p, "fe689d3c39d011e5b22b54ee755a00ca", Request{Gateway: l.Gateway})

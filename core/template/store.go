@@ -32,6 +32,16 @@ const (
 	FormatRaw   = "raw"
 )
 
+// ImageMode is the mode of images and their companions in the store, set
+// with chmod so the downloader's umask cannot narrow it: a store is shared
+// by every user of the host, and one user's download is the next one's
+// backing file. Nobody but the downloader may write it.
+const ImageMode = 0o644
+
+// LockMode is the mode of "<key>.lock": any user may open it to wait for
+// a download (flock works on a read-only descriptor).
+const LockMode = 0o664
+
 // DefaultStallTimeout is Store.StallTimeout when unset.
 const DefaultStallTimeout = 2 * time.Minute
 
@@ -100,10 +110,10 @@ func (s *Store) Get(ctx context.Context, repo *Repo, name, version string, progr
 	if img, ok, err := s.Stored(key); ok || err != nil {
 		return img, err
 	}
-	if err := os.MkdirAll(s.Dir, 0o775); err != nil {
+	if err := flock.SharedDir(s.Dir); err != nil {
 		return Image{}, fmt.Errorf("create template store %s: %w", s.Dir, err)
 	}
-	lock, err := flock.Acquire(ctx, s.path(key)+".lock", 0o664, s.LockTimeout)
+	lock, err := flock.Acquire(ctx, s.path(key)+".lock", LockMode, s.LockTimeout)
 	if err != nil {
 		return Image{}, fmt.Errorf("template %s: %w", key, err)
 	}
@@ -332,6 +342,13 @@ func (s *Store) createTemp(key string) (*os.File, error) {
 		var f *os.File
 		f, err = os.OpenFile(filepath.Join(s.Dir, tempName(key)), os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 		if err == nil {
+			// Readable by every user of the store (and by qemu, which
+			// opens it as a backing file), whatever the umask.
+			if err = f.Chmod(ImageMode); err != nil {
+				f.Close()
+				os.Remove(f.Name())
+				break
+			}
 			return f, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
@@ -369,7 +386,7 @@ func writeFileAtomic(path string, data []byte, noSync bool) error {
 	}
 	_, err = f.Write(data)
 	if err == nil {
-		err = f.Chmod(0o644)
+		err = f.Chmod(ImageMode)
 	}
 	if err == nil && !noSync {
 		err = f.Sync()

@@ -103,3 +103,37 @@ func TestAcquireRefusesPlantedSymlink(t *testing.T) {
 		t.Fatalf("the symlink's target changed: %q", b)
 	}
 }
+
+func TestSharedDirModeDespiteUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	base := t.TempDir()
+	dir := filepath.Join(base, "a", "subnets")
+	if err := SharedDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := st.Mode()&(os.ModePerm|os.ModeSetgid), SharedDirMode; got != want {
+		t.Fatalf("store folder mode %v, want %v", got, want)
+	}
+	// An existing folder keeps the administrator's mode.
+	if err := os.Chmod(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := SharedDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o750 {
+		t.Fatalf("existing folder's mode changed to %v", st.Mode())
+	}
+	f := filepath.Join(base, "file")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := SharedDir(f); err == nil {
+		t.Fatal("SharedDir on a file: no error")
+	}
+}
