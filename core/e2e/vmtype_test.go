@@ -31,13 +31,13 @@ func TestVMTypeHooks(t *testing.T) {
 
 	typed := strings.Replace(vmBlock("vm0", "net: lago"), "    memory: 256\n", "    memory: 256\n    vm-type: tiny\n", 1)
 
-	// An unknown type is refused at init, naming the VM and the field.
+	// An unknown type is refused at init, naming the file, line and field.
 	bad := h.writeInitFile("domains:\n" + strings.Replace(typed, "vm-type: tiny", "vm-type: no-such-type", 1) + oneNet)
 	r := h.lago("init", "--template-repo-path", h.env.TemplateRepo, "--skip-bootstrap", bad)
 	if r.code == 0 {
 		t.Fatalf("init with an unknown vm type succeeded:\n%s", r)
 	}
-	for _, want := range []string{"vm vm0", "vm-type", `"no-such-type"`, "tiny"} {
+	for _, want := range []string{"LagoInitFile:", ": domains.vm0.vm-type: unknown vm type", `"no-such-type"`, "tiny"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("init error lacks %q:\n%s", want, r.stderr)
 		}

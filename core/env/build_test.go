@@ -45,7 +45,7 @@ func TestInitChecksBuilders(t *testing.T) {
 	}{
 		{name: "all known", known: []string{"other-builder", "virt-customize"}},
 		{name: "unknown builder", known: []string{"virt-customize"}, wantUser: true, wantIs: ErrUnknownBuilder,
-			wantErr: []string{"LagoInitFile: domains.vm0.disks[0].build[1]: unknown builder \"other-builder\" (known builders: virt-customize)"}},
+			wantErr: []string{"LagoInitFile:17:13: domains.vm0.disks[0].build[1]: unknown builder \"other-builder\" (known builders: virt-customize)"}},
 		{name: "no builder plugin at all", wantUser: true, wantIs: ErrUnknownBuilder,
 			wantErr: []string{"domains.vm0.disks[0].build[0]: unknown builder \"virt-customize\" (no plugin serves a builder)",
 				"domains.vm0.disks[0].build[1]: unknown builder \"other-builder\""}},

@@ -121,7 +121,7 @@ func (m *Manager) Init(ctx context.Context, o InitOptions) (*InitResult, error) 
 	if m.deps.Leaser == nil {
 		return nil, errors.New("init: no lease store configured")
 	}
-	types, err := m.vmTypes(ctx, specPtrs(cfg.VMs), "init file "+paths.initFile)
+	types, err := m.vmTypes(ctx, specPtrs(cfg.VMs), "init file "+paths.initFile, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -644,7 +644,7 @@ func (m *Manager) checkBuilders(ctx context.Context, cfg *initfile.Config, initF
 		return nil
 	}
 	if m.deps.Builder == nil {
-		return fmt.Errorf("init file %s: %s: build steps need a builder, and none is configured", initFile, steps[0].path)
+		return cfg.Errorf(steps[0].path, errors.New("build steps need a builder, and none is configured"))
 	}
 	lister, ok := m.deps.Builder.(BuilderLister)
 	if !ok {
@@ -666,7 +666,7 @@ func (m *Manager) checkBuilders(ctx context.Context, cfg *initfile.Config, initF
 	var bad []error
 	for _, s := range steps {
 		if !known[s.builder] {
-			bad = append(bad, fmt.Errorf("init file %s: %s: %w %q (%s)", initFile, s.path, ErrUnknownBuilder, s.builder, have))
+			bad = append(bad, cfg.Errorf(s.path, fmt.Errorf("%w %q (%s)", ErrUnknownBuilder, s.builder, have)))
 		}
 	}
 	if len(bad) > 0 {

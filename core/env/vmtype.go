@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/lago-go/lago/core/errs"
+	"github.com/lago-go/lago/core/initfile"
 	"github.com/lago-go/lago/core/spec"
 	"github.com/lago-go/lago/sdk"
 )
@@ -47,9 +49,10 @@ func (m *Manager) vmTypeName(vm *spec.VM) string {
 // vmTypes resolves the vm types of vms to their components: a type with no
 // component (the built-in default) maps to nil. A type no plugin serves is
 // a user error naming each VM that uses it, where says where the VM comes
-// from (the init file, the prefix). No plugin starts for the built-in type
+// from (the init file, the prefix); with cfg, the init file's, each VM's
+// error names its line. No plugin starts for the built-in type
 // unless a plugin serves it.
-func (m *Manager) vmTypes(ctx context.Context, vms []*spec.VM, where string) (map[string]sdk.VMType, error) {
+func (m *Manager) vmTypes(ctx context.Context, vms []*spec.VM, where string, cfg *initfile.Config) (map[string]sdk.VMType, error) {
 	users := map[string][]string{} // type -> VMs
 	var order []string
 	for _, vm := range vms {
@@ -86,18 +89,37 @@ func (m *Manager) vmTypes(ctx context.Context, vms []*spec.VM, where string) (ma
 		case n == BuiltinVMType:
 			out[n] = nil
 		default:
-			unknown = append(unknown, fmt.Sprintf("vm %s: field vm-type: %q", strings.Join(users[n], ", "), n))
+			unknown = append(unknown, n)
 		}
 	}
-	if len(unknown) > 0 {
-		have := "no vm-type plugin is installed"
-		if len(names) > 0 {
-			sort.Strings(names)
-			have = "plugins serve " + strings.Join(names, ", ")
-		}
-		return nil, errs.User(fmt.Errorf("%s: %w: %s (%s; %q is built in)", where, ErrUnknownVMType, strings.Join(unknown, "; "), have, BuiltinVMType))
+	if len(unknown) == 0 {
+		return out, nil
 	}
-	return out, nil
+	have := "no vm-type plugin is installed"
+	if len(names) > 0 {
+		sort.Strings(names)
+		have = "plugins serve " + strings.Join(names, ", ")
+	}
+	if cfg == nil {
+		var list []string
+		for _, n := range unknown {
+			list = append(list, fmt.Sprintf("vm %s: field vm-type: %q", strings.Join(users[n], ", "), n))
+		}
+		return nil, errs.User(fmt.Errorf("%s: %w: %s (%s; %q is built in)", where, ErrUnknownVMType, strings.Join(list, "; "), have, BuiltinVMType))
+	}
+	var bad []error
+	for _, vm := range vms {
+		n := m.vmTypeName(vm)
+		if !slices.Contains(unknown, n) {
+			continue
+		}
+		from := ""
+		if vm.VMType == "" {
+			from = ", the configured default_vm_type"
+		}
+		bad = append(bad, cfg.Errorf("domains."+vm.Name+".vm-type", fmt.Errorf("%w %q%s (%s; %q is built in)", ErrUnknownVMType, n, from, have, BuiltinVMType)))
+	}
+	return nil, errs.User(errors.Join(bad...))
 }
 
 // normalizeVMs runs each VM's vm type's NormalizeSpec on its spec (init,
@@ -156,7 +178,7 @@ func (m *Manager) afterStart(ctx context.Context, e *Environment, bound []boundV
 	if len(vms) == 0 {
 		return nil
 	}
-	types, err := m.vmTypes(ctx, specs, "prefix "+e.Path)
+	types, err := m.vmTypes(ctx, specs, "prefix "+e.Path, nil)
 	if err != nil {
 		return err
 	}
@@ -193,7 +215,7 @@ func (m *Manager) statusFields(ctx context.Context, e *Environment, states map[s
 	if len(running) == 0 {
 		return nil, nil
 	}
-	types, err := m.vmTypes(ctx, running, "prefix "+e.Path)
+	types, err := m.vmTypes(ctx, running, "prefix "+e.Path, nil)
 	if err != nil {
 		return nil, []error{err}
 	}

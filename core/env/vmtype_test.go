@@ -106,9 +106,9 @@ func TestInitVMTypes(t *testing.T) {
 		user    bool
 		check   func(t *testing.T, vm0, vm1 *spec.VM, ft *fakeVMType)
 	}{
-		{name: "unknown type, no plugins", vmType: "engine", wantErr: []string{"LagoInitFile", "vm vm0", "field vm-type", `"engine"`, "no vm-type plugin"}, user: true},
+		{name: "unknown type, no plugins", vmType: "engine", wantErr: []string{"LagoInitFile:5:14: domains.vm0.vm-type: unknown vm type", `"engine"`, "no vm-type plugin"}, user: true},
 		{name: "unknown type, other plugins", vmType: "engine", types: fakeVMTypes{"host": &fakeVMType{}},
-			wantErr: []string{"vm vm0", `"engine"`, "plugins serve host"}, user: true},
+			wantErr: []string{"LagoInitFile:5:14: domains.vm0.vm-type:", `"engine"`, "plugins serve host"}, user: true},
 		{name: "built-in default", vmType: "default", check: func(t *testing.T, vm0, _ *spec.VM, _ *fakeVMType) {
 			if vm0.VMType != "default" {
 				t.Errorf("vm-type = %q", vm0.VMType)

@@ -193,6 +193,7 @@ func (d *decoder) decodeDomain(vi *vmInfo) {
 	strField("root-password", &vm.RootPassword)
 	strField("vm-provider", &vm.VMProvider)
 	strField("vm-type", &vm.VMType)
+	d.mark(n.get("vm-type"), path+".vm-type")
 	strField("service_provider", &vm.ServiceProvider)
 	strField("distro", &vm.Distro)
 	if v := n.get("metadata"); v != nil {
@@ -498,6 +499,7 @@ func (d *decoder) decodeBuild(n *node, path string) []spec.BuildStep {
 			continue
 		}
 		step := spec.BuildStep{Builder: it.keys[0].value}
+		d.mark(it.keys[0], p)
 		bp := joinPath(p, step.Builder)
 		opts := it.vals[0]
 		if !d.wantMap(opts, bp, "the builder's options, a mapping of option to argument") {

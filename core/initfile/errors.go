@@ -17,7 +17,12 @@ type Error struct {
 	// Path is the field path; empty for problems of the whole file.
 	Path string
 	Msg  string
+	// Err is the error Msg comes from, for errors.Is, when there is one.
+	Err error
 }
+
+// Unwrap returns the error e was made from, if any.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Error formats e as file:line:column: path: message.
 func (e *Error) Error() string {

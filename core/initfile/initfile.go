@@ -79,6 +79,22 @@ type Config struct {
 	Nets    []spec.Net
 	VMs     []spec.VM
 	MgmtNet string
+
+	// pos is where some fields were written (vm-type, build steps), for
+	// the errors found after parsing, when the plugins are asked.
+	pos map[string][2]int
+}
+
+// Errorf returns an *Error for the field at path (such as
+// domains.vm0.vm-type), with its position when the file gave one, that
+// wraps err: problems found after parsing (a vm type or a builder no
+// plugin serves) name the line like those found while parsing.
+func (c *Config) Errorf(path string, err error) *Error {
+	e := &Error{File: c.File, Path: path, Msg: err.Error(), Err: err}
+	if p, ok := c.pos[path]; ok {
+		e.Line, e.Column = p[0], p[1]
+	}
+	return e
 }
 
 // Load reads and parses the init file at path.
@@ -125,6 +141,7 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 		return nil, d.errs
 	}
 	cfg.File = file
+	cfg.pos = d.pos
 	return cfg, nil
 }
 
@@ -133,6 +150,18 @@ type decoder struct {
 	file string
 	opts Options
 	errs ErrorList
+	pos  map[string][2]int
+}
+
+// mark records where the field at path was written (see Config.Errorf).
+func (d *decoder) mark(n *node, path string) {
+	if n == nil || n.line == 0 {
+		return
+	}
+	if d.pos == nil {
+		d.pos = map[string][2]int{}
+	}
+	d.pos[path] = [2]int{n.line, n.col}
 }
 
 func (d *decoder) errorf(n *node, path, format string, args ...any) {
