@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -170,6 +171,36 @@ func (p *providerClient) Export(ctx context.Context, req *providerv1.ExportReque
 		return nil, err
 	}
 	return r.GetPaths(), nil
+}
+
+var _ FileReader = (*providerClient)(nil)
+
+// ReadFiles implements FileReader over the wire: the chunks' data goes to
+// w as it arrives, so an archive of any size passes in constant memory. A
+// failed write to w ends the call and is its error.
+func (p *providerClient) ReadFiles(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM, paths []string, maxBytes int64, w io.Writer) ([]string, error) {
+	ctx2, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := p.c.ReadFiles(p.outgoing(ctx2), &providerv1.ReadFilesRequest{Env: env, Vm: vm, Paths: paths, MaxBytes: maxBytes})
+	if err != nil {
+		return nil, p.rpcErr(ctx, "ReadFiles", err)
+	}
+	var missing []string
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return missing, nil
+		}
+		if err != nil {
+			return nil, p.rpcErr(ctx, "ReadFiles", err)
+		}
+		if len(msg.GetData()) > 0 {
+			if _, werr := w.Write(msg.GetData()); werr != nil {
+				return nil, werr
+			}
+		}
+		missing = append(missing, msg.GetMissing()...)
+	}
 }
 
 func (p *providerClient) ListOwned(ctx context.Context) ([]*providerv1.OwnedResource, error) {
@@ -400,6 +431,40 @@ func (s *providerServer) Export(ctx context.Context, r *providerv1.ExportRequest
 	return resp, nil
 }
 
+// readFilesChunk is the size of the data of one ReadFiles message: big
+// enough that tar's 512-byte headers do not each cost a message, well
+// under gRPC's 4 MiB message limit.
+const readFilesChunk = 256 << 10
+
+func (s *providerServer) ReadFiles(r *providerv1.ReadFilesRequest, stream providerv1.Provider_ReadFilesServer) error {
+	ctx := stream.Context()
+	p, err := s.impl(ctx)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	bw := bufio.NewWriterSize(streamWriter{&mu, func(b []byte) error {
+		return stream.Send(&providerv1.ReadFilesChunk{Data: b})
+	}}, readFilesChunk)
+	return invokeStream(ctx, func() error {
+		fr, ok := p.(FileReader)
+		if !ok {
+			return ErrNotImplemented
+		}
+		missing, err := fr.ReadFiles(ctx, r.GetEnv(), r.GetVm(), r.GetPaths(), r.GetMaxBytes(), bw)
+		if err != nil {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		if len(missing) > 0 {
+			return stream.Send(&providerv1.ReadFilesChunk{Missing: missing})
+		}
+		return nil
+	})
+}
+
 func (s *providerServer) ListOwned(ctx context.Context, r *providerv1.ListOwnedRequest) (*providerv1.ListOwnedResponse, error) {
 	p, err := s.impl(ctx)
 	if err != nil {
@@ -415,6 +480,21 @@ func (s *providerServer) ListOwned(ctx context.Context, r *providerv1.ListOwnedR
 
 func (s *providerServer) RemoveOwned(ctx context.Context, r *providerv1.RemoveOwnedRequest) (*providerv1.DiagnosticsResponse, error) {
 	return s.diagCall(ctx, func(p Provider) error { return p.RemoveOwned(ctx, r.GetEnv(), r.GetResources()) })
+}
+
+// FileReader is an optional Provider method: ReadFiles writes to w one
+// uncompressed tar stream of paths (absolute, clean guest paths) read from
+// the disks of vm, without writing to them, and returns the paths that do
+// not exist there. Each path found is a member named like the path
+// without its leading "/", a final symbolic link followed inside the
+// guest's tree; a folder is followed by its tree. It is how the core
+// collects the artifacts of a VM that is not running (the provider owns
+// the disks, which may be on another host); a running VM is refused, its
+// disks being in use. maxBytes caps the file contents read (0: the
+// provider's own cap). Clients of plugins that lack it, and providers
+// that embed UnimplementedProvider, get ErrNotImplemented.
+type FileReader interface {
+	ReadFiles(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM, paths []string, maxBytes int64, w io.Writer) (missing []string, err error)
 }
 
 // UnimplementedProvider answers ErrNotImplemented for every method; embed
@@ -471,4 +551,7 @@ func (UnimplementedProvider) ListOwned(context.Context) ([]*providerv1.OwnedReso
 }
 func (UnimplementedProvider) RemoveOwned(context.Context, *providerv1.EnvRef, []*providerv1.OwnedResource) error {
 	return ErrNotImplemented
+}
+func (UnimplementedProvider) ReadFiles(context.Context, *providerv1.EnvRef, *providerv1.VM, []string, int64, io.Writer) ([]string, error) {
+	return nil, ErrNotImplemented
 }

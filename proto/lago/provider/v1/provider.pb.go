@@ -1998,6 +1998,136 @@ func (x *SerialLogResponse) GetDiagnostics() []*v1.Diagnostic {
 	return nil
 }
 
+type ReadFilesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Env   *EnvRef                `protobuf:"bytes,1,opt,name=env,proto3" json:"env,omitempty"`
+	Vm    *VM                    `protobuf:"bytes,2,opt,name=vm,proto3" json:"vm,omitempty"`
+	// paths are absolute, clean paths in the guest. Each is read from the
+	// VM's disks, a final symbolic link followed inside the guest's tree.
+	Paths []string `protobuf:"bytes,3,rep,name=paths,proto3" json:"paths,omitempty"`
+	// max_bytes caps what the provider reads from the disks (file contents,
+	// before compression); 0 is the provider's own cap.
+	MaxBytes      int64 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadFilesRequest) Reset() {
+	*x = ReadFilesRequest{}
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadFilesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadFilesRequest) ProtoMessage() {}
+
+func (x *ReadFilesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadFilesRequest.ProtoReflect.Descriptor instead.
+func (*ReadFilesRequest) Descriptor() ([]byte, []int) {
+	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ReadFilesRequest) GetEnv() *EnvRef {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ReadFilesRequest) GetVm() *VM {
+	if x != nil {
+		return x.Vm
+	}
+	return nil
+}
+
+func (x *ReadFilesRequest) GetPaths() []string {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+func (x *ReadFilesRequest) GetMaxBytes() int64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+type ReadFilesChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// data is the next piece of one uncompressed tar stream that holds every
+	// path found: each path is a member named like the path without its
+	// leading "/" (var/log/x.log), a folder followed by its tree below that
+	// name. A member's name is never trusted by the core.
+	Data []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// missing lists the requested paths that do not exist on the disks; it
+	// rides in the last message.
+	Missing       []string `protobuf:"bytes,2,rep,name=missing,proto3" json:"missing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadFilesChunk) Reset() {
+	*x = ReadFilesChunk{}
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadFilesChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadFilesChunk) ProtoMessage() {}
+
+func (x *ReadFilesChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadFilesChunk.ProtoReflect.Descriptor instead.
+func (*ReadFilesChunk) Descriptor() ([]byte, []int) {
+	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ReadFilesChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ReadFilesChunk) GetMissing() []string {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
 type ListOwnedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2006,7 +2136,7 @@ type ListOwnedRequest struct {
 
 func (x *ListOwnedRequest) Reset() {
 	*x = ListOwnedRequest{}
-	mi := &file_lago_provider_v1_provider_proto_msgTypes[30]
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2148,7 @@ func (x *ListOwnedRequest) String() string {
 func (*ListOwnedRequest) ProtoMessage() {}
 
 func (x *ListOwnedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lago_provider_v1_provider_proto_msgTypes[30]
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2161,7 @@ func (x *ListOwnedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOwnedRequest.ProtoReflect.Descriptor instead.
 func (*ListOwnedRequest) Descriptor() ([]byte, []int) {
-	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{30}
+	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{32}
 }
 
 type ListOwnedResponse struct {
@@ -2044,7 +2174,7 @@ type ListOwnedResponse struct {
 
 func (x *ListOwnedResponse) Reset() {
 	*x = ListOwnedResponse{}
-	mi := &file_lago_provider_v1_provider_proto_msgTypes[31]
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2186,7 @@ func (x *ListOwnedResponse) String() string {
 func (*ListOwnedResponse) ProtoMessage() {}
 
 func (x *ListOwnedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lago_provider_v1_provider_proto_msgTypes[31]
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2199,7 @@ func (x *ListOwnedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOwnedResponse.ProtoReflect.Descriptor instead.
 func (*ListOwnedResponse) Descriptor() ([]byte, []int) {
-	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{31}
+	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListOwnedResponse) GetResources() []*OwnedResource {
@@ -2098,7 +2228,7 @@ type RemoveOwnedRequest struct {
 
 func (x *RemoveOwnedRequest) Reset() {
 	*x = RemoveOwnedRequest{}
-	mi := &file_lago_provider_v1_provider_proto_msgTypes[32]
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2110,7 +2240,7 @@ func (x *RemoveOwnedRequest) String() string {
 func (*RemoveOwnedRequest) ProtoMessage() {}
 
 func (x *RemoveOwnedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lago_provider_v1_provider_proto_msgTypes[32]
+	mi := &file_lago_provider_v1_provider_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2123,7 +2253,7 @@ func (x *RemoveOwnedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOwnedRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOwnedRequest) Descriptor() ([]byte, []int) {
-	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{32}
+	return file_lago_provider_v1_provider_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RemoveOwnedRequest) GetEnv() *EnvRef {
@@ -2305,14 +2435,22 @@ const file_lago_provider_v1_provider_proto_rawDesc = "" +
 	"\tmax_bytes\x18\x03 \x01(\x03R\bmaxBytes\"e\n" +
 	"\x11SerialLogResponse\x12\x12\n" +
 	"\x04tail\x18\x01 \x01(\fR\x04tail\x12<\n" +
-	"\vdiagnostics\x18\x02 \x03(\v2\x1a.lago.plugin.v1.DiagnosticR\vdiagnostics\"\x12\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1a.lago.plugin.v1.DiagnosticR\vdiagnostics\"\x97\x01\n" +
+	"\x10ReadFilesRequest\x12*\n" +
+	"\x03env\x18\x01 \x01(\v2\x18.lago.provider.v1.EnvRefR\x03env\x12$\n" +
+	"\x02vm\x18\x02 \x01(\v2\x14.lago.provider.v1.VMR\x02vm\x12\x14\n" +
+	"\x05paths\x18\x03 \x03(\tR\x05paths\x12\x1b\n" +
+	"\tmax_bytes\x18\x04 \x01(\x03R\bmaxBytes\">\n" +
+	"\x0eReadFilesChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x18\n" +
+	"\amissing\x18\x02 \x03(\tR\amissing\"\x12\n" +
 	"\x10ListOwnedRequest\"\x90\x01\n" +
 	"\x11ListOwnedResponse\x12=\n" +
 	"\tresources\x18\x01 \x03(\v2\x1f.lago.provider.v1.OwnedResourceR\tresources\x12<\n" +
 	"\vdiagnostics\x18\x02 \x03(\v2\x1a.lago.plugin.v1.DiagnosticR\vdiagnostics\"\x7f\n" +
 	"\x12RemoveOwnedRequest\x12*\n" +
 	"\x03env\x18\x01 \x01(\v2\x18.lago.provider.v1.EnvRefR\x03env\x12=\n" +
-	"\tresources\x18\x02 \x03(\v2\x1f.lago.provider.v1.OwnedResourceR\tresources2\x8b\f\n" +
+	"\tresources\x18\x02 \x03(\v2\x1f.lago.provider.v1.OwnedResourceR\tresources2\xe0\f\n" +
 	"\bProvider\x12\\\n" +
 	"\fValidateSpec\x12%.lago.provider.v1.ValidateSpecRequest\x1a%.lago.provider.v1.DiagnosticsResponse\x12Z\n" +
 	"\vUsedSubnets\x12$.lago.provider.v1.UsedSubnetsRequest\x1a%.lago.provider.v1.UsedSubnetsResponse\x12]\n" +
@@ -2330,7 +2468,8 @@ const file_lago_provider_v1_provider_proto_rawDesc = "" +
 	"\rListSnapshots\x12\x1b.lago.provider.v1.VMRequest\x1a'.lago.provider.v1.ListSnapshotsResponse\x12N\n" +
 	"\aConsole\x12\x1e.lago.provider.v1.ConsoleInput\x1a\x1f.lago.provider.v1.ConsoleOutput(\x010\x01\x12K\n" +
 	"\x06Export\x12\x1f.lago.provider.v1.ExportRequest\x1a .lago.provider.v1.ExportResponse\x12T\n" +
-	"\tSerialLog\x12\".lago.provider.v1.SerialLogRequest\x1a#.lago.provider.v1.SerialLogResponse\x12T\n" +
+	"\tSerialLog\x12\".lago.provider.v1.SerialLogRequest\x1a#.lago.provider.v1.SerialLogResponse\x12S\n" +
+	"\tReadFiles\x12\".lago.provider.v1.ReadFilesRequest\x1a .lago.provider.v1.ReadFilesChunk0\x01\x12T\n" +
 	"\tListOwned\x12\".lago.provider.v1.ListOwnedRequest\x1a#.lago.provider.v1.ListOwnedResponse\x12Z\n" +
 	"\vRemoveOwned\x12$.lago.provider.v1.RemoveOwnedRequest\x1a%.lago.provider.v1.DiagnosticsResponseB;Z9github.com/lago-go/lago/proto/lago/provider/v1;providerv1b\x06proto3"
 
@@ -2346,7 +2485,7 @@ func file_lago_provider_v1_provider_proto_rawDescGZIP() []byte {
 	return file_lago_provider_v1_provider_proto_rawDescData
 }
 
-var file_lago_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_lago_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_lago_provider_v1_provider_proto_goTypes = []any{
 	(*EnvRef)(nil),                // 0: lago.provider.v1.EnvRef
 	(*DhcpHost)(nil),              // 1: lago.provider.v1.DhcpHost
@@ -2378,11 +2517,13 @@ var file_lago_provider_v1_provider_proto_goTypes = []any{
 	(*OwnedResource)(nil),         // 27: lago.provider.v1.OwnedResource
 	(*SerialLogRequest)(nil),      // 28: lago.provider.v1.SerialLogRequest
 	(*SerialLogResponse)(nil),     // 29: lago.provider.v1.SerialLogResponse
-	(*ListOwnedRequest)(nil),      // 30: lago.provider.v1.ListOwnedRequest
-	(*ListOwnedResponse)(nil),     // 31: lago.provider.v1.ListOwnedResponse
-	(*RemoveOwnedRequest)(nil),    // 32: lago.provider.v1.RemoveOwnedRequest
-	nil,                           // 33: lago.provider.v1.VM.MetadataEntry
-	(*v1.Diagnostic)(nil),         // 34: lago.plugin.v1.Diagnostic
+	(*ReadFilesRequest)(nil),      // 30: lago.provider.v1.ReadFilesRequest
+	(*ReadFilesChunk)(nil),        // 31: lago.provider.v1.ReadFilesChunk
+	(*ListOwnedRequest)(nil),      // 32: lago.provider.v1.ListOwnedRequest
+	(*ListOwnedResponse)(nil),     // 33: lago.provider.v1.ListOwnedResponse
+	(*RemoveOwnedRequest)(nil),    // 34: lago.provider.v1.RemoveOwnedRequest
+	nil,                           // 35: lago.provider.v1.VM.MetadataEntry
+	(*v1.Diagnostic)(nil),         // 36: lago.plugin.v1.Diagnostic
 }
 var file_lago_provider_v1_provider_proto_depIdxs = []int32{
 	1,  // 0: lago.provider.v1.Network.hosts:type_name -> lago.provider.v1.DhcpHost
@@ -2390,20 +2531,20 @@ var file_lago_provider_v1_provider_proto_depIdxs = []int32{
 	6,  // 2: lago.provider.v1.VM.numa:type_name -> lago.provider.v1.NumaCell
 	4,  // 3: lago.provider.v1.VM.nics:type_name -> lago.provider.v1.Nic
 	5,  // 4: lago.provider.v1.VM.disks:type_name -> lago.provider.v1.Disk
-	33, // 5: lago.provider.v1.VM.metadata:type_name -> lago.provider.v1.VM.MetadataEntry
-	34, // 6: lago.provider.v1.DiagnosticsResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	35, // 5: lago.provider.v1.VM.metadata:type_name -> lago.provider.v1.VM.MetadataEntry
+	36, // 6: lago.provider.v1.DiagnosticsResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 7: lago.provider.v1.ValidateSpecRequest.env:type_name -> lago.provider.v1.EnvRef
 	3,  // 8: lago.provider.v1.ValidateSpecRequest.nets:type_name -> lago.provider.v1.Network
 	7,  // 9: lago.provider.v1.ValidateSpecRequest.vms:type_name -> lago.provider.v1.VM
 	11, // 10: lago.provider.v1.UsedSubnetsResponse.subnets:type_name -> lago.provider.v1.UsedSubnet
-	34, // 11: lago.provider.v1.UsedSubnetsResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	36, // 11: lago.provider.v1.UsedSubnetsResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 12: lago.provider.v1.PrepareDisksRequest.env:type_name -> lago.provider.v1.EnvRef
 	7,  // 13: lago.provider.v1.PrepareDisksRequest.vm:type_name -> lago.provider.v1.VM
 	14, // 14: lago.provider.v1.PrepareDisksResponse.disks:type_name -> lago.provider.v1.PreparedDisk
-	34, // 15: lago.provider.v1.PrepareDisksResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	36, // 15: lago.provider.v1.PrepareDisksResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 16: lago.provider.v1.NetworkRequest.env:type_name -> lago.provider.v1.EnvRef
 	3,  // 17: lago.provider.v1.NetworkRequest.network:type_name -> lago.provider.v1.Network
-	34, // 18: lago.provider.v1.StateResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	36, // 18: lago.provider.v1.StateResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 19: lago.provider.v1.VMRequest.env:type_name -> lago.provider.v1.EnvRef
 	7,  // 20: lago.provider.v1.VMRequest.vm:type_name -> lago.provider.v1.VM
 	0,  // 21: lago.provider.v1.ShutdownRequest.env:type_name -> lago.provider.v1.EnvRef
@@ -2411,61 +2552,65 @@ var file_lago_provider_v1_provider_proto_depIdxs = []int32{
 	0,  // 23: lago.provider.v1.SnapshotRequest.env:type_name -> lago.provider.v1.EnvRef
 	7,  // 24: lago.provider.v1.SnapshotRequest.vm:type_name -> lago.provider.v1.VM
 	21, // 25: lago.provider.v1.ListSnapshotsResponse.snapshots:type_name -> lago.provider.v1.Snapshot
-	34, // 26: lago.provider.v1.ListSnapshotsResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	36, // 26: lago.provider.v1.ListSnapshotsResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 27: lago.provider.v1.ConsoleInput.env:type_name -> lago.provider.v1.EnvRef
 	7,  // 28: lago.provider.v1.ConsoleInput.vm:type_name -> lago.provider.v1.VM
-	34, // 29: lago.provider.v1.ConsoleOutput.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	36, // 29: lago.provider.v1.ConsoleOutput.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 30: lago.provider.v1.ExportRequest.env:type_name -> lago.provider.v1.EnvRef
 	7,  // 31: lago.provider.v1.ExportRequest.vm:type_name -> lago.provider.v1.VM
-	34, // 32: lago.provider.v1.ExportResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	36, // 32: lago.provider.v1.ExportResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
 	0,  // 33: lago.provider.v1.SerialLogRequest.env:type_name -> lago.provider.v1.EnvRef
 	7,  // 34: lago.provider.v1.SerialLogRequest.vm:type_name -> lago.provider.v1.VM
-	34, // 35: lago.provider.v1.SerialLogResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
-	27, // 36: lago.provider.v1.ListOwnedResponse.resources:type_name -> lago.provider.v1.OwnedResource
-	34, // 37: lago.provider.v1.ListOwnedResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
-	0,  // 38: lago.provider.v1.RemoveOwnedRequest.env:type_name -> lago.provider.v1.EnvRef
-	27, // 39: lago.provider.v1.RemoveOwnedRequest.resources:type_name -> lago.provider.v1.OwnedResource
-	9,  // 40: lago.provider.v1.Provider.ValidateSpec:input_type -> lago.provider.v1.ValidateSpecRequest
-	10, // 41: lago.provider.v1.Provider.UsedSubnets:input_type -> lago.provider.v1.UsedSubnetsRequest
-	13, // 42: lago.provider.v1.Provider.PrepareDisks:input_type -> lago.provider.v1.PrepareDisksRequest
-	16, // 43: lago.provider.v1.Provider.StartNetwork:input_type -> lago.provider.v1.NetworkRequest
-	16, // 44: lago.provider.v1.Provider.StopNetwork:input_type -> lago.provider.v1.NetworkRequest
-	16, // 45: lago.provider.v1.Provider.NetworkState:input_type -> lago.provider.v1.NetworkRequest
-	18, // 46: lago.provider.v1.Provider.StartVM:input_type -> lago.provider.v1.VMRequest
-	18, // 47: lago.provider.v1.Provider.StopVM:input_type -> lago.provider.v1.VMRequest
-	19, // 48: lago.provider.v1.Provider.ShutdownVM:input_type -> lago.provider.v1.ShutdownRequest
-	18, // 49: lago.provider.v1.Provider.VMState:input_type -> lago.provider.v1.VMRequest
-	20, // 50: lago.provider.v1.Provider.Snapshot:input_type -> lago.provider.v1.SnapshotRequest
-	20, // 51: lago.provider.v1.Provider.Revert:input_type -> lago.provider.v1.SnapshotRequest
-	18, // 52: lago.provider.v1.Provider.ListSnapshots:input_type -> lago.provider.v1.VMRequest
-	23, // 53: lago.provider.v1.Provider.Console:input_type -> lago.provider.v1.ConsoleInput
-	25, // 54: lago.provider.v1.Provider.Export:input_type -> lago.provider.v1.ExportRequest
-	28, // 55: lago.provider.v1.Provider.SerialLog:input_type -> lago.provider.v1.SerialLogRequest
-	30, // 56: lago.provider.v1.Provider.ListOwned:input_type -> lago.provider.v1.ListOwnedRequest
-	32, // 57: lago.provider.v1.Provider.RemoveOwned:input_type -> lago.provider.v1.RemoveOwnedRequest
-	8,  // 58: lago.provider.v1.Provider.ValidateSpec:output_type -> lago.provider.v1.DiagnosticsResponse
-	12, // 59: lago.provider.v1.Provider.UsedSubnets:output_type -> lago.provider.v1.UsedSubnetsResponse
-	15, // 60: lago.provider.v1.Provider.PrepareDisks:output_type -> lago.provider.v1.PrepareDisksResponse
-	8,  // 61: lago.provider.v1.Provider.StartNetwork:output_type -> lago.provider.v1.DiagnosticsResponse
-	8,  // 62: lago.provider.v1.Provider.StopNetwork:output_type -> lago.provider.v1.DiagnosticsResponse
-	17, // 63: lago.provider.v1.Provider.NetworkState:output_type -> lago.provider.v1.StateResponse
-	8,  // 64: lago.provider.v1.Provider.StartVM:output_type -> lago.provider.v1.DiagnosticsResponse
-	8,  // 65: lago.provider.v1.Provider.StopVM:output_type -> lago.provider.v1.DiagnosticsResponse
-	8,  // 66: lago.provider.v1.Provider.ShutdownVM:output_type -> lago.provider.v1.DiagnosticsResponse
-	17, // 67: lago.provider.v1.Provider.VMState:output_type -> lago.provider.v1.StateResponse
-	8,  // 68: lago.provider.v1.Provider.Snapshot:output_type -> lago.provider.v1.DiagnosticsResponse
-	8,  // 69: lago.provider.v1.Provider.Revert:output_type -> lago.provider.v1.DiagnosticsResponse
-	22, // 70: lago.provider.v1.Provider.ListSnapshots:output_type -> lago.provider.v1.ListSnapshotsResponse
-	24, // 71: lago.provider.v1.Provider.Console:output_type -> lago.provider.v1.ConsoleOutput
-	26, // 72: lago.provider.v1.Provider.Export:output_type -> lago.provider.v1.ExportResponse
-	29, // 73: lago.provider.v1.Provider.SerialLog:output_type -> lago.provider.v1.SerialLogResponse
-	31, // 74: lago.provider.v1.Provider.ListOwned:output_type -> lago.provider.v1.ListOwnedResponse
-	8,  // 75: lago.provider.v1.Provider.RemoveOwned:output_type -> lago.provider.v1.DiagnosticsResponse
-	58, // [58:76] is the sub-list for method output_type
-	40, // [40:58] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	36, // 35: lago.provider.v1.SerialLogResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	0,  // 36: lago.provider.v1.ReadFilesRequest.env:type_name -> lago.provider.v1.EnvRef
+	7,  // 37: lago.provider.v1.ReadFilesRequest.vm:type_name -> lago.provider.v1.VM
+	27, // 38: lago.provider.v1.ListOwnedResponse.resources:type_name -> lago.provider.v1.OwnedResource
+	36, // 39: lago.provider.v1.ListOwnedResponse.diagnostics:type_name -> lago.plugin.v1.Diagnostic
+	0,  // 40: lago.provider.v1.RemoveOwnedRequest.env:type_name -> lago.provider.v1.EnvRef
+	27, // 41: lago.provider.v1.RemoveOwnedRequest.resources:type_name -> lago.provider.v1.OwnedResource
+	9,  // 42: lago.provider.v1.Provider.ValidateSpec:input_type -> lago.provider.v1.ValidateSpecRequest
+	10, // 43: lago.provider.v1.Provider.UsedSubnets:input_type -> lago.provider.v1.UsedSubnetsRequest
+	13, // 44: lago.provider.v1.Provider.PrepareDisks:input_type -> lago.provider.v1.PrepareDisksRequest
+	16, // 45: lago.provider.v1.Provider.StartNetwork:input_type -> lago.provider.v1.NetworkRequest
+	16, // 46: lago.provider.v1.Provider.StopNetwork:input_type -> lago.provider.v1.NetworkRequest
+	16, // 47: lago.provider.v1.Provider.NetworkState:input_type -> lago.provider.v1.NetworkRequest
+	18, // 48: lago.provider.v1.Provider.StartVM:input_type -> lago.provider.v1.VMRequest
+	18, // 49: lago.provider.v1.Provider.StopVM:input_type -> lago.provider.v1.VMRequest
+	19, // 50: lago.provider.v1.Provider.ShutdownVM:input_type -> lago.provider.v1.ShutdownRequest
+	18, // 51: lago.provider.v1.Provider.VMState:input_type -> lago.provider.v1.VMRequest
+	20, // 52: lago.provider.v1.Provider.Snapshot:input_type -> lago.provider.v1.SnapshotRequest
+	20, // 53: lago.provider.v1.Provider.Revert:input_type -> lago.provider.v1.SnapshotRequest
+	18, // 54: lago.provider.v1.Provider.ListSnapshots:input_type -> lago.provider.v1.VMRequest
+	23, // 55: lago.provider.v1.Provider.Console:input_type -> lago.provider.v1.ConsoleInput
+	25, // 56: lago.provider.v1.Provider.Export:input_type -> lago.provider.v1.ExportRequest
+	28, // 57: lago.provider.v1.Provider.SerialLog:input_type -> lago.provider.v1.SerialLogRequest
+	30, // 58: lago.provider.v1.Provider.ReadFiles:input_type -> lago.provider.v1.ReadFilesRequest
+	32, // 59: lago.provider.v1.Provider.ListOwned:input_type -> lago.provider.v1.ListOwnedRequest
+	34, // 60: lago.provider.v1.Provider.RemoveOwned:input_type -> lago.provider.v1.RemoveOwnedRequest
+	8,  // 61: lago.provider.v1.Provider.ValidateSpec:output_type -> lago.provider.v1.DiagnosticsResponse
+	12, // 62: lago.provider.v1.Provider.UsedSubnets:output_type -> lago.provider.v1.UsedSubnetsResponse
+	15, // 63: lago.provider.v1.Provider.PrepareDisks:output_type -> lago.provider.v1.PrepareDisksResponse
+	8,  // 64: lago.provider.v1.Provider.StartNetwork:output_type -> lago.provider.v1.DiagnosticsResponse
+	8,  // 65: lago.provider.v1.Provider.StopNetwork:output_type -> lago.provider.v1.DiagnosticsResponse
+	17, // 66: lago.provider.v1.Provider.NetworkState:output_type -> lago.provider.v1.StateResponse
+	8,  // 67: lago.provider.v1.Provider.StartVM:output_type -> lago.provider.v1.DiagnosticsResponse
+	8,  // 68: lago.provider.v1.Provider.StopVM:output_type -> lago.provider.v1.DiagnosticsResponse
+	8,  // 69: lago.provider.v1.Provider.ShutdownVM:output_type -> lago.provider.v1.DiagnosticsResponse
+	17, // 70: lago.provider.v1.Provider.VMState:output_type -> lago.provider.v1.StateResponse
+	8,  // 71: lago.provider.v1.Provider.Snapshot:output_type -> lago.provider.v1.DiagnosticsResponse
+	8,  // 72: lago.provider.v1.Provider.Revert:output_type -> lago.provider.v1.DiagnosticsResponse
+	22, // 73: lago.provider.v1.Provider.ListSnapshots:output_type -> lago.provider.v1.ListSnapshotsResponse
+	24, // 74: lago.provider.v1.Provider.Console:output_type -> lago.provider.v1.ConsoleOutput
+	26, // 75: lago.provider.v1.Provider.Export:output_type -> lago.provider.v1.ExportResponse
+	29, // 76: lago.provider.v1.Provider.SerialLog:output_type -> lago.provider.v1.SerialLogResponse
+	31, // 77: lago.provider.v1.Provider.ReadFiles:output_type -> lago.provider.v1.ReadFilesChunk
+	33, // 78: lago.provider.v1.Provider.ListOwned:output_type -> lago.provider.v1.ListOwnedResponse
+	8,  // 79: lago.provider.v1.Provider.RemoveOwned:output_type -> lago.provider.v1.DiagnosticsResponse
+	61, // [61:80] is the sub-list for method output_type
+	42, // [42:61] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_lago_provider_v1_provider_proto_init() }
@@ -2480,7 +2625,7 @@ func file_lago_provider_v1_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lago_provider_v1_provider_proto_rawDesc), len(file_lago_provider_v1_provider_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

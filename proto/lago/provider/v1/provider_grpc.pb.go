@@ -42,6 +42,7 @@ const (
 	Provider_Console_FullMethodName       = "/lago.provider.v1.Provider/Console"
 	Provider_Export_FullMethodName        = "/lago.provider.v1.Provider/Export"
 	Provider_SerialLog_FullMethodName     = "/lago.provider.v1.Provider/SerialLog"
+	Provider_ReadFiles_FullMethodName     = "/lago.provider.v1.Provider/ReadFiles"
 	Provider_ListOwned_FullMethodName     = "/lago.provider.v1.Provider/ListOwned"
 	Provider_RemoveOwned_FullMethodName   = "/lago.provider.v1.Provider/RemoveOwned"
 )
@@ -69,6 +70,11 @@ type ProviderClient interface {
 	// cannot (a remote hypervisor). Optional: plugins built before it answer
 	// Unimplemented.
 	SerialLog(ctx context.Context, in *SerialLogRequest, opts ...grpc.CallOption) (*SerialLogResponse, error)
+	// ReadFiles streams files of a VM that is not running, read from its
+	// disks without writing them (collect of a stopped VM). The provider
+	// refuses a running VM, whose disks are in use. Optional: plugins built
+	// before it answer Unimplemented. Errors ride in the final status.
+	ReadFiles(ctx context.Context, in *ReadFilesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadFilesChunk], error)
 	ListOwned(ctx context.Context, in *ListOwnedRequest, opts ...grpc.CallOption) (*ListOwnedResponse, error)
 	RemoveOwned(ctx context.Context, in *RemoveOwnedRequest, opts ...grpc.CallOption) (*DiagnosticsResponse, error)
 }
@@ -244,6 +250,25 @@ func (c *providerClient) SerialLog(ctx context.Context, in *SerialLogRequest, op
 	return out, nil
 }
 
+func (c *providerClient) ReadFiles(ctx context.Context, in *ReadFilesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadFilesChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Provider_ServiceDesc.Streams[1], Provider_ReadFiles_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadFilesRequest, ReadFilesChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Provider_ReadFilesClient = grpc.ServerStreamingClient[ReadFilesChunk]
+
 func (c *providerClient) ListOwned(ctx context.Context, in *ListOwnedRequest, opts ...grpc.CallOption) (*ListOwnedResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListOwnedResponse)
@@ -287,6 +312,11 @@ type ProviderServer interface {
 	// cannot (a remote hypervisor). Optional: plugins built before it answer
 	// Unimplemented.
 	SerialLog(context.Context, *SerialLogRequest) (*SerialLogResponse, error)
+	// ReadFiles streams files of a VM that is not running, read from its
+	// disks without writing them (collect of a stopped VM). The provider
+	// refuses a running VM, whose disks are in use. Optional: plugins built
+	// before it answer Unimplemented. Errors ride in the final status.
+	ReadFiles(*ReadFilesRequest, grpc.ServerStreamingServer[ReadFilesChunk]) error
 	ListOwned(context.Context, *ListOwnedRequest) (*ListOwnedResponse, error)
 	RemoveOwned(context.Context, *RemoveOwnedRequest) (*DiagnosticsResponse, error)
 	mustEmbedUnimplementedProviderServer()
@@ -346,6 +376,9 @@ func (UnimplementedProviderServer) Export(context.Context, *ExportRequest) (*Exp
 }
 func (UnimplementedProviderServer) SerialLog(context.Context, *SerialLogRequest) (*SerialLogResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SerialLog not implemented")
+}
+func (UnimplementedProviderServer) ReadFiles(*ReadFilesRequest, grpc.ServerStreamingServer[ReadFilesChunk]) error {
+	return status.Errorf(codes.Unimplemented, "method ReadFiles not implemented")
 }
 func (UnimplementedProviderServer) ListOwned(context.Context, *ListOwnedRequest) (*ListOwnedResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListOwned not implemented")
@@ -651,6 +684,17 @@ func _Provider_SerialLog_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Provider_ReadFiles_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadFilesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ProviderServer).ReadFiles(m, &grpc.GenericServerStream[ReadFilesRequest, ReadFilesChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Provider_ReadFilesServer = grpc.ServerStreamingServer[ReadFilesChunk]
+
 func _Provider_ListOwned_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListOwnedRequest)
 	if err := dec(in); err != nil {
@@ -769,6 +813,11 @@ var Provider_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Provider_Console_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "ReadFiles",
+			Handler:       _Provider_ReadFiles_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "lago/provider/v1/provider.proto",
