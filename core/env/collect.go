@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -14,6 +15,7 @@ import (
 	"github.com/lago-go/lago/core/errs"
 	"github.com/lago-go/lago/core/spec"
 	lagossh "github.com/lago-go/lago/core/ssh"
+	"github.com/lago-go/lago/sdk"
 )
 
 // CollectOptions tune Collect.
@@ -41,6 +43,9 @@ type CollectResult struct {
 	// Files and Bytes count the regular files written and their bytes.
 	Files int
 	Bytes int64
+	// FromDisks says the VM was not running and its artifacts were read
+	// from its disks by its provider.
+	FromDisks bool
 	// Err is why some or all of the VM's artifacts were not collected.
 	Err error
 }
@@ -50,10 +55,14 @@ type CollectResult struct {
 // (/var/log/x.log is _var_log_x.log). An existing dir is first renamed
 // with a timestamp suffix (dir.2006-01-02T15-04-05; no ":", which other
 // tools take for a host or drive). A missing artifact is skipped and
-// logged unless o.NoSkip. VMs are collected in parallel; each VM's
-// artifacts travel as one compressed tar stream when the guest has tar,
-// file by file otherwise. The error joins the VMs' errors; the results
-// say what each VM got either way.
+// logged unless o.NoSkip. VMs are collected in parallel; each running
+// VM's artifacts travel over ssh as one compressed tar stream when the
+// guest has tar, file by file otherwise. A VM that is not running (shut
+// off, down, crashed) has them read from its disks, read-only, by its
+// provider (sdk.FileReader): the provider owns the disks, which may be on
+// another host. Either way every name from the guest is confined to
+// dir/<vm>/ by the same extraction (core/ssh). The error joins the VMs'
+// errors; the results say what each VM got either way.
 func (m *Manager) Collect(ctx context.Context, prefix, dir string, o CollectOptions) ([]CollectResult, error) {
 	e, err := m.Load(prefix)
 	if err != nil {
@@ -149,12 +158,25 @@ func (m *Manager) collectVM(ctx context.Context, e *Environment, v *spec.VM, ite
 		return r
 	}
 	var pulled []lagossh.PullResult
-	err := m.withGuest(ctx, e, v.Name, func(run lagossh.Runner) error {
-		var err error
-		pulled, err = lagossh.Pull(ctx, run, r.Dir, items, lagossh.PullOptions{
-			Compress: true, Limits: o.Limits, Skipped: m.skippedLogger("collect", v.Name)})
-		return err
-	})
+	var err error
+	if src, st, ok := m.diskSource(ctx, e, v, o.Limits.MaxBytes); ok {
+		r.FromDisks = true
+		m.log().Info("collect: vm is not running, reading its disks", "vm", v.Name, "state", st)
+		began := time.Now()
+		pulled, err = lagossh.PullArchive(ctx, src, r.Dir, items, lagossh.PullOptions{
+			Limits: o.Limits, Skipped: m.skippedLogger("collect", v.Name)})
+		if err != nil && len(pulled) == 0 {
+			err = fmt.Errorf("vm %s (%s): read its disks: %w", v.Name, st, err)
+		}
+		m.log().Info("collect: read the disks", "vm", v.Name, "took", time.Since(began).Round(100*time.Millisecond))
+	} else {
+		err = m.withGuest(ctx, e, v.Name, func(run lagossh.Runner) error {
+			var err error
+			pulled, err = lagossh.Pull(ctx, run, r.Dir, items, lagossh.PullOptions{
+				Compress: true, Limits: o.Limits, Skipped: m.skippedLogger("collect", v.Name)})
+			return err
+		})
+	}
 	var errs []error
 	if len(pulled) == 0 && err != nil {
 		errs = append(errs, err)
@@ -181,6 +203,54 @@ func (m *Manager) collectVM(ctx context.Context, e *Environment, v *spec.VM, ite
 	}
 	r.Err = errors.Join(errs...)
 	return r
+}
+
+// NoDiskReadError says a VM is not running and its provider cannot read
+// its disks (it has no ReadFiles), so its artifacts cannot be collected
+// until it runs. errors.Is matches ErrVMNotRunning and
+// sdk.ErrNotImplemented.
+type NoDiskReadError struct {
+	VM, State, Provider string
+}
+
+func (e *NoDiskReadError) Error() string {
+	return fmt.Sprintf("vm %s is not running (%s) and its provider %s cannot read its disks: start it with lago start to collect over ssh", e.VM, e.State, e.Provider)
+}
+
+// Is makes errors.Is match ErrVMNotRunning and sdk.ErrNotImplemented.
+func (e *NoDiskReadError) Is(target error) bool {
+	return target == ErrVMNotRunning || target == sdk.ErrNotImplemented
+}
+
+// diskSource returns how to read v's files from its disks when it is not
+// running (shut off, down, crashed), with its state; ok is false for a VM
+// that runs, or whose state cannot be told, which are collected over ssh.
+// A provider without ReadFiles gives a source that says so.
+func (m *Manager) diskSource(ctx context.Context, e *Environment, v *spec.VM, maxBytes int64) (src lagossh.ArchiveSource, state string, ok bool) {
+	inst := m.vmProvider(v)
+	p, err := m.provider(ctx, inst)
+	if err != nil {
+		return nil, "", false
+	}
+	pv, err := toProviderVM(e, v)
+	if err != nil {
+		return nil, "", false
+	}
+	st, err := p.VMState(ctx, e.Ref(), pv)
+	if err != nil || !(isOff(st) || st == "crashed") {
+		return nil, st, false
+	}
+	fr, ok := p.(sdk.FileReader)
+	if !ok {
+		fr = sdk.UnimplementedProvider{}
+	}
+	return func(ctx context.Context, paths []string, w io.Writer) ([]string, error) {
+		missing, err := fr.ReadFiles(ctx, e.Ref(), pv, paths, maxBytes, w)
+		if errors.Is(err, sdk.ErrNotImplemented) {
+			return nil, errs.User(&NoDiskReadError{VM: v.Name, State: st, Provider: inst})
+		}
+		return missing, err
+	}, st, true
 }
 
 func userPathError(vm, p string) error {

@@ -3,10 +3,13 @@
 package envtest
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -61,6 +64,10 @@ type Provider struct {
 	RemoteDisks bool
 	// SerialLogs is what SerialLog answers, by VM name.
 	SerialLogs map[string][]byte
+	// disks stand in for VMs' disks in ReadFiles, by VM name: a host
+	// folder whose tree is the guest's, or a raw stream sent as is.
+	diskTrees   map[string]string
+	diskStreams map[string][]byte
 
 	inflight, maxInflight map[string]int
 }
@@ -76,6 +83,8 @@ func NewProvider() *Provider {
 		Delay:          map[string]time.Duration{},
 		NotImplemented: map[string]bool{},
 		SerialLogs:     map[string][]byte{},
+		diskTrees:      map[string]string{},
+		diskStreams:    map[string][]byte{},
 		inflight:       map[string]int{},
 		maxInflight:    map[string]int{},
 	}
@@ -84,6 +93,7 @@ func NewProvider() *Provider {
 var (
 	_ sdk.Provider        = (*Provider)(nil)
 	_ sdk.SerialLogReader = (*Provider)(nil)
+	_ sdk.FileReader      = (*Provider)(nil)
 )
 
 // SetUsedSubnets sets what UsedSubnets reports.
@@ -522,4 +532,99 @@ func (p *Provider) RemoveOwned(ctx context.Context, env *providerv1.EnvRef, reso
 		}
 	}
 	return nil
+}
+
+// SetDiskTree makes the host folder dir stand in for vm's disks in
+// ReadFiles: guest path /a/b is dir/a/b.
+func (p *Provider) SetDiskTree(vm, dir string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.diskTrees[vm] = dir
+}
+
+// SetDiskStream makes ReadFiles send stream as is for vm (a hostile
+// disk), reporting missing as missing.
+func (p *Provider) SetDiskStream(vm string, stream []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.diskStreams[vm] = stream
+}
+
+// ReadFiles implements sdk.FileReader like a provider reading disks: a VM
+// whose state is "running" is refused; the paths come from the folder of
+// SetDiskTree (a final symbolic link followed inside it), or the stream
+// of SetDiskStream is sent instead.
+func (p *Provider) ReadFiles(ctx context.Context, env *providerv1.EnvRef, vm *providerv1.VM, paths []string, maxBytes int64, w io.Writer) ([]string, error) {
+	done, err := p.enter(ctx, "ReadFiles", vm.GetName(), envUUID(env))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if p.VMStateOf(envUUID(env), vm.GetName()) == "running" {
+		return nil, fmt.Errorf("fake: vm %s is running: its disks are in use", vm.GetName())
+	}
+	p.mu.Lock()
+	root, stream, raw := p.diskTrees[vm.GetName()], p.diskStreams[vm.GetName()], p.diskStreams[vm.GetName()] != nil
+	p.mu.Unlock()
+	if raw {
+		_, err := w.Write(stream)
+		return nil, err
+	}
+	if root == "" {
+		return nil, fmt.Errorf("fake: vm %s has no disks", vm.GetName())
+	}
+	tw := tar.NewWriter(w)
+	var missing []string
+	for _, gp := range paths {
+		src := filepath.Join(root, gp)
+		if l, err := os.Readlink(src); err == nil {
+			if !path.IsAbs(l) {
+				l = path.Join(path.Dir(gp), l)
+			}
+			src = filepath.Join(root, l)
+		}
+		if _, err := os.Stat(src); err != nil {
+			missing = append(missing, gp)
+			continue
+		}
+		member := path.Clean(gp)[1:]
+		err := filepath.WalkDir(src, func(f string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(src, f)
+			name := path.Join(member, filepath.ToSlash(rel))
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			link := ""
+			if fi.Mode()&fs.ModeSymlink != 0 {
+				if link, err = os.Readlink(f); err != nil {
+					return err
+				}
+			}
+			hdr, err := tar.FileInfoHeader(fi, link)
+			if err != nil {
+				return err
+			}
+			hdr.Name = name
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			if fi.Mode().IsRegular() {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				_, err = tw.Write(b)
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return missing, tw.Close()
 }
