@@ -75,6 +75,13 @@ func (c *Client) Init(ctx context.Context, o InitOptions) (*Env, error) {
 	eo.SetCurrent = eo.SetCurrent || o.SetCurrent
 	eo.SkipBootstrap = eo.SkipBootstrap || o.SkipBootstrap
 	eo.SkipBuild = eo.SkipBuild || o.SkipBuild
+	store := c.cfg.TemplateStore
+	if o.TemplateStore != "" {
+		store = o.TemplateStore
+	}
+	if err := c.preflight(eo.Workdir, store, !eo.SkipBootstrap); err != nil {
+		return nil, err
+	}
 	m := c.mgr
 	if o.TemplateRepoPath != "" || o.TemplateRepoName != "" || o.TemplateStore != "" {
 		var err error
@@ -105,6 +112,9 @@ func (c *Client) Load(ctx context.Context, path string) (*Env, error) {
 	p, err := prefix.Find(c.findOptions(path))
 	if err != nil {
 		return nil, errs.User(err)
+	}
+	if err := checkOwner(p.Path); err != nil {
+		return nil, err
 	}
 	c.setCurrent(p.Path)
 	return &Env{c: c, path: p.Path}, nil

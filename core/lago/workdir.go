@@ -41,6 +41,9 @@ func (c *Client) Destroy(ctx context.Context, o DestroyOptions) error {
 		if err != nil {
 			return errs.User(err)
 		}
+		if err := checkOwner(w.Path); err != nil {
+			return err
+		}
 		if err := confirm(w.Path); err != nil {
 			return err
 		}
@@ -67,10 +70,16 @@ func (c *Client) Destroy(ctx context.Context, o DestroyOptions) error {
 		if aerr != nil {
 			return errs.User(err)
 		}
+		if err := checkOwner(abs); err != nil {
+			return err
+		}
 		if err := confirm(abs); err != nil {
 			return err
 		}
 		return c.mgr.DestroyUnlinkedWorkdir(ctx, abs)
+	}
+	if err := checkOwner(p.Path); err != nil {
+		return err
 	}
 	if err := confirm(p.Path); err != nil {
 		return err

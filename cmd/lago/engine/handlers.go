@@ -46,6 +46,7 @@ var handlers = map[string]cli.Handler{
 	"revert":        runRevert,
 	"export":        runExport,
 	"ansible_hosts": runAnsibleHosts,
+	"doctor":        runDoctor,
 }
 
 // client is the invocation's lago Client (the engine's plugin host).

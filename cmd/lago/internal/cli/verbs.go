@@ -227,6 +227,13 @@ var verbSpecs = []verbSpec{
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringSliceP("keys", "k", []string{"vm-type", "groups", "vm-provider"}, "keys to group the VMs by")
 		}},
+	{Name: "doctor", Use: "[WORKDIR]", Short: "Check this host's settings for lago as this user",
+		Long: "Check what lago needs of the host as this user, on a host shared with others: the libvirt\n" +
+			"socket lets the user in, qemu (its own user) can enter the workdir and the template store,\n" +
+			"the lease and template stores are writable and shareable (group-writable, setgid), a host\n" +
+			"kernel libguestfs can read. Prints one OK or FAIL line per check, each FAIL with its fix,\n" +
+			"and exits 2 when any fails. WORKDIR defaults to ./.lago. See docs/SHARED-HOST.md.",
+		Args: cobra.MaximumNArgs(1)},
 	{Name: "generate-config", Short: "Print the effective configuration as INI",
 		Long: "Print the effective configuration as an INI file with one comment per key;\n" +
 			"each [provider NAME] section also lists the settings its plugin describes\n" +
