@@ -119,6 +119,17 @@ var builtinKeys = []Key{
 		Help: "do not bootstrap the VM disks (hostname, root password, ssh key)"},
 	{Section: SectionInit, Name: "skip_build", Type: TypeBool, Default: "False", Flag: "skip-build",
 		Help: "do not run the disks' build steps"},
+	// libguestfs runs bootstrap and the virt-customize builder in a small
+	// appliance VM; these choose how. Set here, they win over the
+	// LIBGUESTFS_* variables; left at their defaults, those variables win.
+	{Section: SectionInit, Name: "bootstrap_tool", Default: "guestfish", Choices: []string{"guestfish", "virt-sysprep"},
+		Help: "how to bootstrap the disks: guestfish prepares every disk of an init in one libguestfs appliance; virt-sysprep runs the original's virt-sysprep once per disk"},
+	{Section: SectionInit, Name: "libguestfs_backend", Default: "direct",
+		Help: "libguestfs backend (LIBGUESTFS_BACKEND): direct runs qemu itself, libvirt goes through libvirtd"},
+	{Section: SectionInit, Name: "libguestfs_force_tcg", Default: "auto", Choices: []string{"auto", "yes", "no"},
+		Help: "run the libguestfs appliance under TCG (software emulation, LIBGUESTFS_BACKEND_SETTINGS=force_tcg); auto does when /dev/kvm cannot create a VM"},
+	{Section: SectionInit, Name: "libguestfs_memsize", Type: TypeInt, Default: "0",
+		Help: "memory of the libguestfs appliance in MiB (LIBGUESTFS_MEMSIZE); 0 keeps libguestfs' default"},
 
 	{Section: SectionStart, Name: "timeout", Type: TypeDuration, Default: "10m", Flag: "timeout",
 		Help: "overall time limit for starting the environment and waiting for ssh"},

@@ -2,7 +2,9 @@ package env
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/lago-go/lago/core/lease"
 	"github.com/lago-go/lago/core/spec"
@@ -66,18 +68,57 @@ type BuildRequest struct {
 	LogFile string
 }
 
-// Bootstrapper prepares a VM's first disk (hostname, root password, the
-// prefix's key) before first boot.
+// Bootstrapper prepares the VMs' first disks before their first boot: the
+// hostname, the root password, the prefix's key for root and the ssh user,
+// and (VMs being clones of one template) a machine-id and ssh host keys of
+// their own. It gets every disk of an init at once, so that an
+// implementation can prepare them all in one libguestfs appliance, whose
+// start is most of the cost.
 type Bootstrapper interface {
-	Bootstrap(ctx context.Context, req BootstrapRequest) error
+	// BootstrapAll prepares every disk of reqs, reporting each step
+	// through progress (which may be nil, and may be called from several
+	// goroutines). It fails as a whole: a failure in one guest leaves the
+	// others in any state, init then removes them all. The error of a
+	// step the guest makes impossible is a *BootstrapError.
+	BootstrapAll(ctx context.Context, reqs []BootstrapRequest, progress func(BootstrapEvent)) error
 }
 
 // BootstrapRequest says what to set on a VM's first disk.
 type BootstrapRequest struct {
-	VM            string
-	DiskPath      string
-	DiskFormat    string
-	Hostname      string
+	VM         string
+	DiskPath   string
+	DiskFormat string
+	Hostname   string
+	// RootPassword is the password to set for root; only its hash
+	// reaches the guest.
 	RootPassword  string
 	PublicKeyPath string
+	// SSHUser also gets the prefix's key when it is not root ("" means
+	// root only).
+	SSHUser string
 }
+
+// BootstrapEvent is one progress report of BootstrapAll: a step begins
+// (Step set), or a VM is done (Done, with the time spent on it).
+type BootstrapEvent struct {
+	// VM is "" for a step shared by every VM (starting the appliance).
+	VM   string
+	Step string
+	Done bool
+	Took time.Duration
+}
+
+// BootstrapError is a bootstrap step that failed on one VM's disk: the
+// guest lacks what the step needs (no /etc/shadow, no operating system
+// found, a read-only filesystem) or the tool failed on it.
+type BootstrapError struct {
+	VM   string
+	Step string
+	Err  error
+}
+
+func (e *BootstrapError) Error() string {
+	return fmt.Sprintf("bootstrap vm %s: %s: %v", e.VM, e.Step, e.Err)
+}
+
+func (e *BootstrapError) Unwrap() error { return e.Err }

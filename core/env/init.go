@@ -561,68 +561,117 @@ func (m *Manager) validate(ctx context.Context, e *Environment, provs map[string
 	return nil
 }
 
-// buildAndBootstrap runs each VM's build steps, then bootstraps its first
-// disk, VMs in parallel (bounded), each VM's steps in order.
+// buildAndBootstrap runs each VM's build steps (VMs in parallel, bounded,
+// each VM's steps in order), then bootstraps the first disks of all VMs in
+// one batch: the bootstrapper can then prepare them all in one libguestfs
+// appliance instead of starting one per VM.
 func (m *Manager) buildAndBootstrap(ctx context.Context, e *Environment, bound []boundVM, o InitOptions) error {
 	pub, err := os.ReadFile(e.KeyPath() + ".pub")
 	if err != nil {
 		return fmt.Errorf("read prefix public key: %w", err)
 	}
-	return parallel(ctx, len(bound), m.opts.DiskParallelism, func(ctx context.Context, i int) error {
-		b := bound[i]
-		if !o.SkipBuild {
-			for di, d := range b.spec.Disks {
-				for si, step := range d.Build {
-					if m.deps.Builder == nil {
-						return fmt.Errorf("build vm %s disk %s: no builder configured", b.spec.Name, d.Name)
-					}
-					if !localFile(b.pv.Disks[di].Path) {
-						return userErrorf("build vm %s disk %s: provider %q keeps the disk at %q, not in a local file the builder can change; drop the build steps or use a local provider",
-							b.spec.Name, d.Name, b.instance, b.pv.Disks[di].Path)
-					}
-					m.log().Info("building disk", "vm", b.spec.Name, "disk", d.Name, "step", si+1, "builder", step.Builder)
-					began := time.Now()
-					err := m.deps.Builder.Build(ctx, BuildRequest{
-						VM: b.spec.Name, DiskPath: b.pv.Disks[di].Path, DiskFormat: b.pv.Disks[di].Format,
-						Step: step, PublicKey: strings.TrimSpace(string(pub)), LogFile: e.dir().LogPath(),
-					})
-					if err != nil {
-						return fmt.Errorf("build vm %s disk %s step %d (%s): %w", b.spec.Name, d.Name, si+1, step.Builder, err)
-					}
-					m.log().Info("built disk", "vm", b.spec.Name, "disk", d.Name, "step", si+1, "took", time.Since(began).Round(time.Millisecond))
-				}
-			}
+	if !o.SkipBuild {
+		err := parallel(ctx, len(bound), m.opts.DiskParallelism, func(ctx context.Context, i int) error {
+			return m.buildVM(ctx, e, bound[i], strings.TrimSpace(string(pub)))
+		})
+		if err != nil {
+			return err
 		}
-		if o.SkipBootstrap || !b.spec.DoBootstrap() || len(b.spec.Disks) == 0 {
-			return nil
+	}
+	if o.SkipBootstrap {
+		return nil
+	}
+	var reqs []BootstrapRequest
+	var vms []boundVM
+	for _, b := range bound {
+		if !b.spec.DoBootstrap() || len(b.spec.Disks) == 0 {
+			continue
 		}
 		first := b.spec.Disks[0]
 		if first.Type == spec.DiskEmpty || first.Type == spec.DiskISO {
-			return nil
-		}
-		if m.deps.Bootstrap == nil {
-			return fmt.Errorf("bootstrap vm %s: no bootstrapper configured", b.spec.Name)
+			continue
 		}
 		if !localFile(b.pv.Disks[0].Path) {
 			// A remote provider's volume cannot be bootstrapped from here:
 			// the guest keeps its template's root password and gets no
 			// prefix key, so ssh falls back to the password.
 			m.log().Warn("not bootstrapping: the disk is not a local file", "vm", b.spec.Name, "provider", b.instance, "disk", b.pv.Disks[0].Path)
-			return nil
+			continue
 		}
-		req := BootstrapRequest{
+		user := b.spec.SSHUser
+		if user == "" {
+			user = m.opts.SSHUser
+		}
+		reqs = append(reqs, BootstrapRequest{
 			VM: b.spec.Name, DiskPath: b.pv.Disks[0].Path, DiskFormat: b.pv.Disks[0].Format,
-			Hostname: b.spec.Name, PublicKeyPath: e.KeyPath() + ".pub",
+			Hostname: b.spec.Name, PublicKeyPath: e.KeyPath() + ".pub", SSHUser: user,
 			RootPassword: prefix.RootPassword(b.spec, m.opts.DefaultRootPassword, prefix.BootstrapRootPassword),
-		}
-		m.log().Info("bootstrapping", "vm", b.spec.Name)
-		if err := m.deps.Bootstrap.Bootstrap(ctx, req); err != nil {
-			return fmt.Errorf("bootstrap vm %s: %w", b.spec.Name, err)
-		}
-		b.spec.RootPassword = req.RootPassword
-		b.spec.Bootstrapped = true
+		})
+		vms = append(vms, b)
+	}
+	if len(reqs) == 0 {
 		return nil
-	})
+	}
+	if m.deps.Bootstrap == nil {
+		return fmt.Errorf("bootstrap vm %s: no bootstrapper configured", reqs[0].VM)
+	}
+	names := make([]string, len(reqs))
+	for i, r := range reqs {
+		names[i] = r.VM
+	}
+	m.log().Info("bootstrapping", "vms", strings.Join(names, ","))
+	began := time.Now()
+	progress := func(ev BootstrapEvent) {
+		switch {
+		case ev.Done && ev.VM == "":
+			m.log().Info("bootstrap", "step", ev.Step, "took", ev.Took.Round(100*time.Millisecond))
+		case ev.Done:
+			m.log().Info("bootstrapped", "vm", ev.VM, "took", ev.Took.Round(100*time.Millisecond))
+		case ev.VM == "":
+			m.log().Info("bootstrap", "step", ev.Step)
+		default:
+			m.log().Info("bootstrap", "vm", ev.VM, "step", ev.Step)
+		}
+	}
+	if err := m.deps.Bootstrap.BootstrapAll(ctx, reqs, progress); err != nil {
+		var be *BootstrapError
+		if errors.As(err, &be) {
+			return err
+		}
+		return fmt.Errorf("bootstrap vms %s: %w", strings.Join(names, ", "), err)
+	}
+	m.log().Info("bootstrap done", "vms", len(reqs), "took", time.Since(began).Round(100*time.Millisecond))
+	for i, b := range vms {
+		b.spec.RootPassword = reqs[i].RootPassword
+		b.spec.Bootstrapped = true
+	}
+	return nil
+}
+
+// buildVM runs the build steps of one VM's disks, in order.
+func (m *Manager) buildVM(ctx context.Context, e *Environment, b boundVM, pub string) error {
+	for di, d := range b.spec.Disks {
+		for si, step := range d.Build {
+			if m.deps.Builder == nil {
+				return fmt.Errorf("build vm %s disk %s: no builder configured", b.spec.Name, d.Name)
+			}
+			if !localFile(b.pv.Disks[di].Path) {
+				return userErrorf("build vm %s disk %s: provider %q keeps the disk at %q, not in a local file the builder can change; drop the build steps or use a local provider",
+					b.spec.Name, d.Name, b.instance, b.pv.Disks[di].Path)
+			}
+			m.log().Info("building disk", "vm", b.spec.Name, "disk", d.Name, "step", si+1, "builder", step.Builder)
+			began := time.Now()
+			err := m.deps.Builder.Build(ctx, BuildRequest{
+				VM: b.spec.Name, DiskPath: b.pv.Disks[di].Path, DiskFormat: b.pv.Disks[di].Format,
+				Step: step, PublicKey: pub, LogFile: e.dir().LogPath(),
+			})
+			if err != nil {
+				return fmt.Errorf("build vm %s disk %s step %d (%s): %w", b.spec.Name, d.Name, si+1, step.Builder, err)
+			}
+			m.log().Info("built disk", "vm", b.spec.Name, "disk", d.Name, "step", si+1, "took", time.Since(began).Round(time.Millisecond))
+		}
+	}
+	return nil
 }
 
 // checkBuilders refuses, before anything is made, build steps init could

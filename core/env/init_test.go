@@ -100,15 +100,17 @@ func (b *fakeBuilder) Build(ctx context.Context, req BuildRequest) error {
 }
 
 type fakeBootstrap struct {
-	mu   sync.Mutex
-	reqs []BootstrapRequest
-	err  error
+	mu      sync.Mutex
+	reqs    []BootstrapRequest
+	batches int
+	err     error
 }
 
-func (b *fakeBootstrap) Bootstrap(ctx context.Context, req BootstrapRequest) error {
+func (b *fakeBootstrap) BootstrapAll(ctx context.Context, reqs []BootstrapRequest, progress func(BootstrapEvent)) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.reqs = append(b.reqs, req)
+	b.batches++
+	b.reqs = append(b.reqs, reqs...)
 	return b.err
 }
 
@@ -266,10 +268,13 @@ func TestInitSuccess(t *testing.T) {
 	if got := strings.Join(f.builder.reqs[0].Step.Args(), " "); got != "--ssh-inject --touch /root/built" {
 		t.Errorf("build args = %q", got)
 	}
-	if len(f.boot.reqs) != 2 {
-		t.Fatalf("bootstrap requests = %+v", f.boot.reqs)
+	if len(f.boot.reqs) != 2 || f.boot.batches != 1 {
+		t.Fatalf("bootstrap requests = %+v in %d batches, want 2 in one batch", f.boot.reqs, f.boot.batches)
 	}
 	for _, r := range f.boot.reqs {
+		if r.SSHUser != DefaultSSHUser {
+			t.Errorf("bootstrap request of %s: ssh user %q, want %q", r.VM, r.SSHUser, DefaultSSHUser)
+		}
 		want := map[string]string{"vm0": DefaultSSHPassword, "vm1": "secret"}[r.VM]
 		if r.RootPassword != want || r.Hostname != r.VM || r.PublicKeyPath != filepath.Join(p, "id_rsa.pub") || !filepath.IsAbs(r.DiskPath) {
 			t.Errorf("bootstrap request %+v, want root password %q", r, want)
@@ -410,8 +415,11 @@ func TestInitFailureLeavesNothing(t *testing.T) {
 		{name: "build fails", want: "build vm vm0 disk root step 1 (virt-customize)", setup: func(f *initFixture) {
 			f.builder.err = errBoom
 		}},
-		{name: "bootstrap fails", want: "bootstrap vm", setup: func(f *initFixture) {
+		{name: "bootstrap fails", want: "bootstrap vms vm0, vm1: boom", setup: func(f *initFixture) {
 			f.boot.err = errBoom
+		}},
+		{name: "bootstrap step impossible", want: "bootstrap vm vm1: root-password: the guest has no /etc/shadow", setup: func(f *initFixture) {
+			f.boot.err = &BootstrapError{VM: "vm1", Step: "root-password", Err: errors.New("the guest has no /etc/shadow")}
 		}},
 		{name: "cancelled while preparing disks", want: "context canceled", setup: func(f *initFixture) {
 			f.prov.Delay["PrepareDisks vm1"] = time.Hour

@@ -130,11 +130,14 @@ type virtSysprep struct {
 	// Env is added to the process environment (for example
 	// LIBGUESTFS_BACKEND=direct).
 	Env []string
+	// EnvFunc, when set, adds more (the libguestfs settings, worked out
+	// on first use: finding out whether KVM works takes a moment).
+	EnvFunc func() []string
 	// Output receives the tool's output (may be nil).
 	Output io.Writer
 }
 
-var _ env.Bootstrapper = virtSysprep{}
+var _ env.Bootstrapper = virtSysprepAll{}
 
 // Args returns virt-sysprep's argv (without the binary) for req, with the
 // root password read from passwordFile.
@@ -182,6 +185,9 @@ func (v virtSysprep) Bootstrap(ctx context.Context, req env.BootstrapRequest) er
 	}
 	cmd := exec.CommandContext(ctx, bin, v.Args(req, pwFile)...)
 	cmd.Env = append(os.Environ(), v.Env...)
+	if v.EnvFunc != nil {
+		cmd.Env = append(cmd.Env, v.EnvFunc()...)
+	}
 	var tail tailBuffer
 	cmd.Stdout, cmd.Stderr = &tail, &tail
 	if v.Output != nil {

@@ -86,6 +86,9 @@ type pluginBuilders struct {
 	Progress io.Writer
 	// mu keeps lines of VMs building in parallel whole.
 	mu *sync.Mutex
+	// Libguestfs are the [init] libguestfs_* settings, given to a builder
+	// whose configuration schema has the matching keys.
+	Libguestfs libguestfsSettings
 }
 
 var (
@@ -108,11 +111,36 @@ func (b pluginBuilders) BuilderNames(context.Context) ([]string, error) {
 
 // Build implements env.Builder.
 func (b pluginBuilders) Build(ctx context.Context, req env.BuildRequest) error {
-	bl, err := b.Plugins.Builder(ctx, req.Step.Builder, nil)
+	bl, err := b.Plugins.Builder(ctx, req.Step.Builder, b.builderConfig(req.Step.Builder))
 	if err != nil {
 		return fmt.Errorf("builder %q: %w", req.Step.Builder, err)
 	}
 	return pluginBuilder{Builder: bl, Log: b.progressLine}.Build(ctx, req)
+}
+
+// builderConfig is the libguestfs settings a builder declares in its
+// configuration schema (the virt-customize builder's libguestfs_* keys).
+func (b pluginBuilders) builderConfig(name string) map[string]string {
+	comps, err := b.Plugins.Components(sdk.KindBuilder)
+	if err != nil {
+		return nil
+	}
+	var cfg map[string]string
+	for _, c := range comps {
+		if c.Name != name {
+			continue
+		}
+		all := b.Libguestfs.Config()
+		for _, f := range c.ConfigSchema {
+			if v, ok := all[f.Name]; ok {
+				if cfg == nil {
+					cfg = map[string]string{}
+				}
+				cfg[f.Name] = v
+			}
+		}
+	}
+	return cfg
 }
 
 func (b pluginBuilders) progressLine(vm, line string) {
@@ -138,13 +166,24 @@ func realDeps(pm *pluginhost.Host, c *config.Config, progress template.Progress,
 	} else {
 		templates = failingTemplates{err: err}
 	}
+	gfs := libguestfsFromConfig(c)
 	return env.Deps{
 		Providers: pluginProviders(pm, c),
 		Leaser:    &lease.Store{Dir: c.LeaseDir},
 		Templates: templates,
-		Builder:   pluginBuilders{Plugins: pm, Progress: out, mu: new(sync.Mutex)},
-		Bootstrap: virtSysprep{},
+		Builder:   pluginBuilders{Plugins: pm, Progress: out, mu: new(sync.Mutex), Libguestfs: gfs},
+		Bootstrap: bootstrapperFromConfig(c, gfs),
 	}
+}
+
+// bootstrapperFromConfig is the [init] bootstrap_tool: guestfish (one
+// appliance for every disk) or the original's virt-sysprep per disk, both
+// run with the libguestfs settings.
+func bootstrapperFromConfig(c *config.Config, gfs libguestfsSettings) env.Bootstrapper {
+	if c.String(config.SectionInit, "bootstrap_tool") == "virt-sysprep" {
+		return virtSysprepAll{virtSysprep{EnvFunc: gfs.Env}}
+	}
+	return &guestfishBootstrap{EnvFunc: gfs.Env}
 }
 
 // templatesFromConfig maps the [init] template settings onto a

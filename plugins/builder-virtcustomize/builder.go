@@ -19,12 +19,22 @@ import (
 type builder struct {
 	program string
 	backend string
+	// env are the LIBGUESTFS_* variables the core's [init] libguestfs_*
+	// settings give (the same the core's bootstrap runs with); they win
+	// over the environment.
+	env []string
 }
 
 // Configure reads the component's settings.
 func (b *builder) Configure(_ context.Context, cfg map[string]string, _ sdk.Host) error {
 	b.program = cfg["virt_customize"]
 	b.backend = cfg["libguestfs_backend"]
+	b.env = nil
+	for key, name := range map[string]string{"libguestfs_backend_settings": "LIBGUESTFS_BACKEND_SETTINGS", "libguestfs_memsize": "LIBGUESTFS_MEMSIZE"} {
+		if v := cfg[key]; v != "" {
+			b.env = append(b.env, name+"="+v)
+		}
+	}
 	return nil
 }
 
@@ -94,13 +104,12 @@ func (b *builder) Build(ctx context.Context, req *builderv1.BuildRequest, log fu
 	}
 	cmd := exec.CommandContext(ctx, program, argv...)
 	cmd.Env = os.Environ()
-	if os.Getenv("LIBGUESTFS_BACKEND") == "" {
-		backend := b.backend
-		if backend == "" {
-			backend = "direct"
-		}
-		cmd.Env = append(cmd.Env, "LIBGUESTFS_BACKEND="+backend)
+	if b.backend != "" {
+		cmd.Env = append(cmd.Env, "LIBGUESTFS_BACKEND="+b.backend)
+	} else if os.Getenv("LIBGUESTFS_BACKEND") == "" {
+		cmd.Env = append(cmd.Env, "LIBGUESTFS_BACKEND=direct")
 	}
+	cmd.Env = append(cmd.Env, b.env...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {

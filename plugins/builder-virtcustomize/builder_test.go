@@ -60,7 +60,7 @@ func fakeTool(t *testing.T, status int) (program, record string) {
 	dir := t.TempDir()
 	record = filepath.Join(dir, "argv")
 	program = filepath.Join(dir, "virt-customize")
-	script := "#!/bin/sh\nprintf '%s\\n' \"$@\" > " + record + "\necho \"backend=$LIBGUESTFS_BACKEND\"\necho 'step 1'\necho 'oops' >&2\nexit " + string(rune('0'+status)) + "\n"
+	script := "#!/bin/sh\nprintf '%s\\n' \"$@\" > " + record + "\necho \"backend=$LIBGUESTFS_BACKEND\"\necho \"settings=$LIBGUESTFS_BACKEND_SETTINGS memsize=$LIBGUESTFS_MEMSIZE\"\necho 'step 1'\necho 'oops' >&2\nexit " + string(rune('0'+status)) + "\n"
 	if err := os.WriteFile(program, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +85,30 @@ func TestBuildRunsTool(t *testing.T) {
 	}
 	joined := strings.Join(lines, "|")
 	for _, want := range []string{"backend=direct", "step 1", "oops"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("log lines %q lack %q", joined, want)
+		}
+	}
+}
+
+// TestBuildGetsCoreLibguestfsSettings: the core's [init] libguestfs_*
+// settings reach virt-customize's environment and win over the
+// environment's.
+func TestBuildGetsCoreLibguestfsSettings(t *testing.T) {
+	t.Setenv("LIBGUESTFS_BACKEND", "libvirt")
+	program, _ := fakeTool(t, 0)
+	b := &builder{}
+	cfg := map[string]string{"virt_customize": program, "libguestfs_backend": "direct", "libguestfs_backend_settings": "force_tcg", "libguestfs_memsize": "600"}
+	if err := b.Configure(context.Background(), cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	req := &builderv1.BuildRequest{Vm: "vm0", DiskPath: "/tmp/d.qcow2"}
+	if err := b.Build(context.Background(), req, func(l string) { lines = append(lines, l) }); err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	joined := strings.Join(lines, "|")
+	for _, want := range []string{"backend=direct", "settings=force_tcg memsize=600"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("log lines %q lack %q", joined, want)
 		}

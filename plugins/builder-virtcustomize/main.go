@@ -19,7 +19,9 @@ func main() {
 				Description: "customizes a disk image with libguestfs' virt-customize",
 				ConfigSchema: []sdk.ConfigField{
 					{Name: "virt_customize", Type: "string", Default: "virt-customize", Description: "the virt-customize program to run"},
-					{Name: "libguestfs_backend", Type: "string", Default: "direct", Description: "LIBGUESTFS_BACKEND for the run, unless already set in the environment"},
+					{Name: "libguestfs_backend", Type: "string", Default: "direct", Description: "LIBGUESTFS_BACKEND for the run (the core passes its [init] libguestfs_backend); unset, LIBGUESTFS_BACKEND from the environment or direct"},
+					{Name: "libguestfs_backend_settings", Type: "string", Description: "LIBGUESTFS_BACKEND_SETTINGS for the run (force_tcg when the core's [init] libguestfs_force_tcg says so)"},
+					{Name: "libguestfs_memsize", Type: "string", Description: "LIBGUESTFS_MEMSIZE for the run, in MiB (the core's [init] libguestfs_memsize)"},
 				},
 			},
 			Impl: &builder{},
