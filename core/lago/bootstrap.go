@@ -208,48 +208,73 @@ func (g *guestfishBootstrap) session(ctx context.Context, tmp string, jobs []*bo
 	if _, err := f.Do(ctx, "run"); err != nil {
 		return nil, shared(err)
 	}
-	fsLines, err := f.Do(ctx, "list-filesystems")
+	progress(env.BootstrapEvent{Step: stepAppliance, Done: true, Took: time.Since(began)})
+
+	// Find each disk's root filesystem: first by looking (mount each
+	// partition read-only, is there an /etc/passwd?), which takes a
+	// second a disk; only the disks that leaves unknown (LVM, RAID, btrfs
+	// subvolumes) go through libguestfs' inspection, which under TCG takes
+	// ~10 s a disk, most of it probing every device.
+	parts, err := f.Do(ctx, "list-partitions")
 	if err != nil {
 		return nil, shared(err)
 	}
-	roots, err := f.Do(ctx, "inspect-os")
+	devs, err := f.Do(ctx, "list-devices")
 	if err != nil {
-		return nil, shared(fmt.Errorf("inspect the disks: %w", err))
+		return nil, shared(err)
 	}
-	progress(env.BootstrapEvent{Step: stepAppliance, Done: true, Took: time.Since(began)})
-
-	filesystems := map[string]bool{}
-	for _, l := range fsLines {
-		if dev, _, ok := cutLast(l, ": "); ok {
-			filesystems[dev] = true
+	roots := make([][]string, len(jobs))
+	inspected := make([]bool, len(jobs))
+	var unknown []int
+	for i, j := range jobs {
+		jbegan := time.Now()
+		progress(env.BootstrapEvent{VM: j.req.VM, Step: stepInspect})
+		r, err := findRoot(ctx, f, i, parts, devs)
+		if err != nil {
+			return nil, &env.BootstrapError{VM: j.req.VM, Step: stepInspect, Err: err}
 		}
-	}
-	byDisk := make([][]string, len(jobs))
-	for _, r := range roots {
-		r = strings.TrimSpace(r)
+		j.took += time.Since(jbegan)
 		if r == "" {
+			unknown = append(unknown, i)
 			continue
 		}
-		i := 0
-		if len(jobs) > 1 {
-			var ok bool
-			if i, ok = driveIndex(r); !ok || i >= len(jobs) {
-				continue // on LVM, RAID...: its disk is unknown here
+		roots[i] = []string{r}
+	}
+	if len(unknown) > 0 {
+		progress(env.BootstrapEvent{Step: "inspect the disks with libguestfs (no root filesystem found by looking)"})
+		found, err := f.Do(ctx, "inspect-os")
+		if err != nil {
+			return nil, shared(fmt.Errorf("inspect the disks: %w", err))
+		}
+		for _, r := range found {
+			r = strings.TrimSpace(r)
+			if r == "" {
+				continue
+			}
+			i := 0
+			if len(jobs) > 1 {
+				var ok bool
+				if i, ok = driveIndex(r); !ok || i >= len(jobs) {
+					continue // on LVM, RAID...: its disk is unknown here
+				}
+			}
+			if roots[i] == nil || inspected[i] {
+				roots[i] = append(roots[i], r)
+				inspected[i] = true
 			}
 		}
-		byDisk[i] = append(byDisk[i], r)
 	}
 	for i, j := range jobs {
-		if len(byDisk[i]) == 0 {
+		if len(roots[i]) == 0 {
 			if len(jobs) > 1 {
 				retry = append(retry, j)
 				continue
 			}
-			return nil, &env.BootstrapError{VM: j.req.VM, Step: stepInspect, Err: errors.New("no operating system found on the disk (libguestfs inspection found no root filesystem)")}
+			return nil, &env.BootstrapError{VM: j.req.VM, Step: stepInspect, Err: errors.New("no operating system found on the disk (no filesystem with an /etc/passwd, and libguestfs inspection found no root filesystem)")}
 		}
 		jbegan := time.Now()
-		for _, root := range byDisk[i] {
-			p := &guestPlan{f: f, tmp: tmp, job: j, root: root, drive: i, single: len(jobs) == 1, filesystems: filesystems, progress: progress}
+		for _, root := range roots[i] {
+			p := &guestPlan{f: f, tmp: tmp, job: j, root: root, drive: i, single: len(jobs) == 1, inspected: inspected[i], parts: parts, progress: progress}
 			if err := p.run(ctx); err != nil {
 				return nil, err
 			}
@@ -270,8 +295,11 @@ type guestPlan struct {
 	root        string
 	drive       int
 	single      bool
-	filesystems map[string]bool
-	progress    func(env.BootstrapEvent)
+	// inspected says the root came from libguestfs' inspection, which
+	// also knows its other mount points; else /etc/fstab tells them.
+	inspected bool
+	parts     []string
+	progress  func(env.BootstrapEvent)
 	step        string
 	files       int
 }
@@ -317,31 +345,61 @@ func (p *guestPlan) run(ctx context.Context) error {
 	return nil
 }
 
+// findRoot returns the root filesystem of drive (the partition, or the
+// whole device when it has none, holding /etc/passwd), or "" when none
+// is found by looking. Probes are read-only and may fail (a swap
+// partition, an LVM volume): guestfish goes on after a "-" command.
+func findRoot(ctx context.Context, f fish, drive int, parts, devs []string) (string, error) {
+	var cands []string
+	for _, p := range parts {
+		if i, ok := driveIndex(p); ok && i == drive {
+			cands = append(cands, p)
+		}
+	}
+	if len(cands) == 0 {
+		for _, d := range devs {
+			if i, ok := driveIndex(d); ok && i == drive {
+				cands = append(cands, d)
+			}
+		}
+	}
+	for _, c := range cands {
+		if _, err := f.Do(ctx, "-mount-ro", c, "/"); err != nil {
+			return "", err
+		}
+		out, err := f.Do(ctx, "-is-file", "/etc/passwd")
+		if err != nil {
+			return "", err
+		}
+		if _, err := f.Do(ctx, "umount-all"); err != nil {
+			return "", err
+		}
+		if len(out) == 1 && out[0] == "true" {
+			return c, nil
+		}
+	}
+	return "", nil
+}
+
 // mount mounts the root filesystem at / and those of the guest's other
-// mount points that are on the same disk (a clone's fstab names its
+// mount points that hold files bootstrap writes (/root, the ssh user's
+// home, /var/lib/dbus) and are on the same disk. A clone's fstab names its
 // filesystems by UUID or label, which every clone of a template shares:
-// another disk's filesystem must never be taken for this one's).
+// another disk's filesystem must never be taken for this one's, so they
+// are looked for among this disk's partitions only.
 func (p *guestPlan) mount(ctx context.Context) error {
 	if _, err := p.f.Do(ctx, "mount", p.root, "/"); err != nil {
 		return fmt.Errorf("mount the root filesystem %s: %w", p.root, err)
 	}
-	lines, err := p.f.Do(ctx, "inspect-get-mountpoints", p.root)
+	var mps []mountPoint
+	var err error
+	if p.inspected {
+		mps, err = p.inspectedMounts(ctx)
+	} else {
+		mps, err = p.fstabMounts(ctx)
+	}
 	if err != nil {
 		return err
-	}
-	type mp struct{ dir, dev string }
-	var mps []mp
-	for _, l := range lines {
-		dir, dev, ok := cutLast(l, ": ")
-		if !ok || dir == "/" || !path.IsAbs(dir) || path.Clean(dir) != dir || !p.filesystems[dev] {
-			continue
-		}
-		if !p.single {
-			if i, ok := driveIndex(dev); !ok || i != p.drive {
-				continue
-			}
-		}
-		mps = append(mps, mp{dir, dev})
 	}
 	sort.Slice(mps, func(a, b int) bool { return len(mps[a].dir) < len(mps[b].dir) })
 	for _, m := range mps {
@@ -357,6 +415,125 @@ func (p *guestPlan) mount(ctx context.Context) error {
 	}
 	return nil
 }
+
+type mountPoint struct{ dir, dev string }
+
+// inspectedMounts are inspection's mount points on this drive.
+func (p *guestPlan) inspectedMounts(ctx context.Context) ([]mountPoint, error) {
+	lines, err := p.f.Do(ctx, "inspect-get-mountpoints", p.root)
+	if err != nil {
+		return nil, err
+	}
+	var mps []mountPoint
+	for _, l := range lines {
+		dir, dev, ok := cutLast(l, ": ")
+		if !ok || dir == "/" || !path.IsAbs(dir) || path.Clean(dir) != dir {
+			continue
+		}
+		if i, ok := driveIndex(dev); ok && i != p.drive {
+			continue
+		} else if !ok && !p.single {
+			continue
+		}
+		mps = append(mps, mountPoint{dir, dev})
+	}
+	return mps, nil
+}
+
+// needsMount reports whether a mount point holds a file bootstrap writes.
+func (p *guestPlan) needsMount(dir string, homes []string) bool {
+	for _, t := range append([]string{"/root", "/var/lib/dbus"}, homes...) {
+		if t == dir || strings.HasPrefix(t, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// fstabMounts resolves the guest's /etc/fstab entries bootstrap needs to
+// this disk's partitions.
+func (p *guestPlan) fstabMounts(ctx context.Context) ([]mountPoint, error) {
+	fstab, ok, err := p.read(ctx, "/etc/fstab", maxSmallFile)
+	if err != nil || !ok {
+		return nil, err
+	}
+	var homes []string
+	if u := p.job.req.SSHUser; u != "" && u != "root" {
+		if passwd, ok, err := p.read(ctx, "/etc/passwd", maxAccountsFile); err == nil && ok {
+			if a, err := lookupAccount(passwd, u); err == nil {
+				homes = append(homes, a.home)
+			}
+		}
+	}
+	var mine []string
+	for _, c := range p.parts {
+		if i, ok := driveIndex(c); ok && i == p.drive {
+			mine = append(mine, c)
+		}
+	}
+	var mps []mountPoint
+	for _, l := range strings.Split(string(fstab), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || strings.HasPrefix(f[0], "#") || f[1] == "/" || !path.IsAbs(f[1]) || path.Clean(f[1]) != f[1] || !p.needsMount(f[1], homes) {
+			continue
+		}
+		if f[2] == "swap" || f[2] == "tmpfs" || f[2] == "proc" || f[2] == "sysfs" || f[2] == "none" {
+			continue
+		}
+		dev, err := p.resolveFstab(ctx, f[0], mine)
+		if err != nil {
+			return nil, err
+		}
+		if dev == "" {
+			return nil, fmt.Errorf("cannot tell which filesystem /etc/fstab's %s (mounted on %s) is among the disk's partitions %v; use [init] bootstrap_tool = virt-sysprep", f[0], f[1], mine)
+		}
+		mps = append(mps, mountPoint{f[1], dev})
+	}
+	return mps, nil
+}
+
+// resolveFstab finds an fstab device spec among the disk's partitions: by
+// UUID or label, or a /dev/[shvx]vda<N> name as the first disk of the VM.
+func (p *guestPlan) resolveFstab(ctx context.Context, spec string, mine []string) (string, error) {
+	probe := ""
+	want := ""
+	switch {
+	case strings.HasPrefix(spec, "UUID="):
+		probe, want = "-vfs-uuid", strings.Trim(spec[5:], `"`)
+	case strings.HasPrefix(spec, "/dev/disk/by-uuid/"):
+		probe, want = "-vfs-uuid", spec[len("/dev/disk/by-uuid/"):]
+	case strings.HasPrefix(spec, "LABEL="):
+		probe, want = "-vfs-label", strings.Trim(spec[6:], `"`)
+	case strings.HasPrefix(spec, "/dev/disk/by-label/"):
+		probe, want = "-vfs-label", spec[len("/dev/disk/by-label/"):]
+	default:
+		if m := firstDiskPart.FindStringSubmatch(spec); m != nil {
+			for _, c := range mine {
+				if partNumber(c) == m[1] {
+					return c, nil
+				}
+			}
+		}
+		return "", nil
+	}
+	for _, c := range mine {
+		out, err := p.f.Do(ctx, probe, c)
+		if err != nil {
+			return "", err
+		}
+		if len(out) == 1 && strings.EqualFold(strings.TrimSpace(out[0]), want) {
+			return c, nil
+		}
+	}
+	return "", nil
+}
+
+var (
+	firstDiskPart = regexp.MustCompile(`^/dev/(?:[shv]|xv)da([0-9]+)$`)
+	partNum       = regexp.MustCompile(`[0-9]+$`)
+)
+
+func partNumber(dev string) string { return partNum.FindString(dev) }
 
 // hostname writes /etc/hostname and names the VM on /etc/hosts' 127.0.1.1
 // line (Debian's way of resolving the own name), if it has one.

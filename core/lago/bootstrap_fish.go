@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,7 +45,7 @@ type guestfishProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
-	stderr *tailBuffer
+	stderr *markBuffer
 	nonce  string
 	exited chan struct{}
 	werr   error
@@ -75,7 +76,7 @@ func startGuestfish(ctx context.Context, bin string, env []string) (*guestfishPr
 	if err != nil {
 		return nil, err
 	}
-	p := &guestfishProc{cmd: cmd, stdin: stdin, lines: make(chan string, 64), stderr: &tailBuffer{}, nonce: "lago-" + hex.EncodeToString(n), exited: make(chan struct{})}
+	p := &guestfishProc{cmd: cmd, stdin: stdin, lines: make(chan string, 64), stderr: &markBuffer{}, nonce: "lago-" + hex.EncodeToString(n), exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("run %s: %w", bin, err)
@@ -135,16 +136,17 @@ func fishLine(args []string) string {
 
 // Do implements fish.
 func (p *guestfishProc) Do(ctx context.Context, args ...string) ([]string, error) {
-	if len(args) == 0 || strings.ContainsAny(args[0], " \t\n\"'!|<>#") {
+	if len(args) == 0 || !fishCommand.MatchString(args[0]) {
 		return nil, fmt.Errorf("bad guestfish command %q", args)
 	}
+	p.stderr.mark()
 	for _, a := range args {
 		if strings.IndexByte(a, 0) >= 0 {
 			return nil, fmt.Errorf("guestfish %s: an argument has a NUL byte", args[0])
 		}
 	}
 	timeout := fishCommandTimeout
-	if args[0] == "run" || args[0] == "launch" || strings.HasPrefix(args[0], "inspect-os") {
+	if args[0] == "run" || args[0] == "launch" || args[0] == "inspect-os" {
 		timeout = fishLaunchTimeout
 	}
 	if _, err := io.WriteString(p.stdin, fishLine(args)+"\necho "+p.nonce+"\n"); err != nil {
@@ -189,7 +191,7 @@ func (p *guestfishProc) failure(cmd string, werr error) error {
 		<-p.exited
 	}
 	var msgs []string
-	for _, l := range strings.Split(strings.TrimSpace(p.stderr.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(p.stderr.sinceMark()), "\n") {
 		l = strings.TrimSpace(l)
 		if i := strings.Index(l, "*stdin*:"); i == 0 {
 			if j := strings.Index(l[len("*stdin*:"):], ": "); j >= 0 {
@@ -213,6 +215,42 @@ func (p *guestfishProc) failure(cmd string, werr error) error {
 	return errors.New(cmd + ": " + msg)
 }
 
+// fishCommand is what a command name looks like: guestfish's names,
+// optionally with the leading "-" that makes guestfish go on after the
+// command fails (probes whose failure is an answer).
+var fishCommand = regexp.MustCompile(`^-?[a-z][a-z0-9-]*$`)
+
+// markBuffer keeps guestfish's stderr since the last mark (capped), so
+// that an error message is the failing command's, not an earlier probe's.
+type markBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const markBufferMax = 16 << 10
+
+func (m *markBuffer) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.buf = append(m.buf, p...)
+	if len(m.buf) > markBufferMax {
+		m.buf = m.buf[len(m.buf)-markBufferMax:]
+	}
+	return len(p), nil
+}
+
+func (m *markBuffer) mark() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.buf = m.buf[:0]
+}
+
+func (m *markBuffer) sinceMark() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return string(m.buf)
+}
+
 // Close implements fish: the end of its input makes guestfish shut the
 // appliance down (syncing the disks) and exit.
 func (p *guestfishProc) Close() error {
@@ -232,7 +270,7 @@ func (p *guestfishProc) Close() error {
 	if p.werr != nil {
 		var ee *exec.ExitError
 		if errors.As(p.werr, &ee) && ee.Exited() {
-			return fmt.Errorf("guestfish: %w: %s", p.werr, strings.TrimSpace(p.stderr.String()))
+			return fmt.Errorf("guestfish: %w: %s", p.werr, strings.TrimSpace(p.stderr.sinceMark()))
 		}
 		return fmt.Errorf("guestfish: %w", p.werr)
 	}

@@ -95,7 +95,14 @@ func (f *fakeFish) Do(ctx context.Context, args ...string) ([]string, error) {
 		return nil, errors.New("session closed")
 	}
 	f.cmds = append(f.cmds, args)
+	tolerant := strings.HasPrefix(args[0], "-")
+	if tolerant {
+		args = append([]string{args[0][1:]}, args[1:]...)
+	}
 	fail := func(format string, a ...any) ([]string, error) {
+		if tolerant {
+			return nil, nil // guestfish goes on after a "-" command
+		}
 		f.closed = true // guestfish exits on the first error
 		return nil, fmt.Errorf(args[0]+": "+format, a...)
 	}
@@ -120,12 +127,24 @@ func (f *fakeFish) Do(ctx context.Context, args ...string) ([]string, error) {
 	case "run":
 		f.launched = true
 		return nil, nil
-	case "list-filesystems":
+	case "list-partitions":
 		var out []string
 		for i := range f.drives {
-			out = append(out, devName(i, 1)+": vfat", devName(i, 2)+": ext4")
+			out = append(out, devName(i, 1), devName(i, 2))
 		}
 		return out, nil
+	case "list-devices":
+		var out []string
+		for i := range f.drives {
+			out = append(out, fmt.Sprintf("/dev/sd%c", 'a'+i))
+		}
+		return out, nil
+	case "vfs-uuid":
+		m := fakeDev.FindStringSubmatch(args[1])
+		if m == nil {
+			return []string{""}, nil
+		}
+		return []string{"root-uuid"}, nil
 	case "inspect-os":
 		var out []string
 		for i, d := range f.drives {
@@ -138,15 +157,19 @@ func (f *fakeFish) Do(ctx context.Context, args ...string) ([]string, error) {
 		// As libguestfs answers for a clone whose fstab says /dev/vda2:
 		// the first drive's device, whatever the root.
 		return []string{"/: /dev/sda2", "/boot: /dev/sda1"}, nil
-	case "mount":
+	case "mount", "mount-ro":
 		m := fakeDev.FindStringSubmatch(args[1])
 		if args[2] != "/" {
 			return nil, nil
 		}
 		if m == nil {
-			return fail("%s: not a root", args[1])
+			return fail("%s: wrong fs type, bad option, bad superblock", args[1])
 		}
 		f.mounted = int(m[1][0] - 'a')
+		if f.guests[f.drives[f.mounted]].noOS {
+			f.mounted = -1
+			return fail("%s: wrong fs type", args[1])
+		}
 		return nil, nil
 	case "umount-all":
 		f.mounted = -1
@@ -430,8 +453,40 @@ func TestGuestfishBootstrapThreeVMsOneAppliance(t *testing.T) {
 	if !done[""] || !done["vm0"] || !done["vm1"] || !done["vm2"] {
 		t.Errorf("done events %v, want the appliance and every VM", done)
 	}
-	if got := strings.Join(steps["vm1"], ","); got != "mount,hostname,root-password,ssh-inject,machine-id,ssh-hostkeys,selinux-relabel" {
+	if got := strings.Join(steps["vm1"], ","); got != "inspect,mount,hostname,root-password,ssh-inject,machine-id,ssh-hostkeys,selinux-relabel" {
 		t.Errorf("vm1's steps %s", got)
+	}
+}
+
+// TestGuestfishBootstrapMountsFromFstab: a home on its own partition is
+// mounted from this disk's partitions, whether fstab names it by device
+// (as the VM sees it: vda) or by UUID, never from another clone's disk;
+// a mount point bootstrap does not write to is left alone.
+func TestGuestfishBootstrapMountsFromFstab(t *testing.T) {
+	for _, spec := range []string{"/dev/vda1", "UUID=root-uuid"} {
+		t.Run(spec, func(t *testing.T) {
+			f := newBootstrapFixture(t, "vm0", "vm1")
+			for _, vm := range []string{"vm0", "vm1"} {
+				g := f.guest(vm)
+				g.files["/etc/fstab"] = &fakeFile{data: []byte("/dev/vda2 / ext4 defaults 0 1\n" + spec + " /home ext4 defaults 0 2\n/dev/vda1 /srv ext4 defaults 0 2\n"), mode: 0o644}
+			}
+			if err := f.run("vm0", "vm1"); err != nil {
+				t.Fatal(err)
+			}
+			var mounts []string
+			for _, c := range f.fishes[0].cmds {
+				if c[0] == "mount" {
+					mounts = append(mounts, strings.Join(c[1:], " "))
+				}
+			}
+			want := "/dev/sda2 /,/dev/sda1 /home,/dev/sdb2 /,/dev/sdb1 /home"
+			if spec != "/dev/vda1" {
+				want = "/dev/sda2 /,/dev/sda2 /home,/dev/sdb2 /,/dev/sdb2 /home" // the fake's UUID is the root's
+			}
+			if got := strings.Join(mounts, ","); got != want {
+				t.Errorf("mounts %s, want %s", got, want)
+			}
+		})
 	}
 }
 
