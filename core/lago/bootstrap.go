@@ -289,19 +289,19 @@ func (g *guestfishBootstrap) session(ctx context.Context, tmp string, jobs []*bo
 
 // guestPlan prepares one root filesystem of one disk.
 type guestPlan struct {
-	f           fish
-	tmp         string
-	job         *bootstrapJob
-	root        string
-	drive       int
-	single      bool
+	f      fish
+	tmp    string
+	job    *bootstrapJob
+	root   string
+	drive  int
+	single bool
 	// inspected says the root came from libguestfs' inspection, which
 	// also knows its other mount points; else /etc/fstab tells them.
 	inspected bool
 	parts     []string
 	progress  func(env.BootstrapEvent)
-	step        string
-	files       int
+	step      string
+	files     int
 }
 
 func (p *guestPlan) fail(err error) error {
