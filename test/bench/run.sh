@@ -6,11 +6,12 @@
 #   leases.sh  32 concurrent lease acquisitions
 #   fetch.sh   template download vs curl | xz -d | sha1sum (LAGO_BENCH_FETCH_MB)
 #   vms.sh     init/start/stop/status/shell/destroy with real guests vs the floor
+#   bootstrap.sh  init with bootstrap of 1 and 3 VMs vs parallel virt-sysprep
 # Set LAGO_BENCH_ONLY="help plugins" to run a subset.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-only="${LAGO_BENCH_ONLY:-help plugins leases fetch vms}"
+only="${LAGO_BENCH_ONLY:-help plugins leases fetch vms bootstrap}"
 want() { [[ " $only " == *" $1 "* ]]; }
 
 if want help; then echo "== lago --help start-up"; "$here/help.sh" 200; fi
@@ -21,3 +22,4 @@ fi
 if want leases; then echo "== subnet leases"; "$here/leases.sh"; fi
 if want fetch; then echo "== template fetch"; "$here/fetch.sh"; fi
 if want vms; then echo "== real guests"; "$here/vms.sh"; fi
+if want bootstrap; then echo "== bootstrap"; "$here/bootstrap.sh"; fi
