@@ -33,8 +33,10 @@ type CollectResult = env.CollectResult
 
 // Collect copies every VM's artifacts (the init file's `artifacts`) into
 // dir/<vm>/, names with / replaced by _, VMs in parallel; an existing dir
-// is first renamed with a timestamp suffix. Everything a guest sends is
-// confined to its folder.
+// is first renamed with a timestamp suffix. A running VM's come over ssh;
+// a stopped VM's are read from its disks, read-only, by its provider
+// (CollectResult.FromDisks). Everything a guest sends is confined to its
+// folder.
 func (e *Env) Collect(ctx context.Context, dir string, o CollectOptions) ([]CollectResult, error) {
 	if err := e.c.check(); err != nil {
 		return nil, err

@@ -173,7 +173,11 @@ var runCollect = withEnv(func(ctx context.Context, inv *cli.Invocation, e *lago.
 			}
 		}
 		if len(r.Collected) > 0 {
-			fmt.Fprintf(inv.Stderr, "lago: %s: %d artifacts (%d files, %d bytes) in %s\n", r.VM, len(r.Collected), r.Files, r.Bytes, r.Dir)
+			from := ""
+			if r.FromDisks {
+				from = " (not running: read from its disks)"
+			}
+			fmt.Fprintf(inv.Stderr, "lago: %s: %d artifacts (%d files, %d bytes) in %s%s\n", r.VM, len(r.Collected), r.Files, r.Bytes, r.Dir, from)
 		}
 	}
 	return err
