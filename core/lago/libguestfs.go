@@ -4,7 +4,10 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,44 +103,98 @@ var (
 )
 
 // kvmUsable reports whether qemu can run a guest with KVM here. /dev/kvm
-// can exist, be accessible, create VMs and still fail (nested
-// virtualisation half switched off: qemu aborts on "failed to set MSR"
-// as it creates the vCPU), and libguestfs' qemu then dies instead of
-// falling back to TCG. So after the ioctls, a paused qemu with -accel kvm
-// must survive a moment, as the libvirt provider's domain_type=auto
-// probe does.
+// can exist, be accessible, create VMs and still fail: on some hosts
+// (nested virtualisation half switched off) qemu aborts on "failed to set
+// MSR" as it creates the vCPU, on others the firmware runs but a Linux
+// kernel hangs at once, without a line on its console, and libguestfs'
+// appliance with it. So after the ioctls, the host's own kernel must boot
+// under KVM to its panic (no root filesystem) within kvmBootWindow. The
+// answer is kept for the boot of the host (kvmCacheFile): probing a broken
+// host takes those seconds.
 func kvmUsable() bool {
-	kvmOnce.Do(func() { kvmOK = probeKVM("/dev/kvm") && probeQEMUKVM() })
+	kvmOnce.Do(func() {
+		if !probeKVM("/dev/kvm") {
+			return
+		}
+		boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+		id := strings.TrimSpace(string(boot))
+		cache := kvmCacheFile()
+		if b, err := os.ReadFile(cache); err == nil && id != "" {
+			if f := strings.Fields(string(b)); len(f) == 2 && f[0] == id {
+				kvmOK = f[1] == "ok"
+				return
+			}
+		}
+		kvmOK = probeQEMUKVM()
+		if id != "" && cache != "" {
+			verdict := "broken"
+			if kvmOK {
+				verdict = "ok"
+			}
+			if os.MkdirAll(filepath.Dir(cache), 0o755) == nil {
+				_ = os.WriteFile(cache, []byte(id+" "+verdict+"\n"), 0o644)
+			}
+		}
+	})
 	return kvmOK
 }
 
-// kvmProbeWindow is how long the paused probe guest must survive.
-const kvmProbeWindow = 1500 * time.Millisecond
+// kvmCacheFile is where kvmUsable keeps its answer ("" for nowhere).
+func kvmCacheFile() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "lago", "kvm-probe")
+}
 
-// probeQEMUKVM starts qemu-system-x86_64 -accel kvm paused, without
-// devices; an exit within kvmProbeWindow means KVM does not work. Without
-// qemu in PATH the ioctls' answer stands.
+// kvmBootWindow is how long the host's kernel may take to boot to its
+// panic under KVM (well under a second where KVM works); kvmProbeWindow
+// how long a paused probe guest must survive where no kernel is found.
+const (
+	kvmBootWindow  = 8 * time.Second
+	kvmProbeWindow = 1500 * time.Millisecond
+)
+
+// probeQEMUKVM runs qemu-system-x86_64 -accel kvm: with a kernel from
+// /boot it boots it (panic=-1, -no-reboot: qemu exits at the panic) and
+// KVM works if qemu exits cleanly in time; without one, a paused guest
+// must survive kvmProbeWindow. Without qemu in PATH the ioctls' answer
+// stands.
 func probeQEMUKVM() bool {
 	bin, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	args := []string{"-accel", "kvm", "-machine", "pc", "-cpu", "host", "-m", "256",
+		"-nodefaults", "-display", "none", "-net", "none", "-monitor", "none", "-serial", "none"}
+	kernels, _ := filepath.Glob("/boot/vmlinuz-*")
+	sort.Strings(kernels)
+	boot := len(kernels) > 0
+	if boot {
+		args = append(args, "-kernel", kernels[len(kernels)-1], "-append", "panic=-1 quiet loglevel=0", "-no-reboot")
+	} else {
+		args = append(args, "-S")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), kvmBootWindow+5*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-accel", "kvm", "-machine", "pc", "-cpu", "host",
-		"-nodefaults", "-display", "none", "-net", "none", "-monitor", "none", "-serial", "none", "-S")
+	cmd := exec.CommandContext(ctx, bin, args...)
 	if err := cmd.Start(); err != nil {
 		return false
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	window := kvmProbeWindow
+	if boot {
+		window = kvmBootWindow
+	}
 	select {
-	case <-done:
-		return false
-	case <-time.After(kvmProbeWindow):
+	case err := <-done:
+		return boot && err == nil
+	case <-time.After(window):
 		cancel()
 		<-done
-		return true
+		return !boot
 	}
 }
 
