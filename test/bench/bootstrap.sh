@@ -129,10 +129,11 @@ exit $rc
 SH
 chmod 0755 "$E2E_ROOT/sysprep-par.sh"
 
-# the template in the store, and libguestfs' appliance built, before timing
+# the template in the store, libguestfs' appliance built and lago's KVM
+# probe answered (kept per host boot) before timing
 warm="$E2E_ROOT/work/warm"
 mkdir -p "$warm" && chmod 0755 "$warm"
-(cd "$warm" && "$lago" init --skip-bootstrap "$E2E_ROOT/init1.yaml" >/dev/null 2>&1 && "$lago" destroy --yes >/dev/null 2>&1) ||
+(cd "$warm" && "$lago" init "$E2E_ROOT/init1.yaml" >/dev/null 2>&1 && "$lago" destroy --yes >/dev/null 2>&1) ||
 	e2e_die "warm-up init failed"
 env "${baseline_env[@]}" guestfish -a /dev/null run </dev/null >/dev/null 2>&1 || e2e_die "guestfish cannot start its appliance"
 
