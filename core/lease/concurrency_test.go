@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -28,6 +29,10 @@ type childResult struct {
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
+		if u := os.Getenv("LAGO_LEASE_UMASK"); u != "" {
+			n, _ := strconv.ParseUint(u, 8, 32)
+			syscall.Umask(int(n))
+		}
 		os.Exit(child())
 	}
 	os.Exit(m.Run())

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -98,12 +99,8 @@ func (l *Lock) Unlock() error {
 // open opens or creates the lock file. A lock file made by another user may
 // only be readable to us; flock works on a read-only descriptor too.
 func open(path string, perm os.FileMode) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+	f, err := create(path, perm)
 	if err == nil {
-		if err := f.Chmod(perm); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("set mode of lock file %s: %w", path, err)
-		}
 		return f, nil
 	}
 	if !errors.Is(err, os.ErrExist) {
@@ -119,6 +116,31 @@ func open(path string, perm os.FileMode) (*os.File, error) {
 		return nil, fmt.Errorf("open lock file %s: %w", path, err)
 	}
 	return f, nil
+}
+
+// create makes the lock file with mode perm, or fails with os.ErrExist.
+// The file gets its mode under a temporary name and is then linked into
+// place, so nobody ever sees it with the creator's umask applied: created
+// in place and chmod-ed after, it was 0600 for a moment under a umask of
+// 077, and another user of a shared store who opened it then was refused.
+func create(path string, perm os.FileMode) (*os.File, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("set mode of lock file %s: %w", path, err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		tmp.Close()
+		if errors.Is(err, os.ErrExist) {
+			return nil, os.ErrExist
+		}
+		return nil, err
+	}
+	return tmp, nil
 }
 
 func flock(f *os.File, how int) error {
