@@ -634,3 +634,32 @@ func TestLibguestfsEnv(t *testing.T) {
 		t.Errorf("force_tcg=no still forces TCG")
 	}
 }
+
+// TestVirtSysprepAllNamesTheFailingVM: the virt-sysprep fallback runs one
+// tool per disk and names the VM whose run failed.
+func TestVirtSysprepAllNamesTheFailingVM(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "virt-sysprep")
+	script := "#!/bin/sh\ncase \"$*\" in *bad*) echo 'libguestfs: error: no OS found' >&2; exit 1;; esac\nexit 0\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	done := map[string]bool{}
+	err := virtSysprepAll{virtSysprep{Binary: bin}}.BootstrapAll(context.Background(), []env.BootstrapRequest{
+		{VM: "good", DiskPath: "/good.qcow2"}, {VM: "broken", DiskPath: "/bad.qcow2"},
+	}, func(ev env.BootstrapEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ev.Done {
+			done[ev.VM] = true
+		}
+	})
+	var be *env.BootstrapError
+	if !errors.As(err, &be) || be.VM != "broken" || be.Step != "virt-sysprep" || !strings.Contains(err.Error(), "no OS found") {
+		t.Fatalf("error %v, want vm broken's virt-sysprep failure", err)
+	}
+	if done["broken"] {
+		t.Errorf("the failed VM was reported done: %v", done)
+	}
+}
