@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -16,6 +18,10 @@ const childEnv = "LAGO_TEMPLATE_TEST_CHILD"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
+		if u := os.Getenv("LAGO_TPL_UMASK"); u != "" {
+			n, _ := strconv.ParseUint(u, 8, 32)
+			syscall.Umask(int(n))
+		}
 		os.Exit(child())
 	}
 	os.Exit(m.Run())
