@@ -328,6 +328,10 @@ func (s *hostKeySet) get(kind string) (hostKey, error) {
 	return pk.key, pk.err
 }
 
+// rsaHostKeyBits is ssh-keygen's default (tests make smaller keys: a
+// 3072-bit one takes seconds under the race detector).
+var rsaHostKeyBits = 3072
+
 // makeHostKey makes a key as ssh-keygen -A would: RSA 3072 bits, ECDSA
 // P-256, Ed25519, the private key in OpenSSH's format.
 func makeHostKey(kind, comment string) (hostKey, error) {
@@ -335,7 +339,7 @@ func makeHostKey(kind, comment string) (hostKey, error) {
 	var err error
 	switch kind {
 	case "rsa":
-		priv, err = rsa.GenerateKey(rand.Reader, 3072)
+		priv, err = rsa.GenerateKey(rand.Reader, rsaHostKeyBits)
 	case "ecdsa":
 		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	case "ed25519":

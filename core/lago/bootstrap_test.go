@@ -20,6 +20,8 @@ import (
 	"github.com/lago-go/lago/core/lago/internal/shacrypt"
 )
 
+func init() { rsaHostKeyBits = 1024 }
+
 // fakeFile is a file or folder of a fake guest.
 type fakeFile struct {
 	data     []byte
