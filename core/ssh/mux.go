@@ -466,22 +466,46 @@ func (m *mux) proxy(ctx context.Context, nc xssh.NewChannel) {
 		_, _ = io.Copy(gch, cch)
 		_ = gch.CloseWrite()
 	}()
+	// A request being forwarded (exec) must get its reply to the client
+	// before the client's channel closes: a command that exits at once
+	// makes the guest send its output, exit status and close right after
+	// the exec reply, and the goroutines copying those may finish before
+	// the one relaying the reply; closing then made the client's exec
+	// fail with EOF ("start remote command: EOF").
+	var inflight sync.WaitGroup
 	go func() { // the client's requests (exec, pty-req, signal, ...)
-		forwardRequests(creqs, gch)
+		forwardRequestsTracked(creqs, gch, &inflight)
 		// The client closed its channel: a killed command stops.
 		gch.Close()
 	}()
 	wg.Wait()
+	inflight.Wait()
 	_ = cch.CloseWrite()
 	cch.Close()
 	gch.Close()
 }
 
 func forwardRequests(in <-chan *xssh.Request, out xssh.Channel) {
+	forwardRequestsTracked(in, out, nil)
+}
+
+// forwardRequestsTracked is forwardRequests that counts, in inflight
+// (when not nil), the requests whose reply is not relayed yet.
+func forwardRequestsTracked(in <-chan *xssh.Request, out xssh.Channel, inflight *sync.WaitGroup) {
 	for r := range in {
+		if inflight != nil {
+			inflight.Add(1)
+		}
 		ok, err := out.SendRequest(r.Type, r.WantReply, r.Payload)
-		if r.WantReply {
-			_ = r.Reply(ok && err == nil, nil)
+		// A request the other side's channel closed on gets no answer:
+		// its sender then sees the channel close (EOF), as it would have
+		// without the mux, and knows the request was never handled (see
+		// Client.run).
+		if r.WantReply && err == nil {
+			_ = r.Reply(ok, nil)
+		}
+		if inflight != nil {
+			inflight.Done()
 		}
 	}
 }

@@ -359,3 +359,24 @@ func TestMuxCarriesConcurrentSessions(t *testing.T) {
 		})
 	}
 }
+
+// TestMuxPassesOnSessionClosedBeforeExec: when the guest closes a session
+// before it answers the exec, the client sees the close, not a refusal, and
+// retries on a new session through the mux.
+func TestMuxPassesOnSessionClosedBeforeExec(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{Password: "pw", DropExecs: 1})
+	sock, _ := startMux(t, srv, lagossh.MuxOptions{})
+	c, err := lagossh.DialMux(context.Background(), sock, muxTarget(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out bytes.Buffer
+	code, err := c.Run(context.Background(), []string{"echo", "ran"}, nil, &out, nil)
+	if err != nil || code != 0 || out.String() != "ran\n" {
+		t.Fatalf("Run through the mux = %d, %v, %q; want the command run once", code, err, out.String())
+	}
+	if n := srv.DroppedExecs(); n != 1 {
+		t.Errorf("server dropped %d execs, want 1", n)
+	}
+}

@@ -322,6 +322,31 @@ type ptyRequest struct {
 }
 
 func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	for attempt := 0; ; attempt++ {
+		code, err := c.runOnce(ctx, cmd, stdin, stdout, stderr)
+		// A session the server closed before it answered the exec (or
+		// shell) request never ran its command: a server replies to the
+		// request before it closes the channel. dropbear 2022.82-2024.85
+		// sometimes closes a new session of a connection whose previous
+		// one just ended (see the top of session.go); the mux then relays
+		// the EOF. One more session is safe and usually works.
+		if attempt == 0 && errors.Is(err, errNotStarted) && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+				return code, err
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		return code, err
+	}
+}
+
+// errNotStarted marks a session the server closed before it answered the
+// exec or shell request.
+var errNotStarted = errors.New("the server closed the session before the command started")
+
+func (c *Client) runOnce(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return -1, err
 	}
@@ -346,6 +371,9 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 		err = s.Shell()
 	} else {
 		err = s.Start(cmd)
+	}
+	if errors.Is(err, io.EOF) {
+		return -1, fmt.Errorf("start remote command: %w (%w)", err, errNotStarted)
 	}
 	if err != nil {
 		return -1, fmt.Errorf("start remote command: %w", err)

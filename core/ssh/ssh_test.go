@@ -391,3 +391,37 @@ func TestStdinAfterStart(t *testing.T) {
 		}
 	}
 }
+
+// TestRunRetriesSessionClosedBeforeExec: a session the server closes
+// before it answers the exec never ran its command, so Run tries one more
+// session; a second such close is reported, naming why.
+func TestRunRetriesSessionClosedBeforeExec(t *testing.T) {
+	tests := []struct {
+		name    string
+		drops   int
+		wantErr string
+	}{
+		{"one dropped session is retried", 1, ""},
+		{"two are reported", 2, "closed the session before the command started"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := sshtest.Start(t, sshtest.Options{Password: "pw", DropExecs: tt.drops})
+			c := dialT(t, Target{Addr: srv.Addr(), Password: "pw"})
+			var out bytes.Buffer
+			code, err := c.Run(context.Background(), []string{"echo", "ran"}, nil, &out, nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Run = %d, %v; want an error saying %q", code, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || code != 0 || out.String() != "ran\n" {
+				t.Fatalf("Run = %d, %v, %q; want the command run once", code, err, out.String())
+			}
+			if n := srv.DroppedExecs(); n != 1 {
+				t.Errorf("server dropped %d execs, want 1", n)
+			}
+		})
+	}
+}

@@ -51,6 +51,8 @@ type Server struct {
 	dropped     int // connections closed at once for maxUnauth
 	refused     int // session channels refused for maxSessions
 	users       []string
+	dropExecs   int // exec requests still to drop (DropExecs)
+	dropped2    int // exec requests dropped
 }
 
 // Options configure a Server. At least one of Password and Key should be
@@ -89,6 +91,10 @@ type Options struct {
 	// open but has no command yet, as dropbear 2022.82 to 2024.85 do
 	// ("Failed assertion ... `!channel->sent_close'").
 	DropbearSessionRace bool
+	// DropExecs closes the session channel of the first DropExecs exec or
+	// shell requests without answering them, as dropbear 2022.83 now and
+	// then does to a session opened right after another one ended.
+	DropExecs int
 }
 
 // NewHostKey returns a fresh ed25519 host key.
@@ -164,7 +170,8 @@ func Start(t testing.TB, o Options) *Server {
 		o.HostKey = NewHostKey(t)
 	}
 	s := &Server{t: t, password: o.Password, key: o.Key, strict: o.StrictEOF,
-		maxUnauth: o.MaxUnauth, maxSessions: o.MaxSessions, authDelay: o.AuthDelay, race: o.DropbearSessionRace}
+		maxUnauth: o.MaxUnauth, maxSessions: o.MaxSessions, authDelay: o.AuthDelay, race: o.DropbearSessionRace,
+		dropExecs: o.DropExecs}
 	s.cfg = &xssh.ServerConfig{ServerVersion: o.ServerVersion}
 	if o.Password != "" {
 		s.cfg.PasswordCallback = func(_ xssh.ConnMetadata, pw []byte) (*xssh.Permissions, error) {
@@ -234,6 +241,13 @@ func (s *Server) Aborted() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.aborted
+}
+
+// DroppedExecs returns how many exec or shell requests DropExecs dropped.
+func (s *Server) DroppedExecs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped2
 }
 
 // Refused counts session channels refused for MaxSessions.
@@ -387,6 +401,17 @@ func (s *Server) session(ch xssh.Channel, reqs <-chan *xssh.Request, user string
 	for req := range reqs {
 		switch req.Type {
 		case "exec", "shell":
+			s.mu.Lock()
+			drop := s.dropExecs > 0
+			if drop {
+				s.dropExecs--
+				s.dropped2++
+			}
+			s.mu.Unlock()
+			if drop {
+				ch.Close()
+				return
+			}
 			var line string
 			if req.Type == "exec" {
 				var p struct{ Command string }
