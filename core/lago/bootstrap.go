@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -967,4 +968,46 @@ func (v virtSysprepAll) BootstrapAll(ctx context.Context, reqs []env.BootstrapRe
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// terminalBootstrap shows a bootstrapper's progress on the terminal too
+// (Out, as "lago: <vm>: <step>" lines, like the build steps'), while env
+// logs each event to the prefix log: bootstrap is the longest part of an
+// init and would otherwise print nothing for a minute.
+type terminalBootstrap struct {
+	env.Bootstrapper
+	Out io.Writer
+	mu  *sync.Mutex
+}
+
+// BootstrapAll implements env.Bootstrapper.
+func (t terminalBootstrap) BootstrapAll(ctx context.Context, reqs []env.BootstrapRequest, progress func(env.BootstrapEvent)) error {
+	return t.Bootstrapper.BootstrapAll(ctx, reqs, func(ev env.BootstrapEvent) {
+		if t.Out != nil {
+			t.mu.Lock()
+			fmt.Fprintln(t.Out, progressLine(ev))
+			t.mu.Unlock()
+		}
+		if progress != nil {
+			progress(ev)
+		}
+	})
+}
+
+// progressLine is an event as the terminal shows it.
+func progressLine(ev env.BootstrapEvent) string {
+	who := "bootstrap"
+	if ev.VM != "" {
+		who = ev.VM
+	}
+	switch {
+	case ev.Done && ev.VM == "":
+		return fmt.Sprintf("lago: %s: %s: done in %s", who, ev.Step, ev.Took.Round(100*time.Millisecond))
+	case ev.Done:
+		return fmt.Sprintf("lago: %s: bootstrapped in %s", who, ev.Took.Round(100*time.Millisecond))
+	case ev.VM == "":
+		return fmt.Sprintf("lago: %s: %s", who, ev.Step)
+	default:
+		return fmt.Sprintf("lago: %s: bootstrap %s", who, ev.Step)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -664,4 +665,32 @@ func TestVirtSysprepAllNamesTheFailingVM(t *testing.T) {
 	if done["broken"] {
 		t.Errorf("the failed VM was reported done: %v", done)
 	}
+}
+
+func TestBootstrapProgressLines(t *testing.T) {
+	var out strings.Builder
+	tb := terminalBootstrap{Bootstrapper: bootstrapperFunc(func(progress func(env.BootstrapEvent)) {
+		progress(env.BootstrapEvent{Step: "start the libguestfs appliance for 2 disk(s)"})
+		progress(env.BootstrapEvent{Step: "start the libguestfs appliance", Done: true, Took: 9500 * time.Millisecond})
+		progress(env.BootstrapEvent{VM: "vm0", Step: "root-password"})
+		progress(env.BootstrapEvent{VM: "vm0", Done: true, Took: 2140 * time.Millisecond})
+	}), Out: &out, mu: new(sync.Mutex)}
+	var seen int
+	if err := tb.BootstrapAll(context.Background(), nil, func(env.BootstrapEvent) { seen++ }); err != nil {
+		t.Fatal(err)
+	}
+	want := "lago: bootstrap: start the libguestfs appliance for 2 disk(s)\n" +
+		"lago: bootstrap: start the libguestfs appliance: done in 9.5s\n" +
+		"lago: vm0: bootstrap root-password\n" +
+		"lago: vm0: bootstrapped in 2.1s\n"
+	if out.String() != want || seen != 4 {
+		t.Errorf("terminal:\n%s\nwant\n%s(and %d events passed on, want 4)", out.String(), want, seen)
+	}
+}
+
+type bootstrapperFunc func(progress func(env.BootstrapEvent))
+
+func (f bootstrapperFunc) BootstrapAll(_ context.Context, _ []env.BootstrapRequest, progress func(env.BootstrapEvent)) error {
+	f(progress)
+	return nil
 }

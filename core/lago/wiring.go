@@ -172,7 +172,7 @@ func realDeps(pm *pluginhost.Host, c *config.Config, progress template.Progress,
 		Leaser:    &lease.Store{Dir: c.LeaseDir},
 		Templates: templates,
 		Builder:   pluginBuilders{Plugins: pm, Progress: out, mu: new(sync.Mutex), Libguestfs: gfs},
-		Bootstrap: bootstrapperFromConfig(c, gfs),
+		Bootstrap: terminalBootstrap{Bootstrapper: bootstrapperFromConfig(c, gfs), Out: out, mu: new(sync.Mutex)},
 	}
 }
 
