@@ -18,8 +18,8 @@ packages=(
 	debootstrap
 	# libguestfs for the bootstrap/builder paths the e2e tests exercise
 	libguestfs-tools
-	# misc tools the scripts call
-	ca-certificates curl util-linux coreutils shellcheck
+	# misc tools the scripts call (acl: setfacl for the shared-host test's homes)
+	ca-certificates curl util-linux coreutils shellcheck acl
 )
 
 missing=()

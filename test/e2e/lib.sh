@@ -96,9 +96,55 @@ e2e_setup_netns() {
 		ip netns exec "$E2E_NS" virtlogd -d
 		E2E_OWN_VIRTLOGD=1
 	fi
-	ip netns exec "$E2E_NS" setsid tini -s -- libvirtd </dev/null >>/var/tmp/lago-e2e-libvirtd.log 2>&1 &
+	e2e_libvirtd_conf
+	ip netns exec "$E2E_NS" setsid tini -s -- libvirtd -f "$E2E_LIBVIRTD_CONF" </dev/null >>/var/tmp/lago-e2e-libvirtd.log 2>&1 &
 	e2e_wait_libvirt || e2e_die "libvirtd did not come up in netns $E2E_NS"
 	e2e_log "started libvirtd in netns $E2E_NS"
+}
+
+# E2E_SOCK_GROUP is the group whose members the harness's libvirtd lets
+# connect to its read-write socket, as a distribution's libvirt group does.
+E2E_SOCK_GROUP="${E2E_SOCK_GROUP:-libvirt}"
+# E2E_USERS are the unprivileged users the shared-host test runs lago as.
+E2E_USERS=(lagoe2e-a lagoe2e-b)
+E2E_LIBVIRTD_CONF=""
+
+# e2e_libvirtd_conf writes the harness's own libvirtd.conf (the host's
+# /etc/libvirt/libvirtd.conf is left alone) and sets E2E_LIBVIRTD_CONF.
+# Members of E2E_SOCK_GROUP may connect read-write: this machine has no
+# polkit, whose Debian default (auth_unix_rw = "polkit") refuses every
+# non-root client, so access is by the socket's group and mode alone, as
+# docs/SHARED-HOST.md sets a host up. qemu.conf stays the distribution's:
+# qemu runs as libvirt-qemu with dynamic_ownership, so the users' homes
+# must be traversable by libvirt-qemu (the tests set that up).
+e2e_libvirtd_conf() {
+	E2E_LIBVIRTD_CONF="$(mktemp /var/tmp/lago-e2e-libvirtd.XXXXXX.conf)"
+	cat >"$E2E_LIBVIRTD_CONF" <<EOF
+unix_sock_group = "$E2E_SOCK_GROUP"
+unix_sock_ro_perms = "0777"
+unix_sock_rw_perms = "0770"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+EOF
+	chmod 0644 "$E2E_LIBVIRTD_CONF"
+}
+
+# e2e_make_users creates (once; later runs only check them) the
+# unprivileged users of the shared-host test, members of E2E_SOCK_GROUP,
+# with homes under /home. The modes of their homes are the tests' business.
+e2e_make_users() {
+	local u home
+	getent group "$E2E_SOCK_GROUP" >/dev/null || groupadd --system "$E2E_SOCK_GROUP"
+	for u in "${E2E_USERS[@]}"; do
+		if ! id -u "$u" >/dev/null 2>&1; then
+			useradd --create-home --shell /bin/sh --groups "$E2E_SOCK_GROUP" "$u"
+			e2e_log "created user $u (group $E2E_SOCK_GROUP)"
+		elif ! id -nG "$u" | tr ' ' '\n' | grep -qx "$E2E_SOCK_GROUP"; then
+			usermod -a -G "$E2E_SOCK_GROUP" "$u"
+		fi
+		home="$(getent passwd "$u" | cut -d: -f6)"
+		[ -d "$home" ] || install -d -o "$u" -g "$(id -gn "$u")" -m 0700 "$home"
+	done
 }
 
 # e2e_teardown_netns stops the daemons this run started and deletes its
@@ -123,6 +169,9 @@ e2e_teardown_netns() {
 	if [ -n "$E2E_NS" ]; then
 		ip netns delete "$E2E_NS" 2>/dev/null || true
 	fi
+	if [ -n "$E2E_LIBVIRTD_CONF" ]; then
+		rm -f "$E2E_LIBVIRTD_CONF"
+	fi
 	e2e_log "removed netns $E2E_NS"
 }
 
@@ -141,21 +190,42 @@ e2e_make_root() {
 	chmod 0755 "$E2E_ROOT" "$E2E_ROOT"/*
 }
 
-# e2e_owned_objects prints "domain NAME" and "network NAME" for every libvirt
-# object on E2E_URI whose XML mentions E2E_ROOT (the owner tag names the
-# prefix path, the disks live below it).
-e2e_owned_objects() {
-	local name
+# e2e_user_dirs prints the run's folder in each test user's home
+# ($HOME/<basename of E2E_ROOT>): the shared-host test's workdirs.
+e2e_user_dirs() {
+	local u home
 	[ -n "$E2E_ROOT" ] || return 0
+	for u in "${E2E_USERS[@]}"; do
+		home="$(getent passwd "$u" | cut -d: -f6)" || continue
+		[ -n "$home" ] && echo "$home/$(basename "$E2E_ROOT")"
+	done
+}
+
+# e2e_remove_user_dirs removes the run's folders in the test users' homes.
+e2e_remove_user_dirs() {
+	local d
+	while read -r d; do
+		[ -n "$d" ] && rm -rf "$d"
+	done < <(e2e_user_dirs)
+}
+
+# e2e_owned_objects prints "domain NAME" and "network NAME" for every libvirt
+# object on E2E_URI whose XML mentions the run's folder's name: E2E_ROOT
+# or a test user's $HOME/<that name> (the owner tag names the prefix path,
+# the disks live below it; the name is random, so nobody else's match).
+e2e_owned_objects() {
+	local name marker
+	[ -n "$E2E_ROOT" ] || return 0
+	marker="/$(basename "$E2E_ROOT")"
 	while read -r name; do
 		[ -n "$name" ] || continue
-		if virsh -q -c "$E2E_URI" dumpxml "$name" 2>/dev/null | grep -qF "$E2E_ROOT"; then
+		if virsh -q -c "$E2E_URI" dumpxml "$name" 2>/dev/null | grep -qF "$marker"; then
 			echo "domain $name"
 		fi
 	done < <(virsh -q -c "$E2E_URI" list --all --name 2>/dev/null)
 	while read -r name; do
 		[ -n "$name" ] || continue
-		if virsh -q -c "$E2E_URI" net-dumpxml "$name" 2>/dev/null | grep -qF "$E2E_ROOT"; then
+		if virsh -q -c "$E2E_URI" net-dumpxml "$name" 2>/dev/null | grep -qF "$marker"; then
 			echo "network $name"
 		fi
 	done < <(virsh -q -c "$E2E_URI" net-list --all --name 2>/dev/null)

@@ -41,6 +41,7 @@ finish() {
 	if [ -n "$E2E_ROOT" ]; then
 		swept="$(e2e_sweep)"
 		rm -rf "$E2E_ROOT"
+		e2e_remove_user_dirs
 	fi
 	e2e_teardown_netns
 	[ "$status" -eq 0 ] && status=$rc
@@ -94,6 +95,8 @@ fi
 e2e_setup_netns
 e2e_make_root
 e2e_log "scratch folder: $E2E_ROOT"
+# The unprivileged users of the shared-host test (core/e2e/users_test.go).
+e2e_make_users
 
 # The provider instance of the tests: TCG guests (KVM is broken on these hosts).
 cat >"$E2E_ROOT/lago.conf" <<EOF
@@ -135,6 +138,10 @@ export LAGO_E2E_REPOS="$E2E_ROOT/repos"
 export LAGO_E2E_CONFIG="$E2E_ROOT/lago.conf"
 export LAGO_E2E_URI="$E2E_URI"
 export LAGO_E2E_NETNS="$E2E_NS"
+# Users in the libvirt socket's group; their workdirs are
+# $HOME/$(basename "$E2E_ROOT"), which the sweep covers too.
+export LAGO_E2E_USERS="${E2E_USERS[*]}"
+export LAGO_E2E_SOCK_GROUP="$E2E_SOCK_GROUP"
 export LAGO_E2E_REMOTE_URL="$remote_url"
 export LAGO_LIBVIRT_TEST_URI="$E2E_URI"
 export LAGO_LIBVIRT_TEST_REMOTE_URI="$remote_url"
