@@ -7,11 +7,13 @@
 #   fetch.sh   template download vs curl | xz -d | sha1sum (LAGO_BENCH_FETCH_MB)
 #   vms.sh     init/start/stop/status/shell/destroy with real guests vs the floor
 #   bootstrap.sh  init with bootstrap of 1 and 3 VMs vs parallel virt-sysprep
+#   copy.sh    collect, copy-to/from-vm vs ssh tar, scp; ansible_hosts time
+#   export.sh  export --standalone --compress of a 1 GiB disk vs qemu-img + xz
 # Set LAGO_BENCH_ONLY="help plugins" to run a subset.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-only="${LAGO_BENCH_ONLY:-help plugins leases fetch vms bootstrap}"
+only="${LAGO_BENCH_ONLY:-help plugins leases fetch vms bootstrap copy export}"
 want() { [[ " $only " == *" $1 "* ]]; }
 
 if want help; then echo "== lago --help start-up"; "$here/help.sh" 200; fi
@@ -23,3 +25,5 @@ if want leases; then echo "== subnet leases"; "$here/leases.sh"; fi
 if want fetch; then echo "== template fetch"; "$here/fetch.sh"; fi
 if want vms; then echo "== real guests"; "$here/vms.sh"; fi
 if want bootstrap; then echo "== bootstrap"; "$here/bootstrap.sh"; fi
+if want copy; then echo "== copy, collect, inventory"; "$here/copy.sh"; fi
+if want export; then echo "== export"; "$here/export.sh"; fi
