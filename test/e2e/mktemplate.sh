@@ -11,7 +11,10 @@
 # stdout; everything else goes to stderr. A cached build is reused as is.
 #
 # Guest facts the e2e tests rely on:
-#   - root password 123456 (Lago's default), /root/.ssh/authorized_keys honoured;
+#   - root password 123456 (Lago's default), /root/.ssh/authorized_keys honoured
+#     (and empty: the only key a guest accepts is one bootstrap put there);
+#   - /etc/machine-id is one fixed id, dropbear host keys are made at build
+#     time: clones share them until bootstrap gives each its own;
 #   - every NIC runs udhcpc; the lease carrying a domain sets the hostname,
 #     /etc/resolv.conf (search <domain>) and /etc/hosts, so `hostname -f`
 #     prints <vm>.<domain> and other VMs resolve by short name;
@@ -203,6 +206,9 @@ printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 printf '/bin/sh\n/bin/ash\n/bin/bash\n' >"$root/etc/shells"
 printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n' >"$root/etc/nsswitch.conf"
 echo tiny >"$root/etc/hostname"
+# A fixed machine-id, as a template made from an installed system has: each
+# clone must get its own from bootstrap.
+echo 6c61676f746966796d616368696e6569 >"$root/etc/machine-id"
 printf '127.0.0.1\tlocalhost\n' >"$root/etc/hosts"
 : >"$root/etc/resolv.conf"
 cat >"$root/etc/os-release" <<'EOF'
