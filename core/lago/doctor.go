@@ -79,7 +79,13 @@ func (c *Client) hostChecks(workdir, store string, bootstrap, all bool) []HostCh
 	}
 	var out []HostCheck
 	local := false
-	for _, uri := range c.localLibvirtURIs() {
+	uris := c.localLibvirtURIs()
+	if !all && len(uris) > 0 && !c.defaultIsLocalLibvirt() {
+		// Init's VMs go to the default instance: a libvirtd that
+		// refuses this user matters to init only when that is it.
+		uris = nil
+	}
+	for _, uri := range uris {
 		local = true
 		out = append(out, hostcheck.LibvirtSocket(uri))
 	}
@@ -143,6 +149,38 @@ func (c *Client) localLibvirtURIs() []string {
 
 // geteuid is os.Geteuid; tests, which run as root, pretend to be a user.
 var geteuid = os.Geteuid
+
+// explainStart adds to a failed start what init's preflight would now
+// find: a folder above the prefix closed to qemu since init (qemu's own
+// error only says "Permission denied" on a disk).
+func (c *Client) explainStart(prefixPath string, err error) error {
+	if err == nil || !c.defaultIsLocalLibvirt() {
+		return err
+	}
+	q, ok := hostcheck.QemuIdentity()
+	if !ok {
+		return err
+	}
+	if r := hostcheck.Reach("qemu reaches the workdir", prefixPath, q); !r.OK {
+		return fmt.Errorf("%w\n%s\n  fix: %s", err, r.Detail, r.Fix)
+	}
+	return err
+}
+
+// defaultIsLocalLibvirt tells whether the default provider instance is
+// the libvirt plugin on this host's system daemon.
+func (c *Client) defaultIsLocalLibvirt() bool {
+	p, ok := c.cfg.Providers[c.cfg.DefaultVMProvider]
+	if !ok || p.Plugin != "libvirt" {
+		return false
+	}
+	uri := p.Settings["libvirt_url"]
+	if uri == "" {
+		uri = c.cfg.LibvirtURL
+	}
+	_, local := hostcheck.LocalSocket(uri)
+	return local
+}
 
 // checkOwner refuses to act on a prefix or workdir another user owns:
 // members of the libvirt group could stop each other's VMs and release

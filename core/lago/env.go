@@ -167,9 +167,10 @@ func (e *Env) Start(ctx context.Context, o StartOptions) error {
 	if err := e.c.check(); err != nil {
 		return err
 	}
-	return e.withVMTypeHooks(func() error {
+	err := e.withVMTypeHooks(func() error {
 		return e.c.mgr.Start(ctx, e.path, o.VMs, env.StartOptions{NoWait: o.NoWait, Timeout: o.Timeout, Parallelism: e.c.cfg.StartParallelism})
 	})
+	return e.c.explainStart(e.path, err)
 }
 
 // Stop powers the VMs off at once (all when none are named), then the
