@@ -17,11 +17,13 @@ import (
 // tiny guest writes files, vm0 is stopped, and three collects in a row
 // each get the same files, with modes, a link inside a folder, a link to
 // a file followed, the guest's own dropbear log, and the missing path
-// skipped; --no-skip fails naming it. Afterwards nothing holds the disk:
-// no guestfish is left and vm0 starts again with its files.
+// skipped and a link out of the copy dropped; --no-skip fails naming the
+// missing path; a FIFO artifact fails naming it without waiting for the
+// read's timeout. Afterwards nothing holds the disk: no guestfish is left
+// and vm0 starts again with its files.
 func TestCollectStopped(t *testing.T) {
 	h := newHarness(t)
-	art := "    artifacts:\n      - /root/art/a.log\n      - /root/art/dir\n      - /root/art/latest\n      - /root/art/missing\n      - /var/log/dropbear.log\n"
+	art := "    artifacts:\n      - /root/art/a.log\n      - /root/art/dir\n      - /root/art/latest\n      - /root/art/missing\n      - /root/art/fifo\n      - /var/log/dropbear.log\n"
 	withArt := func(vm string) string {
 		return strings.Replace(vmBlock(vm, "net: lago"), "    vcpu: 1\n", "    vcpu: 1\n"+art, 1)
 	}
@@ -30,7 +32,7 @@ func TestCollectStopped(t *testing.T) {
 	for _, vm := range []string{"vm0", "vm1"} {
 		h.shell(vm, "mkdir -p /root/art/dir/sub && echo "+vm+" > /root/art/a.log && chmod 640 /root/art/a.log && "+
 			"echo B > /root/art/dir/sub/b && chmod 600 /root/art/dir/sub/b && ln -s sub/b /root/art/dir/l && "+
-			"ln -s /root/art/a.log /root/art/latest && sync")
+			"ln -s /root/art/a.log /root/art/latest && ln -s /etc /root/art/dir/out && sync")
 	}
 	h.must("stop", "vm0")
 	if st := h.status().vmStatus("vm0"); st == "running" {
@@ -64,6 +66,9 @@ func TestCollectStopped(t *testing.T) {
 			if _, err := os.Lstat(filepath.Join(out, vm, "_root_art_missing")); !os.IsNotExist(err) {
 				t.Errorf("%s: the missing artifact left %v", vm, err)
 			}
+			if _, err := os.Lstat(filepath.Join(out, vm, "_root_art_dir", "out")); !os.IsNotExist(err) {
+				t.Errorf("%s: the link out of the folder (to /etc) was kept: %v", vm, err)
+			}
 		}
 	}
 
@@ -91,6 +96,27 @@ func TestCollectStopped(t *testing.T) {
 	r := h.lago("collect", "--output", filepath.Join(h.dir, "no-skip"), "--no-skip")
 	if r.code == 0 || !strings.Contains(r.stderr, "vm0") || !strings.Contains(r.stderr, "/root/art/missing") {
 		t.Errorf("collect --no-skip: want a failure naming vm0 and the missing path:\n%s", r)
+	}
+
+	// A FIFO as an artifact: on a disk its download would block, so the
+	// read stops at it and starts again without it; the collect fails
+	// naming it (as over ssh) and still gets the other artifacts, well
+	// before the read's timeout.
+	h.must("start", "vm0")
+	h.shell("vm0", "{ mkfifo /root/art/fifo || mknod /root/art/fifo p; } && sync")
+	h.must("stop", "vm0")
+	out := filepath.Join(h.dir, "with-fifo")
+	start := time.Now()
+	r = h.lago("collect", "--output", out)
+	t.Logf("collect with a FIFO artifact on the stopped vm0: %s", time.Since(start).Round(100*time.Millisecond))
+	if r.code == 0 || !strings.Contains(r.stderr, "/root/art/fifo") || !strings.Contains(r.stderr, "special file") {
+		t.Errorf("collect of a FIFO: want a failure naming it:\n%s", r)
+	}
+	if got, err := os.ReadFile(filepath.Join(out, "vm0", "_root_art_a.log")); err != nil || string(got) != "vm0\n" {
+		t.Errorf("with a FIFO: vm0's a.log = %q, %v", got, err)
+	}
+	if d := time.Since(start); d > 5*time.Minute {
+		t.Errorf("collect with a FIFO took %s", d)
 	}
 
 	// Nothing of the reads is left: no guestfish or appliance on the
