@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path"
 	"strings"
 )
@@ -28,24 +26,9 @@ type ArchiveSource func(ctx context.Context, paths []string, w io.Writer) (missi
 // stream are not retried: src is costly (a disk reader to start), and it
 // retries itself where that helps.
 func PullArchive(ctx context.Context, src ArchiveSource, dir string, items []PullItem, o PullOptions) ([]PullResult, error) {
-	res := make([]PullResult, len(items))
-	seen := map[string]bool{}
-	for i, it := range items {
-		res[i].PullItem = it
-		if it.Name == "" || it.Name == "." || it.Name == ".." || strings.ContainsAny(it.Name, "/\x00") {
-			return nil, fmt.Errorf("copy %s: %q is not a file name", it.Remote, it.Name)
-		}
-		if seen[it.Name] {
-			return nil, fmt.Errorf("copy %s: two paths would be copied to %s", it.Remote, path.Join(dir, it.Name))
-		}
-		seen[it.Name] = true
-	}
-	root, err := os.OpenRoot(dir)
+	res, root, err := startPull(dir, items)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &NotFoundError{Path: dir}
-		}
-		return nil, fmt.Errorf("copy into %s: %w", dir, err)
+		return nil, err
 	}
 	defer root.Close()
 	p := &puller{root: root, o: o, used: &usage{}}

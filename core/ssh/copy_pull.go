@@ -101,24 +101,9 @@ const (
 // that stopped the whole copy; when the copy could not start at all, the
 // results are nil.
 func Pull(ctx context.Context, r Runner, dir string, items []PullItem, o PullOptions) ([]PullResult, error) {
-	res := make([]PullResult, len(items))
-	seen := map[string]bool{}
-	for i, it := range items {
-		res[i].PullItem = it
-		if it.Name == "" || it.Name == "." || it.Name == ".." || strings.ContainsAny(it.Name, "/\x00") {
-			return nil, fmt.Errorf("copy %s: %q is not a file name", it.Remote, it.Name)
-		}
-		if seen[it.Name] {
-			return nil, fmt.Errorf("copy %s: two paths would be copied to %s", it.Remote, filepath.Join(dir, it.Name))
-		}
-		seen[it.Name] = true
-	}
-	root, err := os.OpenRoot(dir)
+	res, root, err := startPull(dir, items)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &NotFoundError{Path: dir}
-		}
-		return nil, fmt.Errorf("copy into %s: %w", dir, err)
+		return nil, err
 	}
 	defer root.Close()
 	p := &puller{r: r, root: root, o: o, used: &usage{}}
@@ -530,4 +515,30 @@ func (c *cancelWriter) Write(p []byte) (int, error) {
 		c.cancel()
 	}
 	return n, err
+}
+
+// startPull checks the items' names (one file name each, no two alike)
+// and opens the os.Root every write of the pull goes through; res holds
+// the items.
+func startPull(dir string, items []PullItem) (res []PullResult, root *os.Root, err error) {
+	res = make([]PullResult, len(items))
+	seen := map[string]bool{}
+	for i, it := range items {
+		res[i].PullItem = it
+		if it.Name == "" || it.Name == "." || it.Name == ".." || strings.ContainsAny(it.Name, "/\x00") {
+			return nil, nil, fmt.Errorf("copy %s: %q is not a file name", it.Remote, it.Name)
+		}
+		if seen[it.Name] {
+			return nil, nil, fmt.Errorf("copy %s: two paths would be copied to %s", it.Remote, filepath.Join(dir, it.Name))
+		}
+		seen[it.Name] = true
+	}
+	root, err = os.OpenRoot(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, &NotFoundError{Path: dir}
+		}
+		return nil, nil, fmt.Errorf("copy into %s: %w", dir, err)
+	}
+	return res, root, nil
 }
