@@ -507,10 +507,11 @@ func TestSharedHostTwoUsers(t *testing.T) {
 	if l := leaseFiles(t, stores.leases); len(l) > 0 {
 		t.Errorf("leases left: %v", l)
 	}
-	// With no VM left, libvirt gave the shared image back to its
-	// downloader, in the store's group, readable by all.
+	// libvirt never gives a backing image back (it restores the labels
+	// of read-only disks on no domain's stop, as other domains may use
+	// them): the shared image stays chowned to qemu's user. It must stay
+	// readable by every user of the store.
 	imgs, _ := filepath.Glob(filepath.Join(stores.store, "*:*:*"))
-	g, _ := user.LookupGroup(group)
 	for _, p := range imgs {
 		if strings.Contains(filepath.Base(p), ".") {
 			continue
@@ -520,8 +521,11 @@ func TestSharedHostTwoUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 		sys := st.Sys().(*syscall.Stat_t)
-		if (int(sys.Uid) != a.uid && int(sys.Uid) != b.uid) || strconv.Itoa(int(sys.Gid)) != g.Gid || st.Mode().Perm() != 0o644 {
-			t.Errorf("shared image %s after both destroys: uid %d gid %d mode %v, want a test user's, group %s, 0644", p, sys.Uid, sys.Gid, st.Mode().Perm(), group)
+		t.Logf("shared image %s after both destroys: uid %d gid %d mode %v", p, sys.Uid, sys.Gid, st.Mode().Perm())
+		for _, u := range users {
+			if r := asUser(t, u, u.dir, false, "head", "-c", "4", p); r.code != 0 {
+				t.Errorf("%s cannot read the shared image after the destroys:\n%s", u.name, r)
+			}
 		}
 	}
 	if t.Failed() {
