@@ -559,6 +559,40 @@ func TestSharedHostTwoUsers(t *testing.T) {
 	})
 }
 
+// TestSharedHostUserBootstrap: bootstrap (libguestfs, run by lago as the
+// user, with the host's kernel for its appliance) needs nothing of root:
+// a normal user's init injects the prefix key and the VM takes it.
+func TestSharedHostUserBootstrap(t *testing.T) {
+	h := newHarness(t)
+	users := lookupHostUsers(t, h.env)
+	a := users[0]
+	stores := makeSharedStores(t, h.env, os.Getenv("LAGO_E2E_SOCK_GROUP"))
+	a.writeFiles(t, stores, "domains:\n"+vmBlock("vm0", "net: lago")+oneNet)
+	t.Cleanup(func() { a.cleanup(h) })
+	if err := os.Chmod(a.home, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	a.must(t, h, "init", "--template-repo-path", h.env.TemplateRepo, "LagoInitFile")
+	t.Logf("init with bootstrap as %s: %s", a.name, time.Since(t0).Round(time.Millisecond))
+	a.must(t, h, "start")
+	key, err := os.ReadFile(filepath.Join(a.dir, ".lago", "current", "id_rsa.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := a.must(t, h, "shell", "vm0", "cat", "/root/.ssh/authorized_keys")
+	if !strings.Contains(auth, strings.TrimSpace(string(key))) {
+		t.Errorf("the guest's authorized_keys lacks the prefix key:\n%s", auth)
+	}
+	a.must(t, h, "destroy", "--yes")
+	if left := libvirtObjects(t, h.env.URI, a.dir); len(left) > 0 {
+		t.Errorf("left of %s: %v", a.name, left)
+	}
+	if l := leaseFiles(t, stores.leases); len(l) > 0 {
+		t.Errorf("leases left: %v", l)
+	}
+}
+
 // domState is virsh domstate of u's vm0, "" when it has none.
 func domState(t *testing.T, h *harness, u *hostUser) string {
 	t.Helper()
