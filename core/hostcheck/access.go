@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -52,8 +54,26 @@ func LookupIdentity(name string) (Identity, error) {
 // libvirt-qemu, then Fedora, RHEL, SUSE and Arch's qemu.
 var QemuUsers = []string{"libvirt-qemu", "qemu"}
 
-// QemuIdentity returns the first of QemuUsers that exists on this host.
+// qemuConf is libvirt's qemu driver config; only root may read it.
+var qemuConf = "/etc/libvirt/qemu.conf"
+
+var qemuConfUser = regexp.MustCompile(`(?m)^\s*user\s*=\s*"([^"]+)"`)
+
+// QemuIdentity returns qemu's user: qemu.conf's user = "..." where this
+// user may read it (root), else the first of QemuUsers that exists on
+// this host. A qemu running as root needs no check (ok false).
 func QemuIdentity() (Identity, bool) {
+	if b, err := os.ReadFile(qemuConf); err == nil {
+		if m := qemuConfUser.FindSubmatch(b); m != nil {
+			n := strings.TrimPrefix(string(m[1]), "+")
+			if n == "root" || n == "0" {
+				return Identity{}, false
+			}
+			if id, err := LookupIdentity(n); err == nil {
+				return id, true
+			}
+		}
+	}
 	for _, n := range QemuUsers {
 		if id, err := LookupIdentity(n); err == nil {
 			return id, true
@@ -190,6 +210,9 @@ func ancestors(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// qemu opens the disks by the path init resolved: a workdir linked
+	// out of a closed home is reached through the link's target.
+	abs = resolveExisting(abs)
 	var out []string
 	for d := abs; ; d = filepath.Dir(d) {
 		out = append(out, d)
@@ -250,4 +273,19 @@ func groupName(gid uint32) string {
 		return g.Name
 	}
 	return "gid " + s
+}
+
+// resolveExisting resolves the symbolic links of the deepest existing
+// folder of abs and keeps the rest of abs below it.
+func resolveExisting(abs string) string {
+	rest := ""
+	for d := abs; ; d = filepath.Dir(d) {
+		if r, err := filepath.EvalSymlinks(d); err == nil {
+			return filepath.Join(r, rest)
+		}
+		if d == filepath.Dir(d) {
+			return abs
+		}
+		rest = filepath.Join(filepath.Base(d), rest)
+	}
 }

@@ -185,3 +185,38 @@ func mkdirMode(dir string, mode fs.FileMode) error {
 	}
 	return os.Chmod(dir, mode)
 }
+
+// A workdir linked out of a closed home is reached through the link's
+// target, as qemu opens the disks by the path init resolved.
+func TestReachFollowsLinksOutOfAClosedHome(t *testing.T) {
+	top := t.TempDir()
+	for _, d := range []string{filepath.Dir(top), top} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	home := filepath.Join(top, "home")
+	data := filepath.Join(top, "data")
+	for _, d := range []string{home, data} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(data, filepath.Join(home, "proj")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(home, "inside"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Another user, in none of the folders' groups.
+	q := Identity{Name: "qemu-test", UID: 54321, GIDs: []uint32{54321}}
+	if r := Reach("workdir", filepath.Join(home, "proj", ".lago"), q); !r.OK {
+		t.Errorf("through the link: %+v, want OK (qemu opens %s)", r, data)
+	}
+	if r := Reach("workdir", filepath.Join(home, "inside", ".lago"), q); r.OK || !strings.Contains(r.Detail, home) {
+		t.Errorf("inside the closed home: %+v, want a failure naming %s", r, home)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lago-go/lago/core/env"
+	"github.com/lago-go/lago/core/hostcheck"
 	"github.com/lago-go/lago/core/lago/internal/shacrypt"
 )
 
@@ -207,6 +208,11 @@ func (g *guestfishBootstrap) session(ctx context.Context, tmp string, jobs []*bo
 		}
 	}
 	if _, err := f.Do(ctx, "run"); err != nil {
+		// The appliance boots a host kernel: one this user may not read
+		// is the usual reason on a shared host (Ubuntu's are 0600).
+		if k := hostcheck.KernelReadable(); !k.OK {
+			err = fmt.Errorf("%w (%s; fix: %s)", err, k.Detail, k.Fix)
+		}
 		return nil, shared(err)
 	}
 	progress(env.BootstrapEvent{Step: stepAppliance, Done: true, Took: time.Since(began)})
