@@ -5,7 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -168,11 +168,10 @@ func probeQEMUKVM() bool {
 	}
 	args := []string{"-accel", "kvm", "-machine", "pc", "-cpu", "host", "-m", "256",
 		"-nodefaults", "-display", "none", "-net", "none", "-monitor", "none", "-serial", "none"}
-	kernels, _ := filepath.Glob("/boot/vmlinuz-*")
-	sort.Strings(kernels)
-	boot := len(kernels) > 0
+	kernel := hostKernel()
+	boot := kernel != ""
 	if boot {
-		args = append(args, "-kernel", kernels[len(kernels)-1], "-append", "panic=-1 quiet loglevel=0", "-no-reboot")
+		args = append(args, "-kernel", kernel, "-append", "panic=-1 quiet loglevel=0", "-no-reboot")
 	} else {
 		args = append(args, "-S")
 	}
@@ -221,4 +220,57 @@ func probeKVM(dev string) bool {
 	}
 	unix.Close(vm)
 	return true
+}
+
+// hostKernel returns a kernel of the host this user may read: the running
+// one's first, then the newest by version order, else "". An unreadable
+// kernel would make qemu fail and the probe say KVM is broken.
+func hostKernel() string {
+	var cands []string
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		cands = append(cands, "/boot/vmlinuz-"+unix.ByteSliceToString(u.Release[:]))
+	}
+	globbed, _ := filepath.Glob("/boot/vmlinuz-*")
+	slices.SortFunc(globbed, func(a, b string) int { return compareVersions(b, a) })
+	cands = append(append(cands, globbed...), "/boot/vmlinuz", "/vmlinuz")
+	for _, c := range cands {
+		if unix.Access(c, unix.R_OK) == nil {
+			return c
+		}
+	}
+	return ""
+}
+
+// compareVersions orders strings with their digit runs compared as
+// numbers (vmlinuz-6.1.0-100 after vmlinuz-6.1.0-99).
+func compareVersions(a, b string) int {
+	for a != "" && b != "" {
+		ra, rb := leadingDigits(a), leadingDigits(b)
+		if ra != "" && rb != "" {
+			na, nb := strings.TrimLeft(ra, "0"), strings.TrimLeft(rb, "0")
+			if len(na) != len(nb) {
+				return len(na) - len(nb)
+			}
+			if c := strings.Compare(na, nb); c != 0 {
+				return c
+			}
+			a, b = a[len(ra):], b[len(rb):]
+			continue
+		}
+		if a[0] != b[0] {
+			return int(a[0]) - int(b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) - len(b)
+}
+
+// leadingDigits returns the run of digits s starts with.
+func leadingDigits(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return s[:i]
 }
