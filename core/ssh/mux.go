@@ -472,14 +472,14 @@ func (m *mux) proxy(ctx context.Context, nc xssh.NewChannel) {
 	// the exec reply, and the goroutines copying those may finish before
 	// the one relaying the reply; closing then made the client's exec
 	// fail with EOF ("start remote command: EOF").
-	var inflight sync.WaitGroup
+	inflight := newPending()
 	go func() { // the client's requests (exec, pty-req, signal, ...)
-		forwardRequestsTracked(creqs, gch, &inflight)
+		forwardRequestsTracked(creqs, gch, inflight)
 		// The client closed its channel: a killed command stops.
 		gch.Close()
 	}()
 	wg.Wait()
-	inflight.Wait()
+	inflight.wait()
 	_ = cch.CloseWrite()
 	cch.Close()
 	gch.Close()
@@ -491,11 +491,9 @@ func forwardRequests(in <-chan *xssh.Request, out xssh.Channel) {
 
 // forwardRequestsTracked is forwardRequests that counts, in inflight
 // (when not nil), the requests whose reply is not relayed yet.
-func forwardRequestsTracked(in <-chan *xssh.Request, out xssh.Channel, inflight *sync.WaitGroup) {
+func forwardRequestsTracked(in <-chan *xssh.Request, out xssh.Channel, inflight *pending) {
 	for r := range in {
-		if inflight != nil {
-			inflight.Add(1)
-		}
+		inflight.add(1)
 		ok, err := out.SendRequest(r.Type, r.WantReply, r.Payload)
 		// A request the other side's channel closed on gets no answer:
 		// its sender then sees the channel close (EOF), as it would have
@@ -504,10 +502,43 @@ func forwardRequestsTracked(in <-chan *xssh.Request, out xssh.Channel, inflight 
 		if r.WantReply && err == nil {
 			_ = r.Reply(ok, nil)
 		}
-		if inflight != nil {
-			inflight.Done()
-		}
+		inflight.add(-1)
 	}
+}
+
+// pending counts requests in flight; wait returns when none is. Unlike a
+// sync.WaitGroup it may count up while someone waits (a request that
+// arrives as the session ends).
+type pending struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	n    int
+}
+
+func newPending() *pending {
+	p := &pending{}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+func (p *pending) add(d int) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.n += d
+	if p.n == 0 {
+		p.cond.Broadcast()
+	}
+	p.mu.Unlock()
+}
+
+func (p *pending) wait() {
+	p.mu.Lock()
+	for p.n > 0 {
+		p.cond.Wait()
+	}
+	p.mu.Unlock()
 }
 
 // DialMux connects to the mux serving socket. The result is used as a
