@@ -111,7 +111,15 @@ func (g *guestfishBootstrap) BootstrapAll(ctx context.Context, reqs []env.Bootst
 	if progress == nil {
 		progress = func(env.BootstrapEvent) {}
 	}
-	tmp, err := os.MkdirTemp("", "lago-bootstrap-")
+	// The scratch folder holds the shadow file and private host keys on
+	// their way to the guest: inside the prefix (beside its key), so a
+	// bootstrap killed before its cleanup leaves them where destroy
+	// removes them, not in /tmp.
+	scratch := ""
+	if k := reqs[0].PublicKeyPath; k != "" {
+		scratch = filepath.Dir(k)
+	}
+	tmp, err := os.MkdirTemp(scratch, ".bootstrap-")
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
