@@ -694,3 +694,33 @@ func (f bootstrapperFunc) BootstrapAll(_ context.Context, _ []env.BootstrapReque
 	f(progress)
 	return nil
 }
+
+// More disks than one appliance takes go in appliances one after another,
+// which bounds the peak memory whatever the number of VMs.
+func TestGuestfishBootstrapBatchesManyDisks(t *testing.T) {
+	defer func(n int) { maxDisksPerAppliance = n }(maxDisksPerAppliance)
+	maxDisksPerAppliance = 2
+	vms := []string{"vm0", "vm1", "vm2", "vm3", "vm4"}
+	f := newBootstrapFixture(t, vms...)
+	if err := f.run(vms...); err != nil {
+		t.Fatal(err)
+	}
+	var per []int
+	for _, fish := range f.fishes {
+		n := 0
+		for _, c := range fish.cmds {
+			if c[0] == "add-drive" {
+				n++
+			}
+		}
+		per = append(per, n)
+	}
+	if fmt.Sprint(per) != "[2 2 1]" {
+		t.Fatalf("disks per appliance %v, want [2 2 1]", per)
+	}
+	for _, vm := range vms {
+		if got := string(f.file(vm, "/etc/hostname").data); got != vm+"\n" {
+			t.Errorf("%s: /etc/hostname = %q", vm, got)
+		}
+	}
+}
