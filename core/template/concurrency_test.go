@@ -67,7 +67,7 @@ func TestConcurrentProcessesDownloadOnce(t *testing.T) {
 	srv.put("/r/repo.metadata", repoJSON(t, "shared", Source{Type: "http", Args: map[string]string{"baseurl": "./"}},
 		map[string]map[string]ver{"el7": {"v3": {"el7.qcow2", 3}}}))
 	// Hold the body back so the second process surely arrives mid-download.
-	srv.delay["/r/el7.qcow2.xz"] = 500 * time.Millisecond
+	srv.set(func(s *server) { s.delay["/r/el7.qcow2.xz"] = 500 * time.Millisecond })
 
 	store := filepath.Join(t.TempDir(), "store")
 	start := filepath.Join(t.TempDir(), "start")

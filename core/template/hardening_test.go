@@ -99,7 +99,7 @@ func TestSlowSteadyDownloadSucceeds(t *testing.T) {
 		map[string]map[string]ver{"i": {"v1": {"i.qcow2", 1}}}))
 	srv.put("/r/i.qcow2", img)
 	srv.put("/r/i.qcow2.hash", []byte(sha1hex(img)))
-	srv.slow["/r/i.qcow2"] = true // 4 kB every 5 ms: over a second
+	srv.set(func(s *server) { s.slow["/r/i.qcow2"] = true }) // 4 kB every 5 ms: over a second
 	short := 250 * time.Millisecond
 	ctx := context.Background()
 	repo, err := OpenRepo(ctx, Options{Path: srv.URL + "/r/repo.metadata", ConnectTimeout: short, ResponseTimeout: short, StallTimeout: short})
@@ -124,7 +124,7 @@ func TestStalledCompanionFails(t *testing.T) {
 	srv := newServer(t)
 	srv.put("/i.qcow2", img)
 	srv.put("/i.qcow2.hash", []byte(sha1hex(img)))
-	srv.stallAfter["/i.qcow2.hash"] = 4
+	srv.set(func(s *server) { s.stallAfter["/i.qcow2.hash"] = 4 })
 	repo, _ := ParseRepo(repoJSON(t, "r", Source{Type: "http", Args: map[string]string{"baseurl": srv.URL}},
 		map[string]map[string]ver{"i": {"v1": {"i.qcow2", 1}}}), "mem")
 	s := newStore(t, DecompressAuto)

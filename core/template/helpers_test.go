@@ -103,6 +103,14 @@ func (s *server) put(path string, data []byte) {
 	s.files[path] = data
 }
 
+// set changes the server's behaviour under its lock: its handlers run on
+// other goroutines, for requests of other processes too.
+func (s *server) set(change func(s *server)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	change(s)
+}
+
 func (s *server) count(path string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -207,9 +207,9 @@ func TestInterruptedDownloadLeavesNothing(t *testing.T) {
 			srv.put(tt.path, tt.data)
 			srv.put("/i.qcow2.hash", []byte(sha1hex(img)))
 			if tt.cancel {
-				srv.slow[tt.path] = true
+				srv.set(func(s *server) { s.slow[tt.path] = true })
 			} else {
-				srv.dropAfter[tt.path] = len(tt.data) / 2
+				srv.set(func(s *server) { s.dropAfter[tt.path] = len(tt.data) / 2 })
 			}
 			repo, _ := ParseRepo(repoJSON(t, "r", Source{Type: "http", Args: map[string]string{"baseurl": srv.URL}},
 				map[string]map[string]ver{"i": {"v1": {"i.qcow2", 1}}}), "mem")
@@ -374,7 +374,7 @@ func TestStalledDownloadFails(t *testing.T) {
 	srv := newServer(t)
 	srv.put("/i.qcow2", img)
 	srv.put("/i.qcow2.hash", []byte(sha1hex(img)))
-	srv.stallAfter["/i.qcow2"] = 100 << 10
+	srv.set(func(s *server) { s.stallAfter["/i.qcow2"] = 100 << 10 })
 	repo, _ := ParseRepo(repoJSON(t, "r", Source{Type: "http", Args: map[string]string{"baseurl": srv.URL}},
 		map[string]map[string]ver{"i": {"v1": {"i.qcow2", 1}}}), "mem")
 	s := newStore(t, DecompressAuto)

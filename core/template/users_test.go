@@ -32,7 +32,7 @@ func TestTwoUsersShareOneStore(t *testing.T) {
 	srv.put("/r/el7.qcow2.metadata", []byte(`{"distro": "el7"}`))
 	srv.put("/r/repo.metadata", repoJSON(t, "shared", Source{Type: "http", Args: map[string]string{"baseurl": "./"}},
 		map[string]map[string]ver{"el7": {"v3": {"el7.qcow2", 3}}}))
-	srv.delay["/r/el7.qcow2.xz"] = 500 * time.Millisecond
+	srv.set(func(s *server) { s.delay["/r/el7.qcow2.xz"] = 500 * time.Millisecond })
 
 	base := t.TempDir()
 	for _, d := range []string{filepath.Dir(base), base} {
@@ -117,10 +117,10 @@ func TestTwoUsersShareOneStore(t *testing.T) {
 			os.Remove(filepath.Join(store, e.Name()))
 		}
 	}
-	srv.mu.Lock()
-	delete(srv.delay, "/r/el7.qcow2.xz")
-	srv.stallAfter["/r/el7.qcow2.xz"] = 4096
-	srv.mu.Unlock()
+	srv.set(func(s *server) {
+		delete(s.delay, "/r/el7.qcow2.xz")
+		s.stallAfter["/r/el7.qcow2.xz"] = 4096
+	})
 	killed := command(users[0])
 	if err := killed.Start(); err != nil {
 		t.Fatal(err)
